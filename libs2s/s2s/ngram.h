@@ -1,0 +1,66 @@
+/* s2s/ngram.h — the built-in n-gram language model: training with interpolated modified
+ * Kneser-Ney, standard ARPA read/write, and scoring of a continuation given a context.
+ *
+ * Tokens are strings. Text is split into tokens by s2s_ngram_tokenize: words (whitespace-
+ * separated, punctuation split off) for languages written with spaces, one UTF-8 character per
+ * token for languages written without (zh, ja, ...); unit sequences are their integers as strings.
+ * All probabilities are natural-log internally; ARPA files store log10 as the format says. */
+#ifndef S2S_NGRAM_H
+#define S2S_NGRAM_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include "s2s/err.h"
+
+typedef struct s2s_lm s2s_lm;
+
+/* How text is split into tokens. */
+typedef enum {
+    S2S_TOK_WORDS = 0, /* lower-cased words, punctuation as separate tokens */
+    S2S_TOK_CHARS = 1, /* one token per UTF-8 character, whitespace dropped */
+    S2S_TOK_UNITS = 2  /* whitespace-separated tokens taken as they are (unit ids) */
+} s2s_tok_mode;
+
+/* Token mode for a language code: CHARS for zh, ja, ko, th, ... ; WORDS otherwise. */
+s2s_tok_mode s2s_tok_mode_for_lang(const char *lang);
+
+/* Splits text into tokens; *toks is a malloc'd array of malloc'd strings, freed with
+ * s2s_tokens_free. Returns the number of tokens or a negative code. */
+long s2s_ngram_tokenize(const char *text, s2s_tok_mode mode, char ***toks, s2s_err *err);
+void s2s_tokens_free(char **toks, size_t n);
+
+/* ---- training ------------------------------------------------------------------------------- */
+typedef struct s2s_lm_trainer s2s_lm_trainer;
+s2s_lm_trainer *s2s_lm_trainer_new(int order, s2s_tok_mode mode, s2s_err *err);
+/* Adds one sentence (line of text; <s> and </s> are added around it). */
+int s2s_lm_trainer_add(s2s_lm_trainer *t, const char *line, s2s_err *err);
+/* Estimates the model (interpolated modified Kneser-Ney) and frees t. */
+s2s_lm *s2s_lm_trainer_finish(s2s_lm_trainer *t, s2s_err *err);
+
+/* ---- files ---------------------------------------------------------------------------------- */
+/* Reads an ARPA file (any order; from SRILM, KenLM, IRSTLM or ours). The token mode is taken from
+ * a "\s2s-tok: MODE" comment line if present before \data\ (ours writes it), else S2S_TOK_WORDS,
+ * or can be forced afterwards with s2s_lm_set_tok_mode. */
+s2s_lm *s2s_lm_load_arpa(const char *path, s2s_err *err);
+/* Writes standard ARPA (log10 probabilities and backoffs); deterministic ordering. */
+int s2s_lm_write_arpa(const s2s_lm *lm, FILE *fp, s2s_err *err);
+void s2s_lm_free(s2s_lm *lm);
+
+int s2s_lm_order(const s2s_lm *lm);
+s2s_tok_mode s2s_lm_tok_mode(const s2s_lm *lm);
+void s2s_lm_set_tok_mode(s2s_lm *lm, s2s_tok_mode mode);
+
+/* ---- scoring -------------------------------------------------------------------------------- */
+/* Natural-log probability of tokens cont[0..m-1] given ctx[0..n-1] as history (the context is
+ * prefixed by <s>; with n = 0 the continuation starts a sentence). Unknown tokens map to <unk>
+ * (counted in *oov if not NULL). Adds </s> after the continuation only if with_eos.
+ * Returns the summed negative log-likelihood in *nll and the number of scored tokens (m, plus 1
+ * with_eos) in *ntok. Thread-safe for concurrent readers of one model. */
+int s2s_lm_score(const s2s_lm *lm, const char *const *ctx, size_t n, const char *const *cont,
+                 size_t m, int with_eos, double *nll, size_t *ntok, size_t *oov, s2s_err *err);
+
+/* Perplexity over lines of text (each a sentence with </s>), as SRILM/IRSTLM report it. */
+int s2s_lm_perplexity(const s2s_lm *lm, FILE *fp, double *ppl, size_t *ntok, size_t *oov,
+                      s2s_err *err);
+
+#endif

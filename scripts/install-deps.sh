@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install what s2sbench needs on Debian 12, idempotently: only missing packages are fetched.
+# Build: compiler, cmake, pkg-config and the -dev packages of our libraries.
+# Tests: independent readers (sox, ffprobe, flac, GNU tar, python3) and espeak-ng's CLI as the anchor.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config
+      libespeak-ng-dev espeak-ng-data libsndfile1-dev libsamplerate0-dev
+      libavformat-dev libavcodec-dev libavutil-dev libswresample-dev
+      zlib1g-dev libjansson-dev libcmocka-dev
+      espeak-ng sox libsox-fmt-all ffmpeg flac tar python3 time)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+# python3 may come from elsewhere (pyenv); a working interpreter is enough.
+if command -v python3 >/dev/null 2>&1; then
+  missing=("${missing[@]/python3}")
+fi
+missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
