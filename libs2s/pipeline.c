@@ -1,0 +1,169 @@
+/* pipeline.c — run our tools as a chain of processes connected by pipes (s2s/pipeline.h). */
+#include "s2s/pipeline.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "s2s/util.h"
+
+struct s2s_pipeline {
+    char ***argv;
+    size_t n;
+    char *str;
+};
+
+char *s2s_self_dir(void)
+{
+    char buf[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) return NULL;
+    buf[n] = 0;
+    char *slash = strrchr(buf, '/');
+    if (!slash) return NULL;
+    *slash = 0;
+    return strdup(buf);
+}
+
+s2s_pipeline *s2s_pipeline_new(s2s_err *err)
+{
+    s2s_pipeline *p = calloc(1, sizeof *p);
+    if (!p) s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    return p;
+}
+
+void s2s_pipeline_free(s2s_pipeline *p)
+{
+    if (!p) return;
+    for (size_t i = 0; i < p->n; i++) {
+        for (char **a = p->argv[i]; *a; a++) free(*a);
+        free(p->argv[i]);
+    }
+    free(p->argv);
+    free(p->str);
+    free(p);
+}
+
+int s2s_pipeline_add(s2s_pipeline *p, const char *const *argv, s2s_err *err)
+{
+    size_t n = 0;
+    while (argv[n]) n++;
+    char ***na = realloc(p->argv, (p->n + 1) * sizeof *na);
+    if (!na) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    p->argv = na;
+    char **copy = calloc(n + 1, sizeof *copy);
+    if (!copy) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        if (!(copy[i] = strdup(argv[i]))) {
+            for (size_t j = 0; j < i; j++) free(copy[j]);
+            free(copy);
+            return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        }
+    p->argv[p->n++] = copy;
+    return 0;
+}
+
+const char *s2s_pipeline_str(s2s_pipeline *p)
+{
+    s2s_buf b = {0};
+    for (size_t i = 0; i < p->n; i++) {
+        if (i) s2s_buf_append(&b, " | ", 3, NULL);
+        for (char **a = p->argv[i]; *a; a++) {
+            if (a != p->argv[i]) s2s_buf_append(&b, " ", 1, NULL);
+            int q = strpbrk(*a, " '\"$*?|&;<>()") != NULL;
+            if (q) s2s_buf_append(&b, "'", 1, NULL);
+            s2s_buf_append(&b, *a, strlen(*a), NULL);
+            if (q) s2s_buf_append(&b, "'", 1, NULL);
+        }
+    }
+    free(p->str);
+    p->str = (char *)s2s_buf_steal(&b, NULL);
+    return p->str ? p->str : "";
+}
+
+static void exec_stage(char **argv, const char *selfdir)
+{
+    if (selfdir && !strchr(argv[0], '/')) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", selfdir, argv[0]);
+        if (access(path, X_OK) == 0) execv(path, argv);
+    }
+    execvp(argv[0], argv);
+    fprintf(stderr, "s2s-build: cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
+int s2s_pipeline_run(s2s_pipeline *p, const char *in_path, const char *out_path, s2s_err *err)
+{
+    if (p->n == 0) return s2s_err_set(err, S2S_EINVAL, "empty pipeline");
+    pid_t *pids = calloc(p->n, sizeof *pids);
+    if (!pids) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    char *selfdir = s2s_self_dir();
+    int in = open(in_path ? in_path : "/dev/null", O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        free(pids), free(selfdir);
+        return s2s_err_errno(err, "%s", in_path ? in_path : "/dev/null");
+    }
+    int out = -1;
+    if (out_path && (out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
+        close(in);
+        free(pids), free(selfdir);
+        return s2s_err_errno(err, "%s", out_path);
+    }
+    int rc = 0;
+    size_t started = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        int fds[2] = {-1, -1};
+        if (i + 1 < p->n && pipe2(fds, O_CLOEXEC) != 0) {
+            rc = s2s_err_errno(err, "pipe");
+            break;
+        }
+        pid_t pid = fork();
+        if (pid < 0) {
+            rc = s2s_err_errno(err, "fork");
+            if (fds[0] >= 0) close(fds[0]), close(fds[1]);
+            break;
+        }
+        if (pid == 0) {
+            dup2(in, 0);
+            if (i + 1 < p->n) dup2(fds[1], 1);
+            else if (out >= 0) dup2(out, 1);
+            exec_stage(p->argv[i], selfdir);
+        }
+        pids[started++] = pid;
+        close(in);
+        in = fds[0];
+        if (fds[1] >= 0) close(fds[1]);
+    }
+    if (in >= 0) close(in);
+    if (out >= 0) close(out);
+    /* Wait for every stage; report the first failure in pipeline order, since a later stage
+     * failing is usually the consequence (a truncated stream) of an earlier one. */
+    int *status = calloc(p->n, sizeof *status);
+    for (size_t i = 0; i < started; i++) {
+        int st = 0;
+        while (waitpid(pids[i], &st, 0) < 0 && errno == EINTR) {}
+        if (status) status[i] = st;
+    }
+    for (size_t i = 0; rc == 0 && status && i < started; i++) {
+        int st = status[i];
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 0) continue;
+        if (WIFEXITED(st))
+            rc = s2s_err_set(err, WEXITSTATUS(st) == 130 ? S2S_EINTR : S2S_EDATA,
+                             "stage %zu (%s) exited with status %d", i + 1, p->argv[i][0],
+                             WEXITSTATUS(st));
+        else
+            rc = s2s_err_set(err, WTERMSIG(st) == SIGINT ? S2S_EINTR : S2S_EDATA,
+                             "stage %zu (%s) killed by signal %d", i + 1, p->argv[i][0],
+                             WTERMSIG(st));
+    }
+    free(status);
+    free(pids);
+    free(selfdir);
+    return rc;
+}
