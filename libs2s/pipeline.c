@@ -119,7 +119,8 @@ int s2s_pipeline_run(s2s_pipeline *p, const char *in_path, const char *out_path,
     size_t started = 0;
     for (size_t i = 0; i < p->n; i++) {
         int fds[2] = {-1, -1};
-        if (i + 1 < p->n && pipe2(fds, O_CLOEXEC) != 0) {
+        if (i + 1 < p->n && (pipe(fds) != 0 || fcntl(fds[0], F_SETFD, FD_CLOEXEC) != 0 ||
+                              fcntl(fds[1], F_SETFD, FD_CLOEXEC) != 0)) {
             rc = s2s_err_errno(err, "pipe");
             break;
         }
