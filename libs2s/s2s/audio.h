@@ -1,0 +1,71 @@
+/* s2s/audio.h — audio members in memory: decode any format to float mono, encode WAV/FLAC.
+ *
+ * Decoding takes the bytes of one member (or file) and gives float samples in [-1, 1], mixed
+ * down to mono (mean of the channels), at the input's own rate. 16-bit PCM WAV, float WAV and
+ * FLAC go through libsndfile (fast path); everything else (mp3, ogg/vorbis, opus, m4a/aac, other
+ * WAV codecs, ...) through libavformat/libavcodec reading from the memory buffer.
+ *
+ * Encoding writes mono float or 16-bit samples as WAV (16-bit PCM or 32-bit float) or FLAC
+ * (16-bit) through libsndfile, deterministically: no PEAK chunk, no timestamps, no strings, so
+ * the same samples give the same bytes.
+ *
+ * Sample scaling: s16 -> float is x / 32768; float -> s16 is lrint(x * 32768) clipped to
+ * [-32768, 32767], so s16 -> float -> s16 is exact. No dither. */
+#ifndef S2S_AUDIO_H
+#define S2S_AUDIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "s2s/err.h"
+
+/* Containers. */
+enum { S2S_AUDIO_OTHER = 0, S2S_AUDIO_WAV = 1, S2S_AUDIO_FLAC = 2 };
+/* Sample formats. */
+enum { S2S_AUDIO_FMT_OTHER = 0, S2S_AUDIO_S16 = 1, S2S_AUDIO_F32 = 2 };
+
+typedef struct s2s_audio {
+    float *samples; /* n mono samples, malloc'd; owned by the struct (s2s_audio_free) */
+    size_t n;       /* number of samples (frames) */
+    int rate;       /* samples per second */
+    /* What the decoded input was (set by s2s_audio_decode; ignored by encode): */
+    int src_channels;  /* channels before the downmix */
+    int src_container; /* S2S_AUDIO_WAV, S2S_AUDIO_FLAC or S2S_AUDIO_OTHER */
+    int src_format;    /* S2S_AUDIO_S16, S2S_AUDIO_F32 or S2S_AUDIO_FMT_OTHER */
+    char codec[32];    /* short codec name: "pcm_s16le", "pcm_f32le", "flac", "mp3", "opus"... */
+} s2s_audio;
+
+/* Decodes one audio file held in memory.
+ * data/size: the file's bytes (not modified, not kept). name: used in messages and as a hint
+ * for format probing ("ctx.mp3", "rec/x.m4a"); may be NULL.
+ * Fills *out (previous content ignored; free with s2s_audio_free, also after failure).
+ * Returns 0, or S2S_EFORMAT (corrupt/truncated/not audio), S2S_EUNSUP (codec not supported),
+ * S2S_EDATA (zero-length audio, NaN or infinite samples), S2S_ENOMEM. The message says why,
+ * without the name (callers prefix "sample ID member: "). */
+int s2s_audio_decode(const void *data, size_t size, const char *name, s2s_audio *out,
+                     s2s_err *err);
+
+/* Encodes a->samples (mono, a->rate) as container S2S_AUDIO_WAV or S2S_AUDIO_FLAC with sample
+ * format S2S_AUDIO_S16 or S2S_AUDIO_F32 (FLAC: S16 only; F32 gives S2S_EINVAL).
+ * On success *out is a malloc'd buffer the caller frees, *outsize its length. Returns 0 or a
+ * negative S2S_E* code (EINVAL for a bad combination or rate, ENOMEM, EIO from libsndfile). */
+int s2s_audio_encode(const s2s_audio *a, int container, int sample_format, unsigned char **out,
+                     size_t *outsize, s2s_err *err);
+
+/* Same as s2s_audio_encode for 16-bit samples (e.g. espeak-ng output): pcm[0..n-1] at rate,
+ * written as 16-bit WAV or FLAC, bit-exact. */
+int s2s_audio_encode_s16(const int16_t *pcm, size_t n, int rate, int container,
+                         unsigned char **out, size_t *outsize, s2s_err *err);
+
+/* Frees a->samples and zeroes the struct. Safe on a zeroed or already freed struct. */
+void s2s_audio_free(s2s_audio *a);
+
+/* 1 if a member suffix or file name ends with a known audio extension (.wav .flac .mp3 .ogg
+ * .oga .opus .m4a .mp4 .aac .wma .aif .aiff .au .webm .mka), case-insensitive; else 0. */
+int s2s_audio_is_audio_name(const char *name);
+
+/* "wav" / "flac" for a container (NULL otherwise). */
+const char *s2s_audio_container_ext(int container);
+/* "s16" / "f32" for a sample format (NULL otherwise). */
+const char *s2s_audio_format_name(int sample_format);
+
+#endif
