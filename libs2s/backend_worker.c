@@ -1,0 +1,486 @@
+/* backend_worker.c — a model in a child process speaking docs/worker.md (s2s/worker.h). */
+#include "s2s/worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "s2s/util.h"
+
+#define PROTOCOL_VERSION 1
+
+typedef struct pending {
+    uint64_t req_id;
+    char *line; /* the request as sent, for resending after a restart */
+    int used;
+} pending;
+
+typedef struct worker {
+    char *command;
+    s2s_worker_opts o;
+    pid_t pid;
+    int to, from; /* pipe ends: child's stdin, child's stdout */
+    s2s_buf in;   /* bytes read from the child, not yet a full line */
+    pending *p;   /* open-addressed by req_id */
+    size_t pcap, npending;
+    s2s_reply *ready;
+    size_t nready, readycap;
+    unsigned restarts;
+    char model_id[256];
+    char last_fault[300];
+    s2s_backend_ops ops; /* per handle: capacity follows the worker's hello */
+} worker;
+
+void s2s_worker_opts_default(s2s_worker_opts *o)
+{
+    o->timeout_s = 60;
+    o->max_restarts = 3;
+    o->capacity = 64;
+    const char *e;
+    if ((e = getenv("S2S_WORKER_TIMEOUT")) && atof(e) > 0) o->timeout_s = atof(e);
+    if ((e = getenv("S2S_WORKER_RESTARTS"))) o->max_restarts = (unsigned)atoi(e);
+    if ((e = getenv("S2S_WORKER_CAPACITY")) && atoi(e) > 0) o->capacity = (unsigned)atoi(e);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- pending table ---------------------------------------------------------------------------- */
+static size_t slot_of(const worker *w, uint64_t id)
+{
+    size_t i = (size_t)(id * 0x9E3779B97F4A7C15ULL) & (w->pcap - 1);
+    while (w->p[i].used && w->p[i].req_id != id) i = (i + 1) & (w->pcap - 1);
+    return i;
+}
+
+static int pending_add(worker *w, uint64_t id, char *line, s2s_err *err)
+{
+    if ((w->npending + 1) * 2 > w->pcap) {
+        size_t cap = w->pcap ? w->pcap * 2 : 128;
+        pending *np = calloc(cap, sizeof *np);
+        if (!np) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        pending *old = w->p;
+        size_t oldcap = w->pcap;
+        w->p = np;
+        w->pcap = cap;
+        for (size_t i = 0; i < oldcap; i++)
+            if (old[i].used) w->p[slot_of(w, old[i].req_id)] = old[i];
+        free(old);
+    }
+    size_t i = slot_of(w, id);
+    if (w->p[i].used) return s2s_err_set(err, S2S_EINVAL, "request id %llu already in flight",
+                                         (unsigned long long)id);
+    w->p[i] = (pending){id, line, 1};
+    w->npending++;
+    return 0;
+}
+
+/* Removes id; returns 1 if it was pending. Backward-shift deletion keeps probing valid. */
+static int pending_take(worker *w, uint64_t id)
+{
+    if (!w->pcap) return 0;
+    size_t i = slot_of(w, id);
+    if (!w->p[i].used) return 0;
+    free(w->p[i].line);
+    w->p[i].used = 0;
+    w->npending--;
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & (w->pcap - 1);
+        if (!w->p[j].used) break;
+        size_t home = (size_t)(w->p[j].req_id * 0x9E3779B97F4A7C15ULL) & (w->pcap - 1);
+        int between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (between) continue;
+        w->p[i] = w->p[j];
+        w->p[j].used = 0;
+        i = j;
+    }
+    return 1;
+}
+
+/* ---- child process ----------------------------------------------------------------------------- */
+static void kill_child(worker *w)
+{
+    if (w->to >= 0) close(w->to);
+    if (w->from >= 0) close(w->from);
+    w->to = w->from = -1;
+    if (w->pid > 0) {
+        kill(w->pid, SIGKILL);
+        while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR) {}
+    }
+    w->pid = -1;
+    s2s_buf_free(&w->in);
+}
+
+static int start_child(worker *w, s2s_err *err)
+{
+    int a[2], b[2];
+    if (pipe(a) != 0) return s2s_err_errno(err, "worker: pipe");
+    if (pipe(b) != 0) {
+        close(a[0]), close(a[1]);
+        return s2s_err_errno(err, "worker: pipe");
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(a[0]), close(a[1]), close(b[0]), close(b[1]);
+        return s2s_err_errno(err, "worker: fork");
+    }
+    if (pid == 0) {
+        dup2(a[0], 0);
+        dup2(b[1], 1);
+        close(a[0]), close(a[1]), close(b[0]), close(b[1]);
+        execl("/bin/sh", "sh", "-c", w->command, (char *)NULL);
+        _exit(127);
+    }
+    close(a[0]);
+    close(b[1]);
+    w->pid = pid;
+    w->to = a[1];
+    w->from = b[0];
+    fcntl(w->to, F_SETFD, FD_CLOEXEC);
+    fcntl(w->from, F_SETFD, FD_CLOEXEC);
+    fcntl(w->from, F_SETFL, fcntl(w->from, F_GETFL) | O_NONBLOCK);
+    return 0;
+}
+
+/* Reads what is available (waiting up to timeout_ms for something); returns 1 if bytes came,
+ * 0 on timeout, -1 on EOF (child closed stdout), negative S2S code on error. */
+static int read_some(worker *w, int timeout_ms, s2s_err *err)
+{
+    struct pollfd pf = {w->from, POLLIN, 0};
+    int n = poll(&pf, 1, timeout_ms);
+    if (n < 0) return errno == EINTR ? 0 : s2s_err_errno(err, "worker: poll");
+    if (n == 0) return 0;
+    if (s2s_buf_reserve(&w->in, 65536, err)) return S2S_ENOMEM;
+    ssize_t k = read(w->from, w->in.data + w->in.len, 65536);
+    if (k < 0) return (errno == EAGAIN || errno == EINTR) ? 0 : s2s_err_errno(err, "worker: read");
+    if (k == 0) return -1;
+    w->in.len += (size_t)k;
+    w->in.data[w->in.len] = 0;
+    return 1;
+}
+
+/* Takes one complete line out of the input buffer (malloc'd), or NULL. */
+static char *take_line(worker *w)
+{
+    if (!w->in.len) return NULL;
+    unsigned char *nl = memchr(w->in.data, '\n', w->in.len);
+    if (!nl) return NULL;
+    size_t n = (size_t)(nl - w->in.data);
+    char *line = strndup((char *)w->in.data, n);
+    memmove(w->in.data, nl + 1, w->in.len - n - 1);
+    w->in.len -= n + 1;
+    w->in.data[w->in.len] = 0;
+    return line;
+}
+
+static int write_all(worker *w, const char *s, size_t n, s2s_err *err)
+{
+    /* While the pipe to the child is full, keep reading its replies so neither side blocks. */
+    while (n > 0) {
+        struct pollfd pf[2] = {{w->to, POLLOUT, 0}, {w->from, POLLIN, 0}};
+        int k = poll(pf, 2, (int)(w->o.timeout_s * 1000));
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return s2s_err_errno(err, "worker: poll");
+        if (k == 0) return s2s_err_set(err, S2S_EMODEL, "worker stopped reading requests");
+        if (pf[1].revents & POLLIN) {
+            int r = read_some(w, 0, err);
+            if (r < -1) return r;
+        }
+        if (pf[0].revents & (POLLERR | POLLHUP))
+            return s2s_err_set(err, S2S_EMODEL, "worker closed its stdin");
+        if (pf[0].revents & POLLOUT) {
+            ssize_t m = write(w->to, s, n);
+            if (m < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+            if (m < 0) return s2s_err_set(err, S2S_EMODEL, "worker: write: %s", strerror(errno));
+            s += m;
+            n -= (size_t)m;
+        }
+    }
+    return 0;
+}
+
+static int read_hello(worker *w, s2s_err *err)
+{
+    double deadline = now_s() + w->o.timeout_s;
+    for (;;) {
+        char *line = take_line(w);
+        if (line) {
+            json_error_t je;
+            json_t *h = json_loads(line, 0, &je);
+            free(line);
+            const char *hello = json_string_value(json_object_get(h, "hello"));
+            if (!h || !hello || strcmp(hello, "s2s-worker") != 0) {
+                json_decref(h);
+                return s2s_err_set(err, S2S_EMODEL,
+                                   "worker '%s': first line is not a hello "
+                                   "({\"hello\": \"s2s-worker\", \"protocol\": 1, ...}, docs/worker.md)",
+                                   w->command);
+            }
+            json_int_t proto = json_integer_value(json_object_get(h, "protocol"));
+            if (proto != PROTOCOL_VERSION) {
+                json_decref(h);
+                return s2s_err_set(err, S2S_EMODEL, "worker '%s' speaks protocol %lld, we speak %d",
+                                   w->command, (long long)proto, PROTOCOL_VERSION);
+            }
+            const char *mid = json_string_value(json_object_get(h, "model_id"));
+            snprintf(w->model_id, sizeof w->model_id, "%s", mid ? mid : "");
+            json_int_t cap = json_integer_value(json_object_get(h, "capacity"));
+            if (cap > 0 && (unsigned)cap < w->o.capacity) w->o.capacity = (unsigned)cap;
+            json_decref(h);
+            return 0;
+        }
+        double left = deadline - now_s();
+        if (left <= 0)
+            return s2s_err_set(err, S2S_EMODEL, "worker '%s' sent no hello within %.0f s", w->command,
+                               w->o.timeout_s);
+        int r = read_some(w, (int)(left * 1000) + 1, err);
+        if (r == -1)
+            return s2s_err_set(err, S2S_EMODEL, "worker '%s' exited before its hello", w->command);
+        if (r < -1) return r;
+    }
+}
+
+/* A fault: restart and resend every pending request, or give up past the bound. */
+static int fault(worker *w, const char *why, s2s_err *err)
+{
+    snprintf(w->last_fault, sizeof w->last_fault, "%s", why);
+    kill_child(w);
+    if (w->restarts >= w->o.max_restarts)
+        return s2s_err_set(err, S2S_EMODEL,
+                           "worker '%s' failed %u time%s; last: %s (%zu requests unanswered)",
+                           w->command, w->restarts + 1, w->restarts ? "s" : "", why, w->npending);
+    w->restarts++;
+    int rc = start_child(w, err);
+    if (!rc) rc = read_hello(w, err);
+    if (rc) return rc;
+    for (size_t i = 0; i < w->pcap; i++)
+        if (w->p[i].used && (rc = write_all(w, w->p[i].line, strlen(w->p[i].line), err)) != 0)
+            return fault(w, err->msg, err);
+    return 0;
+}
+
+static int push_ready(worker *w, const s2s_reply *r, s2s_err *err)
+{
+    if (w->nready == w->readycap) {
+        size_t cap = w->readycap ? 2 * w->readycap : 64;
+        s2s_reply *p = realloc(w->ready, cap * sizeof *p);
+        if (!p) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        w->ready = p;
+        w->readycap = cap;
+    }
+    w->ready[w->nready++] = *r;
+    return 0;
+}
+
+/* Parses one reply line. Returns 0 (a reply queued), or 1 with why filled on garbage. */
+static int parse_reply(worker *w, const char *line, char *why, size_t whyn, s2s_err *err)
+{
+    json_error_t je;
+    json_t *j = json_loads(line, 0, &je);
+    if (!j || !json_is_object(j)) {
+        snprintf(why, whyn, "reply is not a JSON object: %.80s", line);
+        json_decref(j);
+        return 1;
+    }
+    json_t *id = json_object_get(j, "id");
+    if (!json_is_integer(id) || json_integer_value(id) < 0) {
+        snprintf(why, whyn, "reply without an integer id: %.80s", line);
+        json_decref(j);
+        return 1;
+    }
+    uint64_t rid = (uint64_t)json_integer_value(id);
+    if (!pending_take(w, rid)) {
+        snprintf(why, whyn, "reply for id %llu, which is not pending (unknown or duplicate)",
+                 (unsigned long long)rid);
+        json_decref(j);
+        return 1;
+    }
+    s2s_reply r;
+    memset(&r, 0, sizeof r);
+    r.req_id = rid;
+    const char *e = json_string_value(json_object_get(j, "error"));
+    json_t *nll = json_object_get(j, "nll"), *ntok = json_object_get(j, "ntok");
+    if (e) {
+        r.status = S2S_EMODEL;
+        snprintf(r.msg, sizeof r.msg, "worker: %s", e);
+    } else if (!json_is_number(nll) || !json_is_integer(ntok) || json_integer_value(ntok) < 0) {
+        r.status = S2S_EMODEL;
+        snprintf(r.msg, sizeof r.msg, "worker reply without a number nll and an integer ntok");
+    } else {
+        r.nll = json_number_value(nll);
+        r.ntok = (uint64_t)json_integer_value(ntok);
+        if (!isfinite(r.nll)) {
+            r.status = S2S_EDATA;
+            snprintf(r.msg, sizeof r.msg, "worker returned a non-finite nll");
+        }
+    }
+    json_decref(j);
+    return push_ready(w, &r, err);
+}
+
+/* Reads and parses replies; waits up to wait_ms for the first. Handles faults. */
+static int pump(worker *w, int wait_ms, s2s_err *err)
+{
+    double start = now_s();
+    for (;;) {
+        char *line;
+        while ((line = take_line(w)) != NULL) {
+            char why[256];
+            int rc = parse_reply(w, line, why, sizeof why, err);
+            free(line);
+            if (rc < 0) return rc;
+            if (rc == 1 && (rc = fault(w, why, err)) != 0) return rc;
+        }
+        if (w->nready || !w->npending) return 0;
+        double waited = now_s() - start;
+        if (wait_ms >= 0 && waited * 1000 >= wait_ms) return 0;
+        int r = read_some(w, 200, err);
+        if (r == -1) {
+            int rc = fault(w, "the worker exited (crash or early EOF)", err);
+            if (rc) return rc;
+            start = now_s();
+            continue;
+        }
+        if (r < -1) return r;
+        if (r == 1) start = now_s(); /* progress resets the hang timer */
+        if (r == 0 && now_s() - start > w->o.timeout_s) {
+            char why[128];
+            snprintf(why, sizeof why, "no reply for %.0f s (hung)", w->o.timeout_s);
+            int rc = fault(w, why, err);
+            if (rc) return rc;
+            start = now_s();
+        }
+    }
+}
+
+/* ---- backend ops ------------------------------------------------------------------------------- */
+static int w_needs(void *self, s2s_mode mode, unsigned *needs, s2s_err *err)
+{
+    (void)self, (void)err;
+    /* A worker gets everything the mode has: text always, audio and units of the speech side. */
+    unsigned n = S2S_NEED_CTX_TEXT | S2S_NEED_CAND_TEXT;
+    if (mode == S2S_MODE_S2T || mode == S2S_MODE_S2S) n |= S2S_NEED_CTX_AUDIO;
+    if (mode == S2S_MODE_T2S || mode == S2S_MODE_S2S) n |= S2S_NEED_CAND_AUDIO;
+    *needs = n;
+    return 0;
+}
+
+static int add_side(json_t *obj, const char *key, const char *text, const char *units,
+                    const char *audio)
+{
+    json_t *side = json_object();
+    if (!side) return -1;
+    if (text) json_object_set_new(side, "text", json_string(text));
+    if (units) json_object_set_new(side, "units", json_string(units));
+    if (audio) json_object_set_new(side, "audio", json_string(audio));
+    return json_object_set_new(obj, key, side);
+}
+
+static int w_submit(void *self, const s2s_request *rq, s2s_err *err)
+{
+    worker *w = self;
+    json_t *j = json_pack("{s:I, s:s, s:s, s:i, s:s}", "id", (json_int_t)rq->req_id, "item",
+                          rq->item_id ? rq->item_id : "", "mode", s2s_mode_name(rq->mode), "cand",
+                          (int)rq->cand, "lang", rq->lang ? rq->lang : "");
+    if (!j || add_side(j, "context", rq->ctx_text, rq->ctx_units, rq->ctx_audio) ||
+        add_side(j, "candidate", rq->cand_text, rq->cand_units, rq->cand_audio)) {
+        json_decref(j);
+        return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    }
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    size_t n = s ? strlen(s) : 0;
+    char *line = s ? realloc(s, n + 2) : NULL;
+    if (!line) {
+        free(s);
+        return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    }
+    line[n] = '\n', line[n + 1] = 0;
+    int rc = pending_add(w, rq->req_id, line, err);
+    if (rc) {
+        free(line);
+        return rc;
+    }
+    if (write_all(w, line, n + 1, err) != 0) {
+        char why[300];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return fault(w, why, err); /* resends every pending request, this one included */
+    }
+    return 0;
+}
+
+static int w_poll(void *self, s2s_reply *out, size_t max, int wait, s2s_err *err)
+{
+    worker *w = self;
+    int rc = pump(w, wait ? -1 : 0, err);
+    if (rc) return rc;
+    size_t k = w->nready < max ? w->nready : max;
+    memcpy(out, w->ready, k * sizeof *out);
+    memmove(w->ready, w->ready + k, (w->nready - k) * sizeof *out);
+    w->nready -= k;
+    return (int)k;
+}
+
+static void w_destroy(void *self)
+{
+    worker *w = self;
+    if (!w) return;
+    if (w->to >= 0) {
+        close(w->to); /* EOF: a well-behaved worker exits */
+        w->to = -1;
+    }
+    if (w->pid > 0) {
+        for (int i = 0; i < 50; i++) { /* up to 1 s to exit by itself */
+            if (waitpid(w->pid, NULL, WNOHANG) == w->pid) {
+                w->pid = -1;
+                break;
+            }
+            struct timespec ts = {0, 20000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    kill_child(w);
+    for (size_t i = 0; i < w->pcap; i++)
+        if (w->p[i].used) free(w->p[i].line);
+    free(w->p);
+    free(w->ready);
+    free(w->command);
+    free(w);
+}
+
+s2s_backend *s2s_backend_worker_open(const char *spec, const char *command,
+                                     const s2s_worker_opts *opts, s2s_err *err)
+{
+    worker *w = calloc(1, sizeof *w);
+    if (!w || !(w->command = strdup(command))) {
+        free(w);
+        s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        return NULL;
+    }
+    w->to = w->from = w->pid = -1;
+    if (opts) w->o = *opts;
+    else s2s_worker_opts_default(&w->o);
+    if (!w->o.capacity) w->o.capacity = 1;
+    signal(SIGPIPE, SIG_IGN); /* a dead worker must give EPIPE, not kill the scorer */
+    int rc = start_child(w, err);
+    if (!rc) rc = read_hello(w, err);
+    if (rc) {
+        w_destroy(w);
+        return NULL;
+    }
+    w->ops = (s2s_backend_ops){"worker", w_needs, NULL, w_submit, w_poll, w->o.capacity, w_destroy};
+    return s2s_backend_new(&w->ops, w, spec, w->model_id, err);
+}
