@@ -1,0 +1,882 @@
+/* index.c — shard indexes (docs/shard-index.md): reading, verifying shards and datasets against
+ * them, random access by key, and the conversion back to the stream form (s2s/shard.h). */
+#include "s2s/shard.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "s2s/item.h"
+#include "s2s/tar.h"
+#include "s2s/util.h"
+
+char *s2s_index_path(const char *shard_path) {
+    size_t n = strlen(shard_path);
+    char *p = malloc(n + 5);
+    if (!p) return NULL;
+    memcpy(p, shard_path, n);
+    memcpy(p + n, ".idx", 5);
+    return p;
+}
+
+void s2s_index_free(s2s_index *ix) {
+    if (!ix) return;
+    free(ix->shard);
+    for (size_t i = 0; i < ix->n_samples; i++)
+        free(ix->samples[i].key);
+    for (size_t i = 0; i < ix->n_members; i++)
+        free(ix->members[i].name);
+    free(ix->samples);
+    free(ix->members);
+    free(ix);
+}
+
+/* Splits line at tabs into at most max fields; returns the count. */
+static int split_tabs(char *line, char **f, int max) {
+    int n = 0;
+    char *p = line;
+    while (n < max) {
+        f[n++] = p;
+        char *t = strchr(p, '\t');
+        if (!t) break;
+        *t = 0;
+        p = t + 1;
+    }
+    return n;
+}
+
+static int parse_u64(const char *s, int base, uint64_t *v) {
+    if (!*s || *s == '-' || *s == '+' || *s == ' ') return -1;
+    char *e;
+    errno = 0;
+    unsigned long long x = strtoull(s, &e, base);
+    if (*e || errno) return -1;
+    *v = x;
+    return 0;
+}
+
+static int is_hex64(const char *s) {
+    if (strlen(s) != 64) return 0;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f'))) return 0;
+    return 1;
+}
+
+s2s_index *s2s_index_read(const char *path, s2s_err *err) {
+    unsigned char *data = NULL;
+    size_t len = 0;
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        s2s_err_errno(err, "%s: missing index (every shard needs its NAME.tar.idx)", path);
+        return NULL;
+    }
+    if (s2s_read_file(path, &data, &len, err) < 0) return NULL;
+    s2s_index *ix = calloc(1, sizeof *ix);
+    size_t cap_s = 0, cap_m = 0;
+    int rc = 0;
+    size_t lineno = 0;
+    char *p = (char *)data, *end = (char *)data + len;
+    int seen_end = 0;
+    size_t cur = (size_t)-1, cur_left = 0;
+    if (!ix) {
+        rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (memchr(data, 0, len)) {
+        rc = s2s_err_set(err, S2S_EFORMAT, "%s: NUL byte in index", path);
+        goto out;
+    }
+    while (p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        lineno++;
+        if (!nl) {
+            rc = s2s_err_set(err, S2S_EFORMAT, "%s:%zu: index truncated (last line unterminated)",
+                             path, lineno);
+            goto out;
+        }
+        *nl = 0;
+        char *line = p;
+        p = nl + 1;
+        char *f[8];
+        if (seen_end) {
+            rc = s2s_err_set(err, S2S_EFORMAT, "%s:%zu: text after the \"end\" line", path, lineno);
+            goto out;
+        }
+        if (lineno == 1) {
+            if (strcmp(line, "s2s-shard-index 1") != 0) {
+                rc = s2s_err_set(err, S2S_EFORMAT,
+                                 "%s:1: not an s2s shard index (expected \"s2s-shard-index 1\")",
+                                 path);
+                goto out;
+            }
+            continue;
+        }
+        int nf = split_tabs(line, f, 8);
+        if (lineno == 2) {
+            if (nf != 4 || strcmp(f[0], "shard") != 0 || !*f[1] ||
+                parse_u64(f[2], 10, &ix->shard_size) < 0 || !is_hex64(f[3])) {
+                rc = s2s_err_set(err, S2S_EFORMAT,
+                                 "%s:2: expected \"shard<TAB>NAME<TAB>SIZE<TAB>SHA256\"", path);
+                goto out;
+            }
+            ix->shard = strdup(f[1]);
+            memcpy(ix->sha256, f[3], 65);
+            if (!ix->shard) {
+                rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+                goto out;
+            }
+            continue;
+        }
+        if (nf == 3 && strcmp(f[0], "sample") == 0) {
+            uint64_t n;
+            if (cur_left) {
+                rc = s2s_err_set(err, S2S_EFORMAT, "%s:%zu: sample %s lists %zu member(s) fewer",
+                                 path, lineno, ix->samples[cur].key, cur_left);
+                goto out;
+            }
+            if (parse_u64(f[2], 10, &n) < 0 || n == 0 || n > 100000) {
+                rc = s2s_err_set(err, S2S_EFORMAT, "%s:%zu: bad member count \"%s\"", path, lineno,
+                                 f[2]);
+                goto out;
+            }
+            if (!s2s_id_valid(f[1])) {
+                rc = s2s_err_set(err, S2S_EDATA,
+                                 "%s:%zu: sample key \"%.80s\" is not valid (letters, digits, '_', "
+                                 "'-'; a dot would split it for WebDataset readers)",
+                                 path, lineno, f[1]);
+                goto out;
+            }
+            if (ix->n_samples == cap_s) {
+                cap_s = cap_s ? cap_s * 2 : 64;
+                void *np = realloc(ix->samples, cap_s * sizeof *ix->samples);
+                if (!np) {
+                    rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+                    goto out;
+                }
+                ix->samples = np;
+            }
+            cur = ix->n_samples++;
+            ix->samples[cur].key = strdup(f[1]);
+            ix->samples[cur].first = ix->n_members;
+            ix->samples[cur].n = (size_t)n;
+            if (!ix->samples[cur].key) {
+                ix->n_samples--;
+                rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+                goto out;
+            }
+            cur_left = (size_t)n;
+            continue;
+        }
+        if (nf == 6 && strcmp(f[0], "member") == 0) {
+            uint64_t h, d, s, c;
+            if (!cur_left) {
+                rc = s2s_err_set(err, S2S_EFORMAT, "%s:%zu: member line outside a sample", path,
+                                 lineno);
+                goto out;
+            }
+            if (parse_u64(f[2], 10, &h) < 0 || parse_u64(f[3], 10, &d) < 0 ||
+                parse_u64(f[4], 10, &s) < 0 || strlen(f[5]) != 8 || parse_u64(f[5], 16, &c) < 0 ||
+                d < h + 512 || (h % 512) || (d % 512)) {
+                rc = s2s_err_set(err, S2S_EFORMAT,
+                                 "%s:%zu: expected \"member<TAB>NAME<TAB>HDR_OFF<TAB>DATA_OFF<TAB>"
+                                 "SIZE<TAB>CRC32\" with 512-aligned offsets",
+                                 path, lineno);
+                goto out;
+            }
+            const char *key = ix->samples[cur].key;
+            size_t kl = strlen(key);
+            if (strncmp(f[1], key, kl) != 0 || f[1][kl] != '.' || !f[1][kl + 1] ||
+                strchr(f[1], '/')) {
+                rc = s2s_err_set(err, S2S_EDATA,
+                                 "%s:%zu: member \"%.200s\" does not belong to sample %s (names "
+                                 "must be KEY.SUFFIX)",
+                                 path, lineno, f[1], key);
+                goto out;
+            }
+            if (ix->n_members == cap_m) {
+                cap_m = cap_m ? cap_m * 2 : 256;
+                void *np = realloc(ix->members, cap_m * sizeof *ix->members);
+                if (!np) {
+                    rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+                    goto out;
+                }
+                ix->members = np;
+            }
+            s2s_index_member *m = &ix->members[ix->n_members];
+            m->name = strdup(f[1]);
+            if (!m->name) {
+                rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+                goto out;
+            }
+            m->hdr_off = h;
+            m->data_off = d;
+            m->size = s;
+            m->crc = (uint32_t)c;
+            ix->n_members++;
+            cur_left--;
+            continue;
+        }
+        if (nf == 3 && strcmp(f[0], "end") == 0) {
+            uint64_t ns, nm;
+            if (cur_left || parse_u64(f[1], 10, &ns) < 0 || parse_u64(f[2], 10, &nm) < 0 ||
+                ns != ix->n_samples || nm != ix->n_members) {
+                rc = s2s_err_set(err, S2S_EFORMAT,
+                                 "%s:%zu: \"end\" counts do not match the %zu samples and %zu "
+                                 "members listed",
+                                 path, lineno, ix->n_samples, ix->n_members);
+                goto out;
+            }
+            seen_end = 1;
+            continue;
+        }
+        rc = s2s_err_set(err, S2S_EFORMAT, "%s:%zu: unrecognised line \"%.60s\"", path, lineno,
+                         line);
+        goto out;
+    }
+    if (!seen_end)
+        rc = s2s_err_set(err, S2S_EFORMAT, "%s: index truncated (no \"end\" line)", path);
+out:
+    free(data);
+    if (rc < 0) {
+        s2s_index_free(ix);
+        return NULL;
+    }
+    return ix;
+}
+
+static const char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* Sample that owns member mi. */
+static const s2s_index_sample *owner(const s2s_index *ix, size_t mi) {
+    for (size_t i = 0; i < ix->n_samples; i++)
+        if (mi >= ix->samples[i].first && mi < ix->samples[i].first + ix->samples[i].n)
+            return &ix->samples[i];
+    return NULL;
+}
+
+/* Expected bytes of a member (headers, data, padding) as our tar writer writes them. */
+static int expected_member(const char *name, const unsigned char *data, size_t size,
+                           unsigned char **out, size_t *out_n, s2s_err *err) {
+    char *buf = NULL;
+    size_t blen = 0;
+    FILE *ms = open_memstream(&buf, &blen);
+    if (!ms) return s2s_err_errno(err, "memory stream");
+    s2s_tar_writer *w = s2s_tar_writer_new(ms, "verify", err);
+    int rc = w ? s2s_tar_write(w, name, data, size, NULL, NULL, err) : S2S_ENOMEM;
+    s2s_tar_writer_free(w);
+    fclose(ms);
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    *out = (unsigned char *)buf;
+    *out_n = blen;
+    return 0;
+}
+
+static int read_exact(FILE *f, void *p, size_t n, s2s_sha256 *sha) {
+    if (n && fread(p, 1, n, f) != n) return -1;
+    s2s_sha256_update(sha, p, n);
+    return 0;
+}
+
+int s2s_shard_verify(const char *shard_path, const char *expect_sha, s2s_idset *keys,
+                     uint64_t *n_samples, s2s_err *err) {
+    int rc = 0;
+    char *ipath = s2s_index_path(shard_path);
+    if (!ipath) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    s2s_index *ix = s2s_index_read(ipath, err);
+    FILE *f = NULL;
+    unsigned char *data = NULL, *exp = NULL, *hdr = NULL;
+    if (!ix) {
+        rc = err ? err->code : S2S_EFORMAT;
+        goto out;
+    }
+    const char *bn = base_name(shard_path);
+    if (strcmp(ix->shard, bn) != 0) {
+        rc = s2s_err_set(err, S2S_EDATA, "%s: index %s belongs to another shard (%s)", shard_path,
+                         ipath, ix->shard);
+        goto out;
+    }
+    struct stat st;
+    f = fopen(shard_path, "rb");
+    if (!f || fstat(fileno(f), &st) != 0) {
+        rc = s2s_err_errno(err, "%s: cannot open shard", shard_path);
+        goto out;
+    }
+    uint64_t fsize = (uint64_t)st.st_size;
+    /* keys: valid (checked by the reader), unique in the shard and across shards */
+    s2s_idset *local = s2s_idset_new();
+    if (!local) {
+        rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < ix->n_samples; i++) {
+        int a = s2s_idset_add(local, ix->samples[i].key);
+        int b = a > 0 && keys ? s2s_idset_add(keys, ix->samples[i].key) : 1;
+        if (a < 0 || b < 0) {
+            s2s_idset_free(local);
+            rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+            goto out;
+        }
+        if (a == 0 || b == 0) {
+            s2s_idset_free(local);
+            rc = s2s_err_set(err, S2S_EDATA, "%s: sample %s: key appears %s", shard_path,
+                             ix->samples[i].key,
+                             a == 0 ? "twice in this shard (sample split?)"
+                                    : "in another shard too (sample split across shards or "
+                                      "shards of two datasets mixed)");
+            goto out;
+        }
+    }
+    s2s_idset_free(local);
+    /* layout: members back to back from byte 0, then the 1024-byte end marker */
+    uint64_t pos = 0;
+    for (size_t i = 0; i < ix->n_members; i++) {
+        const s2s_index_member *m = &ix->members[i];
+        if (m->hdr_off != pos) {
+            rc = s2s_err_set(err, S2S_EFORMAT,
+                             "%s: index entry of member %s says byte %llu, expected %llu (index "
+                             "damaged)",
+                             ipath, m->name, (unsigned long long)m->hdr_off,
+                             (unsigned long long)pos);
+            goto out;
+        }
+        pos = m->data_off + (m->size + 511) / 512 * 512;
+    }
+    uint64_t want = pos + 1024;
+    if (fsize != ix->shard_size || fsize != want) {
+        if (fsize < want) {
+            /* name what the cut loses */
+            const char *what = "the end-of-archive marker";
+            char buf[600];
+            for (size_t i = 0; i < ix->n_members; i++) {
+                const s2s_index_member *m = &ix->members[i];
+                if (fsize < m->data_off + (m->size + 511) / 512 * 512) {
+                    snprintf(buf, sizeof buf, "sample %s, member %s", owner(ix, i)->key, m->name);
+                    what = buf;
+                    break;
+                }
+            }
+            rc = s2s_err_set(
+                err, S2S_EDATA, "%s: truncated: %llu bytes, index says %llu; cut inside %s",
+                shard_path, (unsigned long long)fsize, (unsigned long long)ix->shard_size, what);
+        } else if (fsize > want) {
+            rc = s2s_err_set(err, S2S_EDATA,
+                             "%s: %llu bytes after the end-of-archive marker (index says %llu "
+                             "bytes, the shard has %llu): stale index or appended data",
+                             shard_path, (unsigned long long)(fsize - want),
+                             (unsigned long long)ix->shard_size, (unsigned long long)fsize);
+        } else {
+            rc = s2s_err_set(err, S2S_EDATA, "%s: index %s records %llu bytes, the shard has %llu",
+                             shard_path, ipath, (unsigned long long)ix->shard_size,
+                             (unsigned long long)fsize);
+        }
+        goto out;
+    }
+    s2s_sha256 sha;
+    s2s_sha256_init(&sha);
+    for (size_t i = 0; i < ix->n_members; i++) {
+        const s2s_index_member *m = &ix->members[i];
+        const char *key = owner(ix, i)->key;
+        size_t hl = (size_t)(m->data_off - m->hdr_off);
+        size_t padded = (size_t)((m->size + 511) / 512 * 512);
+        free(hdr);
+        free(data);
+        hdr = malloc(hl);
+        data = malloc(padded ? padded : 1);
+        if (!hdr || !data) {
+            rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+            goto out;
+        }
+        if (read_exact(f, hdr, hl, &sha) < 0 || read_exact(f, data, padded, &sha) < 0) {
+            rc = s2s_err_errno(err, "%s: read failed in sample %s, member %s", shard_path, key,
+                               m->name);
+            goto out;
+        }
+        size_t size = (size_t)m->size;
+        uint32_t crc = s2s_crc32(data, size);
+        if (crc != m->crc) {
+            rc = s2s_err_set(err, S2S_EDATA,
+                             "%s: sample %s, member %s: data damaged (CRC-32 %08x, index says "
+                             "%08x; bytes %llu-%llu)",
+                             shard_path, key, m->name, crc, m->crc, (unsigned long long)m->data_off,
+                             (unsigned long long)(m->data_off + size));
+            goto out;
+        }
+        free(exp);
+        exp = NULL;
+        size_t el = 0;
+        if ((rc = expected_member(m->name, data, size, &exp, &el, err)) < 0) goto out;
+        if (el != hl + padded || memcmp(exp, hdr, hl) != 0) {
+            rc = s2s_err_set(err, S2S_EDATA,
+                             "%s: sample %s, member %s: tar header damaged (bytes %llu-%llu)",
+                             shard_path, key, m->name, (unsigned long long)m->hdr_off,
+                             (unsigned long long)m->data_off);
+            goto out;
+        }
+        if (memcmp(exp + hl + size, data + size, padded - size) != 0) {
+            rc = s2s_err_set(err, S2S_EDATA,
+                             "%s: sample %s, member %s: padding after the data damaged (bytes "
+                             "%llu-%llu)",
+                             shard_path, key, m->name, (unsigned long long)(m->data_off + size),
+                             (unsigned long long)(m->data_off + padded));
+            goto out;
+        }
+        size_t nl = strlen(m->name);
+        if (nl > 3 && strcmp(m->name + nl - 3, ".gz") == 0) {
+            unsigned char *raw = NULL;
+            size_t rl = 0;
+            if ((rc = s2s_gunzip(data, size, &raw, &rl, err)) < 0) {
+                s2s_err_prefix(err, "%s: sample %s, member %s: ", shard_path, key, m->name);
+                goto out;
+            }
+            free(raw);
+        } else if (nl > 5 && strcmp(m->name + nl - 5, ".flac") == 0 &&
+                   (size < 4 || memcmp(data, "fLaC", 4) != 0)) {
+            rc = s2s_err_set(err, S2S_EDATA, "%s: sample %s, member %s: not FLAC data", shard_path,
+                             key, m->name);
+            goto out;
+        }
+    }
+    unsigned char zero[1024], tail[1024];
+    memset(zero, 0, sizeof zero);
+    if (read_exact(f, tail, sizeof tail, &sha) < 0) {
+        rc = s2s_err_errno(err, "%s: read failed at the end-of-archive marker", shard_path);
+        goto out;
+    }
+    if (memcmp(tail, zero, sizeof zero) != 0) {
+        rc = s2s_err_set(err, S2S_EDATA, "%s: end-of-archive marker damaged (bytes %llu-%llu)",
+                         shard_path, (unsigned long long)pos, (unsigned long long)want);
+        goto out;
+    }
+    unsigned char dig[32];
+    char hex[65];
+    static const char hx[] = "0123456789abcdef";
+    s2s_sha256_final(&sha, dig);
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = hx[dig[i] >> 4];
+        hex[2 * i + 1] = hx[dig[i] & 15];
+    }
+    hex[64] = 0;
+    if (strcmp(hex, ix->sha256) != 0) {
+        rc = s2s_err_set(err, S2S_EDATA,
+                         "%s: SHA-256 %s differs from the index's %s although every member "
+                         "checks: stale or edited index %s",
+                         shard_path, hex, ix->sha256, ipath);
+        goto out;
+    }
+    if (expect_sha && strcmp(hex, expect_sha) != 0) {
+        rc = s2s_err_set(err, S2S_EDATA,
+                         "%s: SHA-256 %s differs from dataset.json's %s (shard and index "
+                         "replaced together?)",
+                         shard_path, hex, expect_sha);
+        goto out;
+    }
+    if (n_samples) *n_samples = ix->n_samples;
+out:
+    if (f) fclose(f);
+    free(hdr);
+    free(data);
+    free(exp);
+    s2s_index_free(ix);
+    free(ipath);
+    return rc;
+}
+
+void s2s_paths_free(char **paths, size_t n) {
+    if (!paths) return;
+    for (size_t i = 0; i < n; i++)
+        free(paths[i]);
+    free(paths);
+}
+
+static char *join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static json_t *load_dataset(const char *dir, char **dpath_out, s2s_err *err) {
+    char *dpath = join(dir, "dataset.json");
+    if (!dpath) {
+        s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        return NULL;
+    }
+    json_error_t je;
+    json_t *ds = json_load_file(dpath, 0, &je);
+    if (!ds) {
+        struct stat st;
+        if (stat(dpath, &st) != 0)
+            s2s_err_set(err, S2S_EIO,
+                        "%s: missing (not a dataset directory, or the pack did not "
+                        "finish)",
+                        dpath);
+        else
+            s2s_err_set(err, S2S_EFORMAT, "%s:%d: %s", dpath, je.line, je.text);
+        free(dpath);
+        return NULL;
+    }
+    if (!json_is_array(json_object_get(ds, "shards"))) {
+        s2s_err_set(err, S2S_EFORMAT, "%s: no \"shards\" array", dpath);
+        json_decref(ds);
+        free(dpath);
+        return NULL;
+    }
+    *dpath_out = dpath;
+    return ds;
+}
+
+int s2s_dataset_shards(const char *dir, char ***paths, size_t *n, s2s_err *err) {
+    *paths = NULL;
+    *n = 0;
+    char *dpath = join(dir, "dataset.json");
+    if (!dpath) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    struct stat st;
+    int have = stat(dpath, &st) == 0;
+    free(dpath);
+    if (have) {
+        char *dp = NULL;
+        json_t *ds = load_dataset(dir, &dp, err);
+        if (!ds) return err ? err->code : S2S_EFORMAT;
+        json_t *sh = json_object_get(ds, "shards");
+        size_t cnt = json_array_size(sh);
+        char **v = calloc(cnt ? cnt : 1, sizeof *v);
+        if (!v) {
+            json_decref(ds);
+            free(dp);
+            return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        }
+        for (size_t i = 0; i < cnt; i++) {
+            const char *name = json_string_value(json_object_get(json_array_get(sh, i), "name"));
+            if (!name || strchr(name, '/')) {
+                s2s_paths_free(v, i);
+                json_decref(ds);
+                int rc =
+                    s2s_err_set(err, S2S_EFORMAT, "%s: shard %zu has no valid \"name\"", dp, i);
+                free(dp);
+                return rc;
+            }
+            v[i] = join(dir, name);
+            if (!v[i]) {
+                s2s_paths_free(v, i);
+                json_decref(ds);
+                free(dp);
+                return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+            }
+        }
+        json_decref(ds);
+        free(dp);
+        *paths = v;
+        *n = cnt;
+        return 0;
+    }
+    DIR *d = opendir(dir);
+    if (!d) return s2s_err_errno(err, "%s: cannot open directory", dir);
+    char **v = NULL;
+    size_t cnt = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        if (l < 5 || strcmp(de->d_name + l - 4, ".tar") != 0) continue;
+        if (cnt == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nv = realloc(v, cap * sizeof *nv);
+            if (!nv) {
+                closedir(d);
+                s2s_paths_free(v, cnt);
+                return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+            }
+            v = nv;
+        }
+        if (!(v[cnt] = join(dir, de->d_name))) {
+            closedir(d);
+            s2s_paths_free(v, cnt);
+            return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        }
+        cnt++;
+    }
+    closedir(d);
+    if (cnt) qsort(v, cnt, sizeof *v, cmp_str);
+    *paths = v;
+    *n = cnt;
+    return 0;
+}
+
+int s2s_dataset_verify(const char *dir, s2s_err *err) {
+    char *dpath = NULL;
+    json_t *ds = load_dataset(dir, &dpath, err);
+    if (!ds) return err ? err->code : S2S_EFORMAT;
+    int rc = 0;
+    s2s_idset *keys = s2s_idset_new();
+    if (!keys) {
+        rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        goto out;
+    }
+    json_t *sh = json_object_get(ds, "shards");
+    uint64_t total = 0, pairs = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(sh, i, e) {
+        const char *name = json_string_value(json_object_get(e, "name"));
+        const char *sha = json_string_value(json_object_get(e, "sha256"));
+        const char *iname = json_string_value(json_object_get(e, "index"));
+        const char *isha = json_string_value(json_object_get(e, "index_sha256"));
+        json_t *js = json_object_get(e, "samples"), *jz = json_object_get(e, "size");
+        if (!name || strchr(name, '/') || !sha || !iname || strchr(iname, '/') || !isha ||
+            !json_is_integer(js) || !json_is_integer(jz)) {
+            rc = s2s_err_set(err, S2S_EFORMAT,
+                             "%s: shard entry %zu lacks name/sha256/index/index_sha256/samples/"
+                             "size",
+                             dpath, i);
+            goto out;
+        }
+        char *spath = join(dir, name), *ipath = join(dir, iname);
+        char *want_ipath = spath ? s2s_index_path(spath) : NULL;
+        if (!spath || !ipath || !want_ipath) {
+            free(spath);
+            free(ipath);
+            free(want_ipath);
+            rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+            goto out;
+        }
+        struct stat st;
+        if (strcmp(ipath, want_ipath) != 0)
+            rc = s2s_err_set(err, S2S_EFORMAT, "%s: shard %s: index must be named %s.idx", dpath,
+                             name, name);
+        else if (stat(spath, &st) != 0)
+            rc = s2s_err_errno(err, "%s: shard listed in dataset.json is missing", spath);
+        else if ((uint64_t)st.st_size != (uint64_t)json_integer_value(jz) &&
+                 (uint64_t)st.st_size > (uint64_t)json_integer_value(jz))
+            rc = s2s_err_set(err, S2S_EDATA, "%s: %llu bytes, dataset.json says %llu", spath,
+                             (unsigned long long)st.st_size,
+                             (unsigned long long)json_integer_value(jz));
+        if (rc == 0) {
+            char got[65];
+            struct stat ist;
+            if (stat(ipath, &ist) != 0)
+                rc = s2s_err_errno(err, "%s: missing index (every shard needs its NAME.tar.idx)",
+                                   ipath);
+            else if ((rc = s2s_sha256_file(ipath, got, err)) == 0 && strcmp(got, isha) != 0)
+                rc = s2s_err_set(err, S2S_EDATA,
+                                 "%s: index damaged or stale: SHA-256 %s, dataset.json says %s",
+                                 ipath, got, isha);
+        }
+        uint64_t n = 0;
+        if (rc == 0) rc = s2s_shard_verify(spath, sha, keys, &n, err);
+        if (rc == 0 && n != (uint64_t)json_integer_value(js))
+            rc = s2s_err_set(err, S2S_EDATA, "%s: %llu samples, dataset.json says %lld", spath,
+                             (unsigned long long)n, (long long)json_integer_value(js));
+        free(spath);
+        free(ipath);
+        free(want_ipath);
+        if (rc < 0) goto out;
+        total += n;
+        pairs += (uint64_t)json_integer_value(json_object_get(e, "pairs"));
+    }
+    json_t *jt = json_object_get(ds, "samples");
+    if (!json_is_integer(jt) || (uint64_t)json_integer_value(jt) != total) {
+        rc = s2s_err_set(err, S2S_EDATA, "%s: \"samples\" is %lld, the shards hold %llu", dpath,
+                         (long long)json_integer_value(jt), (unsigned long long)total);
+        goto out;
+    }
+    json_t *jp = json_object_get(ds, "pairs");
+    if (jp && (uint64_t)json_integer_value(jp) != pairs) {
+        rc = s2s_err_set(err, S2S_EDATA, "%s: \"pairs\" is %lld, the shard entries add up to %llu",
+                         dpath, (long long)json_integer_value(jp), (unsigned long long)pairs);
+        goto out;
+    }
+    /* counts per task and language must add up to the total too */
+    json_t *counts = json_object_get(ds, "counts");
+    if (counts) {
+        uint64_t cs = 0, cp = 0;
+        const char *task, *lang;
+        json_t *t, *l;
+        json_object_foreach(counts, task, t) {
+            json_object_foreach(t, lang, l) {
+                cs += (uint64_t)json_integer_value(json_object_get(l, "samples"));
+                cp += (uint64_t)json_integer_value(json_object_get(l, "pairs"));
+            }
+        }
+        if (cs != total || (jp && cp != pairs)) {
+            rc = s2s_err_set(err, S2S_EDATA,
+                             "%s: \"counts\" add up to %llu samples / %llu pairs, the shards "
+                             "hold %llu / %llu",
+                             dpath, (unsigned long long)cs, (unsigned long long)cp,
+                             (unsigned long long)total, (unsigned long long)pairs);
+            goto out;
+        }
+    }
+out:
+    s2s_idset_free(keys);
+    json_decref(ds);
+    free(dpath);
+    return rc;
+}
+
+int s2s_shard_get(const char *const *shards, size_t n, const char *key, s2s_sample **out,
+                  s2s_err *err) {
+    *out = NULL;
+    for (size_t si = 0; si < n; si++) {
+        char *ipath = s2s_index_path(shards[si]);
+        if (!ipath) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        s2s_index *ix = s2s_index_read(ipath, err);
+        if (!ix) {
+            free(ipath);
+            return err ? err->code : S2S_EFORMAT;
+        }
+        size_t k = 0;
+        while (k < ix->n_samples && strcmp(ix->samples[k].key, key) != 0)
+            k++;
+        if (k == ix->n_samples) {
+            s2s_index_free(ix);
+            free(ipath);
+            continue;
+        }
+        int rc = 0;
+        s2s_sample *s = NULL;
+        unsigned char *buf = NULL;
+        FILE *f = fopen(shards[si], "rb");
+        struct stat st;
+        const char *bn = base_name(shards[si]);
+        if (!f || fstat(fileno(f), &st) != 0) {
+            rc = s2s_err_errno(err, "%s: cannot open shard", shards[si]);
+            goto done;
+        }
+        if (strcmp(ix->shard, bn) != 0) {
+            rc = s2s_err_set(err, S2S_EDATA, "%s: index %s belongs to another shard (%s)",
+                             shards[si], ipath, ix->shard);
+            goto done;
+        }
+        if ((uint64_t)st.st_size != ix->shard_size) {
+            rc = s2s_err_set(
+                err, S2S_EDATA, "%s: %llu bytes, index says %llu (truncated shard or stale index)",
+                shards[si], (unsigned long long)st.st_size, (unsigned long long)ix->shard_size);
+            goto done;
+        }
+        if (!(s = s2s_sample_new(key, err))) {
+            rc = err ? err->code : S2S_ENOMEM;
+            goto done;
+        }
+        if (!(s->origin = strdup(shards[si]))) {
+            rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+            goto done;
+        }
+        const s2s_index_sample *is = &ix->samples[k];
+        size_t kl = strlen(key);
+        for (size_t mi = is->first; mi < is->first + is->n; mi++) {
+            const s2s_index_member *m = &ix->members[mi];
+            unsigned char h[512];
+            /* the header must name this member: a cheap guard against a stale index */
+            size_t nl = strlen(m->name);
+            if (fseeko(f, (off_t)(m->data_off - 512), SEEK_SET) != 0 ||
+                fread(h, 1, 512, f) != 512) {
+                rc = s2s_err_errno(err, "%s: sample %s, member %s: cannot read header", shards[si],
+                                   key, m->name);
+                goto done;
+            }
+            if (nl <= 100 && (memcmp(h, m->name, nl) != 0 || (nl < 100 && h[nl] != 0))) {
+                rc = s2s_err_set(err, S2S_EDATA,
+                                 "%s: sample %s, member %s: the tar header at byte %llu names "
+                                 "another member (stale index?)",
+                                 shards[si], key, m->name, (unsigned long long)(m->data_off - 512));
+                goto done;
+            }
+            if (m->size > (uint64_t)st.st_size) {
+                rc = s2s_err_set(err, S2S_EDATA, "%s: member %s larger than the shard", ipath,
+                                 m->name);
+                goto done;
+            }
+            buf = malloc((size_t)m->size + 1);
+            if (!buf) {
+                rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+                goto done;
+            }
+            if (m->size && fread(buf, 1, (size_t)m->size, f) != m->size) {
+                rc = s2s_err_errno(err, "%s: sample %s, member %s: short read", shards[si], key,
+                                   m->name);
+                goto done;
+            }
+            buf[m->size] = 0;
+            uint32_t crc = s2s_crc32(buf, (size_t)m->size);
+            if (crc != m->crc) {
+                rc = s2s_err_set(err, S2S_EDATA,
+                                 "%s: sample %s, member %s: data damaged (CRC-32 %08x, index "
+                                 "says %08x)",
+                                 shards[si], key, m->name, crc, m->crc);
+                goto done;
+            }
+            const char *suffix = m->name + kl + 1;
+            if (strcmp(suffix, "json.gz") == 0 || strcmp(suffix, "json") == 0) {
+                unsigned char *raw = buf;
+                size_t rl = (size_t)m->size;
+                if (suffix[4] == '.') {
+                    if ((rc = s2s_gunzip(buf, (size_t)m->size, &raw, &rl, err)) < 0) {
+                        s2s_err_prefix(err, "%s: sample %s, member %s: ", shards[si], key, m->name);
+                        goto done;
+                    }
+                    free(buf);
+                }
+                buf = NULL;
+                json_error_t je;
+                s->item = json_loadb((const char *)raw, rl, 0, &je);
+                free(raw);
+                if (!s->item) {
+                    rc = s2s_err_set(err, S2S_EDATA, "%s: sample %s, member %s: bad JSON: %s",
+                                     shards[si], key, m->name, je.text);
+                    goto done;
+                }
+                continue;
+            }
+            rc = s2s_sample_put(s, suffix, buf, (size_t)m->size, err);
+            buf = NULL;
+            if (rc < 0) goto done;
+        }
+    done:
+        free(buf);
+        if (f) fclose(f);
+        s2s_index_free(ix);
+        free(ipath);
+        if (rc < 0) {
+            s2s_sample_free(s);
+            return rc;
+        }
+        *out = s;
+        return 1;
+    }
+    return 0;
+}
+
+int s2s_shard_sample_to_stream(s2s_sample *s, s2s_err *err) {
+    for (size_t i = 0; i < s->n_members; i++) {
+        s2s_member *m = &s->members[i];
+        size_t sl = strlen(m->suffix);
+        unsigned char *raw = NULL;
+        size_t rl = 0;
+        int rc;
+        if (sl > 3 && strcmp(m->suffix + sl - 3, ".gz") == 0) {
+            rc = s2s_gunzip(m->data, m->size, &raw, &rl, err);
+            if (rc == 0) m->suffix[sl - 3] = 0;
+        } else if (sl > 5 && strcmp(m->suffix + sl - 5, ".flac") == 0) {
+            rc = s2s_flac_decode(m->data, m->size, &raw, &rl, err);
+            if (rc == 0) memcpy(m->suffix + sl - 5, ".wav", 5);
+        } else {
+            continue;
+        }
+        if (rc < 0) return s2s_err_prefix(err, "sample %s, member %s: ", s->key, m->suffix);
+        free(m->data);
+        m->data = raw;
+        m->size = rl;
+    }
+    return 0;
+}

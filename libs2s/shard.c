@@ -1,0 +1,842 @@
+/* shard.c — member codecs (gzip, FLAC) and the shard writer s2s_packer (s2s/shard.h).
+ * The format is specified in docs/shards.md and docs/shard-index.md. */
+#include "s2s/shard.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sndfile.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "s2s/item.h"
+#include "s2s/tar.h"
+#include "s2s/util.h"
+
+/* ---- gzip --------------------------------------------------------------------------------- */
+
+uint32_t s2s_crc32(const void *p, size_t n) {
+    uLong c = crc32(0L, Z_NULL, 0);
+    const unsigned char *b = p;
+    while (n > 0) {
+        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        c = crc32(c, b, k);
+        b += k;
+        n -= k;
+    }
+    return (uint32_t)c;
+}
+
+int s2s_gzip(const void *in, size_t n, int level, unsigned char **out, size_t *out_n,
+             s2s_err *err) {
+    *out = NULL;
+    *out_n = 0;
+    if (level < 0 || level > 9)
+        return s2s_err_set(err, S2S_EINVAL, "gzip level %d out of range 0-9", level);
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    /* windowBits 15 + 16: gzip wrapper; memLevel 8 as gzip(1) uses */
+    if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return s2s_err_set(err, S2S_ENOMEM, "gzip: deflateInit2 failed");
+    gz_header h;
+    memset(&h, 0, sizeof h);
+    h.os = 255; /* "unknown": the same bytes on every platform (zlib's default depends on it) */
+    h.time = 0;
+    deflateSetHeader(&z, &h);
+    uLong bound = deflateBound(&z, (uLong)n) + 32;
+    unsigned char *buf = malloc(bound);
+    if (!buf) {
+        deflateEnd(&z);
+        return s2s_err_set(err, S2S_ENOMEM, "gzip: out of memory (%lu bytes)",
+                           (unsigned long)bound);
+    }
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)n;
+    z.next_out = buf;
+    z.avail_out = (uInt)bound;
+    int rc = deflate(&z, Z_FINISH);
+    if (rc != Z_STREAM_END) {
+        deflateEnd(&z);
+        free(buf);
+        return s2s_err_set(err, S2S_EIO, "gzip: deflate failed (%d)", rc);
+    }
+    *out_n = z.total_out;
+    *out = buf;
+    deflateEnd(&z);
+    return 0;
+}
+
+int s2s_gunzip(const void *in, size_t n, unsigned char **out, size_t *out_n, s2s_err *err) {
+    *out = NULL;
+    *out_n = 0;
+    s2s_buf b = {0};
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 15 + 16) != Z_OK)
+        return s2s_err_set(err, S2S_ENOMEM, "gunzip: inflateInit2 failed");
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)n;
+    if (n < 18) {
+        inflateEnd(&z);
+        return s2s_err_set(err, S2S_EFORMAT, "not gzip data (%zu bytes)", n);
+    }
+    int rc = Z_OK;
+    for (;;) {
+        if (s2s_buf_reserve(&b, n * 3 + 4096, err) < 0) {
+            inflateEnd(&z);
+            s2s_buf_free(&b);
+            return S2S_ENOMEM;
+        }
+        z.next_out = b.data + b.len;
+        z.avail_out = (uInt)(b.cap - b.len);
+        uInt before = z.avail_out;
+        rc = inflate(&z, Z_NO_FLUSH);
+        b.len += before - z.avail_out;
+        if (rc == Z_STREAM_END) {
+            if (z.avail_in == 0) break;
+            /* another gzip member follows */
+            if (inflateReset(&z) != Z_OK) break;
+            continue;
+        }
+        if (rc == Z_OK) continue;
+        if (rc == Z_BUF_ERROR && z.avail_in == 0) {
+            inflateEnd(&z);
+            s2s_buf_free(&b);
+            return s2s_err_set(err, S2S_EFORMAT, "gzip data truncated");
+        }
+        if (rc == Z_BUF_ERROR) continue;
+        const char *m = z.msg ? z.msg : "corrupt data";
+        s2s_err_set(err, S2S_EFORMAT, "gzip data damaged: %s", m);
+        inflateEnd(&z);
+        s2s_buf_free(&b);
+        return S2S_EFORMAT;
+    }
+    inflateEnd(&z);
+    if (s2s_buf_reserve(&b, 1, err) < 0) {
+        s2s_buf_free(&b);
+        return S2S_ENOMEM;
+    }
+    b.data[b.len] = 0;
+    *out = s2s_buf_steal(&b, out_n);
+    return 0;
+}
+
+/* ---- FLAC through libsndfile virtual I/O --------------------------------------------------- */
+/* When s2s/audio.h lands, these two helpers can become calls into it. */
+
+typedef struct vio {
+    const unsigned char *rd; /* read-only source, or NULL when writing */
+    s2s_buf *wr;
+    sf_count_t len, pos;
+} vio;
+
+static sf_count_t vio_len(void *u) {
+    vio *v = u;
+    return v->rd ? v->len : (sf_count_t)v->wr->len;
+}
+
+static sf_count_t vio_seek(sf_count_t off, int whence, void *u) {
+    vio *v = u;
+    sf_count_t len = vio_len(u), np;
+    switch (whence) {
+    case SEEK_SET:
+        np = off;
+        break;
+    case SEEK_CUR:
+        np = v->pos + off;
+        break;
+    default:
+        np = len + off;
+        break;
+    }
+    if (np < 0) return -1;
+    v->pos = np;
+    return np;
+}
+
+static sf_count_t vio_read(void *p, sf_count_t n, void *u) {
+    vio *v = u;
+    const unsigned char *src = v->rd ? v->rd : v->wr->data;
+    sf_count_t len = vio_len(u);
+    if (v->pos >= len) return 0;
+    if (n > len - v->pos) n = len - v->pos;
+    memcpy(p, src + v->pos, (size_t)n);
+    v->pos += n;
+    return n;
+}
+
+static sf_count_t vio_write(const void *p, sf_count_t n, void *u) {
+    vio *v = u;
+    if (!v->wr) return 0;
+    size_t end = (size_t)(v->pos + n);
+    if (end > v->wr->len) {
+        if (s2s_buf_reserve(v->wr, end - v->wr->len, NULL) < 0) return 0;
+        memset(v->wr->data + v->wr->len, 0, end - v->wr->len);
+        v->wr->len = end;
+    }
+    memcpy(v->wr->data + v->pos, p, (size_t)n);
+    v->pos += n;
+    return n;
+}
+
+static sf_count_t vio_tell(void *u) {
+    return ((vio *)u)->pos;
+}
+
+static SF_VIRTUAL_IO vio_ops = {vio_len, vio_seek, vio_read, vio_write, vio_tell};
+
+int s2s_flac_encode(const void *wav, size_t n, int level, unsigned char **out, size_t *out_n,
+                    s2s_err *err) {
+    *out = NULL;
+    *out_n = 0;
+    if (level < 0 || level > 8)
+        return s2s_err_set(err, S2S_EINVAL, "FLAC level %d out of range 0-8", level);
+    vio in = {wav, NULL, (sf_count_t)n, 0};
+    SF_INFO ii;
+    memset(&ii, 0, sizeof ii);
+    SNDFILE *si = sf_open_virtual(&vio_ops, SFM_READ, &ii, &in);
+    if (!si) return s2s_err_set(err, S2S_EFORMAT, "not a readable WAV: %s", sf_strerror(NULL));
+    int sub = ii.format & SF_FORMAT_SUBMASK, osub;
+    if (sub == SF_FORMAT_PCM_16 || sub == SF_FORMAT_PCM_S8 || sub == SF_FORMAT_PCM_U8)
+        osub = SF_FORMAT_PCM_16;
+    else if (sub == SF_FORMAT_PCM_24)
+        osub = SF_FORMAT_PCM_24;
+    else {
+        sf_close(si);
+        return s2s_err_set(err, S2S_EUNSUP,
+                           "WAV sample format 0x%x is not 8/16/24-bit PCM (FLAC stores integers)",
+                           sub);
+    }
+    s2s_buf ob = {0};
+    vio o = {NULL, &ob, 0, 0};
+    SF_INFO oi;
+    memset(&oi, 0, sizeof oi);
+    oi.samplerate = ii.samplerate;
+    oi.channels = ii.channels;
+    oi.format = SF_FORMAT_FLAC | osub;
+    SNDFILE *so = sf_open_virtual(&vio_ops, SFM_WRITE, &oi, &o);
+    if (!so) {
+        sf_close(si);
+        return s2s_err_set(err, S2S_EUNSUP, "cannot open a FLAC encoder (%d Hz, %d channels): %s",
+                           ii.samplerate, ii.channels, sf_strerror(NULL));
+    }
+    double q = level / 8.0;
+    sf_command(so, SFC_SET_COMPRESSION_LEVEL, &q, sizeof q);
+    int rc = 0;
+    enum { CHUNK = 8192 };
+    int *buf = malloc(sizeof(int) * CHUNK * (size_t)ii.channels);
+    if (!buf) rc = s2s_err_set(err, S2S_ENOMEM, "FLAC: out of memory");
+    sf_count_t total = 0;
+    while (rc == 0) {
+        sf_count_t k = sf_readf_int(si, buf, CHUNK);
+        if (k <= 0) break;
+        total += k;
+        if (sf_writef_int(so, buf, k) != k)
+            rc = s2s_err_set(err, S2S_EIO, "FLAC encoder failed: %s", sf_strerror(so));
+    }
+    if (rc == 0 && total != ii.frames)
+        rc = s2s_err_set(err, S2S_EFORMAT, "WAV truncated: %lld of %lld frames", (long long)total,
+                         (long long)ii.frames);
+    free(buf);
+    sf_close(si);
+    if (sf_close(so) != 0 && rc == 0) rc = s2s_err_set(err, S2S_EIO, "FLAC encoder failed");
+    if (rc < 0) {
+        s2s_buf_free(&ob);
+        return rc;
+    }
+    *out = s2s_buf_steal(&ob, out_n);
+    if (!*out) { /* zero-length output cannot happen for FLAC (header), but be safe */
+        return s2s_err_set(err, S2S_EIO, "FLAC encoder produced nothing");
+    }
+    return 0;
+}
+
+static void le16(unsigned char *p, unsigned v) {
+    p[0] = v & 255;
+    p[1] = (v >> 8) & 255;
+}
+static void le32(unsigned char *p, uint32_t v) {
+    le16(p, v & 0xffff);
+    le16(p + 2, v >> 16);
+}
+
+int s2s_flac_decode(const void *flac, size_t n, unsigned char **out, size_t *out_n, s2s_err *err) {
+    *out = NULL;
+    *out_n = 0;
+    if (n < 4 || memcmp(flac, "fLaC", 4) != 0)
+        return s2s_err_set(err, S2S_EFORMAT, "not FLAC data (no \"fLaC\" signature)");
+    vio in = {flac, NULL, (sf_count_t)n, 0};
+    SF_INFO ii;
+    memset(&ii, 0, sizeof ii);
+    SNDFILE *si = sf_open_virtual(&vio_ops, SFM_READ, &ii, &in);
+    if (!si) return s2s_err_set(err, S2S_EFORMAT, "FLAC data unreadable: %s", sf_strerror(NULL));
+    int sub = ii.format & SF_FORMAT_SUBMASK;
+    unsigned bps = sub == SF_FORMAT_PCM_24 ? 3 : 2;
+    uint64_t bytes = (uint64_t)ii.frames * (uint64_t)ii.channels * bps;
+    if (ii.channels <= 0 || bytes > 0xffffffffULL - 64) {
+        sf_close(si);
+        return s2s_err_set(err, S2S_EUNSUP, "FLAC too long for a WAV (%lld frames)",
+                           (long long)ii.frames);
+    }
+    unsigned char *w = malloc(44 + (size_t)bytes + 1);
+    int *buf = malloc(sizeof(int) * 8192 * (size_t)ii.channels);
+    if (!w || !buf) {
+        free(w);
+        free(buf);
+        sf_close(si);
+        return s2s_err_set(err, S2S_ENOMEM, "FLAC decode: out of memory");
+    }
+    memcpy(w, "RIFF", 4);
+    le32(w + 4, (uint32_t)(36 + bytes));
+    memcpy(w + 8, "WAVEfmt ", 8);
+    le32(w + 16, 16);
+    le16(w + 20, 1);
+    le16(w + 22, (unsigned)ii.channels);
+    le32(w + 24, (uint32_t)ii.samplerate);
+    le32(w + 28, (uint32_t)ii.samplerate * (uint32_t)ii.channels * bps);
+    le16(w + 32, (unsigned)ii.channels * bps);
+    le16(w + 34, bps * 8);
+    memcpy(w + 36, "data", 4);
+    le32(w + 40, (uint32_t)bytes);
+    unsigned char *p = w + 44;
+    sf_count_t got = 0;
+    for (;;) {
+        sf_count_t k = sf_readf_int(si, buf, 8192);
+        if (k <= 0) break;
+        if (got + k > ii.frames) k = ii.frames - got;
+        for (sf_count_t i = 0; i < k * ii.channels; i++) {
+            uint32_t v = (uint32_t)buf[i];
+            if (bps == 2) {
+                le16(p, (v >> 16) & 0xffff);
+                p += 2;
+            } else {
+                p[0] = (v >> 8) & 255;
+                p[1] = (v >> 16) & 255;
+                p[2] = (v >> 24) & 255;
+                p += 3;
+            }
+        }
+        got += k;
+        if (got >= ii.frames) break;
+    }
+    int errn = sf_error(si);
+    sf_close(si);
+    free(buf);
+    if (got != ii.frames || errn) {
+        free(w);
+        return s2s_err_set(err, S2S_EFORMAT, "FLAC data damaged: decoded %lld of %lld frames",
+                           (long long)got, (long long)ii.frames);
+    }
+    w[44 + bytes] = 0;
+    *out = w;
+    *out_n = 44 + (size_t)bytes;
+    return 0;
+}
+
+/* ---- packer ------------------------------------------------------------------------------- */
+
+void s2s_pack_opts_init(s2s_pack_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->per_shard = 1000;
+    o->gzip_level = 6;
+    o->flac_level = 5;
+}
+
+int s2s_pack_pattern_check(const char *pattern, s2s_err *err) {
+    if (!pattern || !*pattern) return s2s_err_set(err, S2S_EINVAL, "empty shard name pattern");
+    int convs = 0;
+    for (const char *p = pattern; *p; p++) {
+        if (*p != '%') continue;
+        if (p[1] == '%') {
+            p++;
+            continue;
+        }
+        const char *q = p + 1;
+        while (*q == '0')
+            q++;
+        int width = 0;
+        while (*q >= '0' && *q <= '9')
+            width = width * 10 + (*q++ - '0');
+        if (*q != 'd' || width > 20)
+            return s2s_err_set(err, S2S_EINVAL,
+                               "pattern \"%s\": only %%d, %%0Nd and %%%% are allowed", pattern);
+        convs++;
+        p = q;
+    }
+    if (convs != 1)
+        return s2s_err_set(err, S2S_EINVAL,
+                           "pattern \"%s\" needs exactly one %%d (such as %%06d) for the shard "
+                           "number",
+                           pattern);
+    size_t n = strlen(pattern);
+    if (n < 4 || strcmp(pattern + n - 4, ".tar") != 0)
+        return s2s_err_set(err, S2S_EINVAL, "pattern \"%s\" must end in .tar", pattern);
+    return 0;
+}
+
+typedef struct committed {
+    char **paths;
+    size_t n, cap;
+} committed;
+
+struct s2s_packer {
+    s2s_pack_opts o;
+    char *pattern, *dir;
+    /* current shard */
+    s2s_ofile *shard_of, *idx_of;
+    s2s_tar_writer *tw;
+    char *shard_path;
+    FILE *idx_body; /* index lines after the header, buffered until the shard is complete */
+    char *idx_body_buf;
+    size_t idx_body_len;
+    uint64_t shard_samples, shard_members, shard_pairs;
+    char *first_key;
+    /* totals */
+    uint64_t n_shards, n_samples, n_members, n_bytes;
+    json_t *shards;  /* dataset.json "shards" */
+    json_t *counts;  /* task -> lang -> {samples, pairs} */
+    json_t *prov;    /* array of {tool, version, params, samples} */
+    json_t *prov_ix; /* dumps(record) -> index in prov */
+    committed done;  /* files committed, removed again by abort */
+};
+
+static int committed_add(committed *c, const char *path, s2s_err *err) {
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 16;
+        char **np = realloc(c->paths, nc * sizeof *np);
+        if (!np) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        c->paths = np;
+        c->cap = nc;
+    }
+    c->paths[c->n] = strdup(path);
+    if (!c->paths[c->n]) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    c->n++;
+    return 0;
+}
+
+s2s_packer *s2s_packer_open(const s2s_pack_opts *o, s2s_err *err) {
+    if (s2s_pack_pattern_check(o->pattern, err) < 0) return NULL;
+    if (o->gzip_level < 0 || o->gzip_level > 9) {
+        s2s_err_set(err, S2S_EINVAL, "--gzip-level %d out of range 0-9", o->gzip_level);
+        return NULL;
+    }
+    if (o->flac_level < 0 || o->flac_level > 8) {
+        s2s_err_set(err, S2S_EINVAL, "--flac-level %d out of range 0-8", o->flac_level);
+        return NULL;
+    }
+    s2s_packer *p = calloc(1, sizeof *p);
+    if (!p) goto nomem;
+    p->o = *o;
+    p->pattern = strdup(o->pattern);
+    if (!p->pattern) goto nomem;
+    p->o.pattern = p->pattern;
+    const char *slash = strrchr(o->pattern, '/');
+    p->dir = slash ? strndup(o->pattern, (size_t)(slash - o->pattern) + (slash == o->pattern))
+                   : strdup(".");
+    if (!p->dir) goto nomem;
+    struct stat st;
+    if (stat(p->dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        s2s_err_set(err, S2S_EIO, "%s: output directory does not exist", p->dir);
+        s2s_packer_abort(p);
+        return NULL;
+    }
+    p->shards = json_array();
+    p->counts = json_object();
+    p->prov = json_array();
+    p->prov_ix = json_object();
+    if (!p->shards || !p->counts || !p->prov || !p->prov_ix) goto nomem;
+    return p;
+nomem:
+    s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    s2s_packer_abort(p);
+    return NULL;
+}
+
+uint64_t s2s_packer_shards(const s2s_packer *p) {
+    return p->n_shards + (p->tw ? 1 : 0);
+}
+
+uint64_t s2s_packer_samples(const s2s_packer *p) {
+    return p->n_samples;
+}
+
+static const char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+static int shard_start(s2s_packer *p, s2s_err *err) {
+    uint64_t no = p->n_shards;
+    if (no > INT_MAX) return s2s_err_set(err, S2S_EINVAL, "too many shards");
+    size_t n = strlen(p->pattern) + 32;
+    p->shard_path = malloc(n);
+    if (!p->shard_path) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    snprintf(p->shard_path, n, p->pattern, (int)no); /* pattern checked: one %d */
+#pragma GCC diagnostic pop
+    p->shard_of = s2s_ofile_open(p->shard_path, err);
+    if (!p->shard_of) return err ? err->code : S2S_EIO;
+    p->tw = s2s_tar_writer_new(s2s_ofile_fp(p->shard_of), p->shard_path, err);
+    if (!p->tw) return err ? err->code : S2S_ENOMEM;
+    p->idx_body = open_memstream(&p->idx_body_buf, &p->idx_body_len);
+    if (!p->idx_body) return s2s_err_errno(err, "index buffer");
+    p->shard_samples = p->shard_members = p->shard_pairs = 0;
+    free(p->first_key);
+    p->first_key = NULL;
+    return 0;
+}
+
+/* Ends the current shard: end marker, commit, SHA-256, then the index. */
+static int shard_finish(s2s_packer *p, s2s_err *err) {
+    int rc = s2s_tar_writer_finish(p->tw, err);
+    p->tw = NULL;
+    if (rc < 0) return rc;
+    rc = s2s_ofile_commit(p->shard_of, err);
+    p->shard_of = NULL;
+    if (rc < 0) return rc;
+    if ((rc = committed_add(&p->done, p->shard_path, err)) < 0) return rc;
+    char sha[65];
+    if ((rc = s2s_sha256_file(p->shard_path, sha, err)) < 0) return rc;
+    struct stat st;
+    if (stat(p->shard_path, &st) != 0) return s2s_err_errno(err, "%s", p->shard_path);
+    if (fclose(p->idx_body) != 0) {
+        p->idx_body = NULL;
+        return s2s_err_errno(err, "index buffer");
+    }
+    p->idx_body = NULL;
+
+    char *ipath = s2s_index_path(p->shard_path);
+    if (!ipath) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    p->idx_of = s2s_ofile_open(ipath, err);
+    if (!p->idx_of) {
+        free(ipath);
+        return err ? err->code : S2S_EIO;
+    }
+    FILE *f = s2s_ofile_fp(p->idx_of);
+    fprintf(f, "s2s-shard-index 1\n");
+    fprintf(f, "shard\t%s\t%llu\t%s\n", base_name(p->shard_path), (unsigned long long)st.st_size,
+            sha);
+    fwrite(p->idx_body_buf, 1, p->idx_body_len, f);
+    fprintf(f, "end\t%llu\t%llu\n", (unsigned long long)p->shard_samples,
+            (unsigned long long)p->shard_members);
+    rc = s2s_ofile_commit(p->idx_of, err);
+    p->idx_of = NULL;
+    free(p->idx_body_buf);
+    p->idx_body_buf = NULL;
+    p->idx_body_len = 0;
+    char isha[65];
+    if (rc == 0) rc = committed_add(&p->done, ipath, err);
+    if (rc == 0) rc = s2s_sha256_file(ipath, isha, err);
+    free(ipath);
+    if (rc < 0) return rc;
+
+    json_t *js = json_pack(
+        "{s:s, s:I, s:s, s:s, s:s, s:I, s:I, s:I, s:s}", "name", base_name(p->shard_path), "size",
+        (json_int_t)st.st_size, "sha256", sha, "index", "", "index_sha256", isha, "samples",
+        (json_int_t)p->shard_samples, "members", (json_int_t)p->shard_members, "pairs",
+        (json_int_t)p->shard_pairs, "first_key", p->first_key ? p->first_key : "");
+    if (!js) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    char *iname = s2s_index_path(base_name(p->shard_path));
+    if (!iname) {
+        json_decref(js);
+        return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    }
+    json_object_set_new(js, "index", json_string(iname));
+    free(iname);
+    json_array_append_new(p->shards, js);
+    p->n_shards++;
+    p->n_bytes += (uint64_t)st.st_size;
+    free(p->shard_path);
+    p->shard_path = NULL;
+    return 0;
+}
+
+/* A compressed member ready to be written. */
+typedef struct pmember {
+    char *name;
+    unsigned char *data;
+    size_t size;
+} pmember;
+
+static void pmembers_free(pmember *m, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(m[i].name);
+        free(m[i].data);
+    }
+    free(m);
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+/* Stored name and bytes for one stream member. */
+static int compress_member(const s2s_packer *p, const char *key, const char *suffix,
+                           const unsigned char *data, size_t size, pmember *out, s2s_err *err) {
+    size_t kl = strlen(key), sl = strlen(suffix);
+    out->name = malloc(kl + sl + 8);
+    if (!out->name) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    int rc = 0;
+    if (ends_with(suffix, ".wav")) {
+        sprintf(out->name, "%s.%.*s.flac", key, (int)(sl - 4), suffix);
+        rc = s2s_flac_encode(data, size, p->o.flac_level, &out->data, &out->size, err);
+    } else if (ends_with(suffix, ".flac")) {
+        if (size < 4 || memcmp(data, "fLaC", 4) != 0)
+            return s2s_err_set(err, S2S_EDATA, "member %s.%s is not FLAC data", key, suffix);
+        sprintf(out->name, "%s.%s", key, suffix);
+        out->data = malloc(size ? size : 1);
+        if (!out->data) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        memcpy(out->data, data, size);
+        out->size = size;
+    } else if (strcmp(suffix, "json") == 0 || ends_with(suffix, ".json") ||
+               strcmp(suffix, "units") == 0 || ends_with(suffix, ".units")) {
+        sprintf(out->name, "%s.%s.gz", key, suffix);
+        rc = s2s_gzip(data, size, p->o.gzip_level, &out->data, &out->size, err);
+    } else {
+        sprintf(out->name, "%s.%s", key, suffix);
+        out->data = malloc(size ? size : 1);
+        if (!out->data) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        memcpy(out->data, data, size);
+        out->size = size;
+    }
+    if (rc < 0) s2s_err_prefix(err, "sample %s, member %s.%s: ", key, key, suffix);
+    return rc;
+}
+
+/* Bytes a member takes in the tar (headers + padded data), as tar.c writes it. */
+static uint64_t tar_cost(const pmember *m) {
+    uint64_t c = 512 + ((m->size + 511) / 512) * 512;
+    if (strlen(m->name) > 100) c += 1024; /* pax header + its data block */
+    return c;
+}
+
+static int count_item(s2s_packer *p, const json_t *item, uint64_t *pairs, s2s_err *err) {
+    const char *task = s2s_item_task(item), *lang = s2s_item_lang(item);
+    if (!task) task = "unknown";
+    if (!lang) lang = "und";
+    size_t nc = s2s_item_n_candidates(item);
+    uint64_t np = strcmp(task, "cloze") == 0 ? 1 : nc > 0 ? nc - 1 : 0;
+    *pairs = np;
+    json_t *t = json_object_get(p->counts, task);
+    if (!t) {
+        t = json_object();
+        if (!t || json_object_set_new(p->counts, task, t) < 0)
+            return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    }
+    json_t *l = json_object_get(t, lang);
+    if (!l) {
+        l = json_pack("{s:I, s:I}", "samples", (json_int_t)0, "pairs", (json_int_t)0);
+        if (!l || json_object_set_new(t, lang, l) < 0)
+            return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    }
+    json_object_set_new(l, "samples",
+                        json_integer(json_integer_value(json_object_get(l, "samples")) + 1));
+    json_object_set_new(
+        l, "pairs", json_integer(json_integer_value(json_object_get(l, "pairs")) + (json_int_t)np));
+    /* provenance: distinct records (tool, version, params), first seen first, with counts */
+    json_t *pv = json_object_get(item, "provenance");
+    size_t i;
+    json_t *rec;
+    json_array_foreach(pv, i, rec) {
+        char *k = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+        if (!k) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        json_t *ix = json_object_get(p->prov_ix, k);
+        if (ix) {
+            json_t *r = json_array_get(p->prov, (size_t)json_integer_value(ix));
+            json_object_set_new(
+                r, "samples", json_integer(json_integer_value(json_object_get(r, "samples")) + 1));
+        } else if (json_array_size(p->prov) < 256) {
+            json_t *r = json_deep_copy(rec);
+            if (!json_is_object(r)) {
+                json_decref(r);
+                r = json_pack("{s:O}", "record", rec);
+            }
+            if (!r) {
+                free(k);
+                return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+            }
+            json_object_set_new(r, "samples", json_integer(1));
+            json_object_set_new(p->prov_ix, k, json_integer((json_int_t)json_array_size(p->prov)));
+            json_array_append_new(p->prov, r);
+        }
+        free(k);
+    }
+    return 0;
+}
+
+int s2s_packer_put(s2s_packer *p, const s2s_sample *s, s2s_err *err) {
+    if (!s2s_id_valid(s->key))
+        return s2s_err_set(err, S2S_EDATA,
+                           "sample key \"%.80s\" is not valid (letters, digits, '_', '-'; no dots: "
+                           "WebDataset splits keys at the first dot)",
+                           s->key);
+    if (!s->item) return s2s_err_set(err, S2S_EDATA, "sample %s has no %s.json", s->key, s->key);
+    size_t nm = s->n_members + 1;
+    pmember *m = calloc(nm, sizeof *m);
+    if (!m) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    int rc = 0;
+    char *js = s2s_item_dumps(s->item);
+    if (!js) {
+        rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        goto out;
+    }
+    size_t jl = strlen(js);
+    js[jl] = '\0';
+    {
+        /* one line of compact JSON + "\n", as the stream writer stores KEY.json */
+        char *line = malloc(jl + 2);
+        if (!line) {
+            free(js);
+            rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+            goto out;
+        }
+        memcpy(line, js, jl);
+        line[jl] = '\n';
+        line[jl + 1] = 0;
+        free(js);
+        rc = compress_member(p, s->key, "json", (unsigned char *)line, jl + 1, &m[0], err);
+        free(line);
+        if (rc < 0) goto out;
+    }
+    uint64_t cost = tar_cost(&m[0]);
+    for (size_t i = 0; i < s->n_members; i++) {
+        const s2s_member *sm = &s->members[i];
+        if (strcmp(sm->suffix, "json") == 0) continue;
+        rc = compress_member(p, s->key, sm->suffix, sm->data, sm->size, &m[i + 1], err);
+        if (rc < 0) goto out;
+        for (size_t j = 0; j <= i; j++)
+            if (m[j].name && strcmp(m[j].name, m[i + 1].name) == 0) {
+                rc = s2s_err_set(err, S2S_EDATA,
+                                 "sample %s: members collide as %s in the shard (both a .wav and "
+                                 "a .flac of the same name?)",
+                                 s->key, m[j].name);
+                goto out;
+            }
+        cost += tar_cost(&m[i + 1]);
+    }
+    /* roll to a new shard before this sample if it would overflow the current one */
+    if (p->tw && ((p->o.per_shard && p->shard_samples >= p->o.per_shard) ||
+                  (p->o.max_bytes && p->shard_samples > 0 &&
+                   s2s_tar_writer_offset(p->tw) + cost + 1024 > p->o.max_bytes))) {
+        if ((rc = shard_finish(p, err)) < 0) goto out;
+    }
+    if (!p->tw && (rc = shard_start(p, err)) < 0) goto out;
+    uint64_t pairs = 0;
+    if ((rc = count_item(p, s->item, &pairs, err)) < 0) goto out;
+    size_t written = 0;
+    for (size_t i = 0; i < nm; i++)
+        if (m[i].name) written++;
+    fprintf(p->idx_body, "sample\t%s\t%zu\n", s->key, written);
+    for (size_t i = 0; i < nm; i++) {
+        if (!m[i].name) continue;
+        uint64_t ho = 0, dof = 0;
+        rc = s2s_tar_write(p->tw, m[i].name, m[i].data, m[i].size, &ho, &dof, err);
+        if (rc < 0) goto out;
+        fprintf(p->idx_body, "member\t%s\t%llu\t%llu\t%zu\t%08x\n", m[i].name,
+                (unsigned long long)ho, (unsigned long long)dof, m[i].size,
+                s2s_crc32(m[i].data, m[i].size));
+        p->shard_members++;
+        p->n_members++;
+    }
+    if (!p->first_key) {
+        p->first_key = strdup(s->key);
+        if (!p->first_key) {
+            rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    p->shard_samples++;
+    p->shard_pairs += pairs;
+    p->n_samples++;
+out:
+    pmembers_free(m, nm);
+    return rc;
+}
+
+int s2s_packer_close(s2s_packer *p, s2s_err *err) {
+    int rc = 0;
+    if (p->tw) rc = shard_finish(p, err);
+    if (rc < 0) {
+        s2s_packer_abort(p);
+        return rc;
+    }
+    uint64_t pairs = 0;
+    size_t i;
+    json_t *sh;
+    json_array_foreach(p->shards, i, sh) pairs +=
+        (uint64_t)json_integer_value(json_object_get(sh, "pairs"));
+    char pat[512];
+    snprintf(pat, sizeof pat, "%s", base_name(p->pattern));
+    json_t *ds = json_pack(
+        "{s:s, s:i, s:I, s:I, s:I, s:I, s:O, s:O, s:{s:s, s:s, s:{s:s, s:I, s:I, s:i, s:i}}, s:O}",
+        "format", "s2s-shards", "format_version", 1, "shard_count", (json_int_t)p->n_shards,
+        "samples", (json_int_t)p->n_samples, "members", (json_int_t)p->n_members, "pairs",
+        (json_int_t)pairs, "counts", p->counts, "shards", p->shards, "build", "tool", "s2s-pack",
+        "version", S2S_VERSION, "params", "pattern", pat, "per_shard", (json_int_t)p->o.per_shard,
+        "max_bytes", (json_int_t)p->o.max_bytes, "gzip_level", p->o.gzip_level, "flac_level",
+        p->o.flac_level, "provenance", p->prov);
+    if (!ds) {
+        s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        s2s_packer_abort(p);
+        return S2S_ENOMEM;
+    }
+    size_t dl = strlen(p->dir) + 16;
+    char *dpath = malloc(dl);
+    if (!dpath) {
+        json_decref(ds);
+        s2s_packer_abort(p);
+        return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    }
+    snprintf(dpath, dl, "%s/dataset.json", p->dir);
+    s2s_ofile *of = s2s_ofile_open(dpath, err);
+    if (!of) rc = err ? err->code : S2S_EIO;
+    if (rc == 0) {
+        /* 2-space indent, insertion order: diff-friendly and byte-stable */
+        if (json_dumpf(ds, s2s_ofile_fp(of), JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
+            fputc('\n', s2s_ofile_fp(of)) == EOF) {
+            s2s_ofile_abort(of);
+            rc = s2s_err_errno(err, "%s: write failed", dpath);
+        } else {
+            rc = s2s_ofile_commit(of, err);
+        }
+    }
+    json_decref(ds);
+    free(dpath);
+    if (rc < 0) {
+        s2s_packer_abort(p);
+        return rc;
+    }
+    /* success: forget the committed list so that free does not remove anything */
+    for (size_t k = 0; k < p->done.n; k++)
+        free(p->done.paths[k]);
+    p->done.n = 0;
+    s2s_packer_abort(p);
+    return 0;
+}
+
+void s2s_packer_abort(s2s_packer *p) {
+    if (!p) return;
+    s2s_tar_writer_free(p->tw);
+    s2s_ofile_abort(p->shard_of);
+    s2s_ofile_abort(p->idx_of);
+    if (p->idx_body) fclose(p->idx_body);
+    free(p->idx_body_buf);
+    for (size_t k = 0; k < p->done.n; k++) {
+        unlink(p->done.paths[k]);
+        free(p->done.paths[k]);
+    }
+    free(p->done.paths);
+    json_decref(p->shards);
+    json_decref(p->counts);
+    json_decref(p->prov);
+    json_decref(p->prov_ix);
+    free(p->first_key);
+    free(p->shard_path);
+    free(p->pattern);
+    free(p->dir);
+    free(p);
+}
