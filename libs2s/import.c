@@ -743,8 +743,9 @@ static int cmp_rec(const void *a, const void *b) {
     return x->line < y->line ? -1 : x->line > y->line;
 }
 
-static int s2sb_pairs(s2s_importer *im, s2sb_ctx *ctx, const char *name, s2s_err *err) {
-    qsort(ctx->recs, ctx->n, sizeof *ctx->recs, cmp_rec);
+/* dry: only check (so that without skip_bad a bad pair stops the import before any item of the
+ * file is written). */
+static int s2sb_pairs(s2s_importer *im, s2sb_ctx *ctx, const char *name, int dry, s2s_err *err) {
     for (size_t i = 0; i < ctx->n;) {
         story_rec *a = &ctx->recs[i], *b = i + 1 < ctx->n ? &ctx->recs[i + 1] : NULL;
         if (b && b->num == a->num)
@@ -764,7 +765,7 @@ static int s2sb_pairs(s2s_importer *im, s2sb_ctx *ctx, const char *name, s2s_err
                             "%lld after it (the file has %zu story records%s)",
                             name, a->line, a->num, a->num + 1, ctx->n,
                             ctx->n % 2 ? ", an odd number" : "");
-            int rc = row_bad(im, err);
+            int rc = dry ? err->code : row_bad(im, err);
             if (rc < 0) return rc;
             i++;
             continue;
@@ -777,10 +778,11 @@ static int s2sb_pairs(s2s_importer *im, s2sb_ctx *ctx, const char *name, s2s_err
                         "%s:%ld: uttid %lld (right, line %ld) and uttid %lld (wrong, line %ld) "
                         "have different contexts (\"first\"): not a pair",
                         name, b->line, a->num, a->line, b->num, b->line);
-            int rc = row_bad(im, err);
+            int rc = dry ? err->code : row_bad(im, err);
             if (rc < 0) return rc;
             continue;
         }
+        if (dry) continue;
         json_t *ua = get_uttid(a->obj), *ub = get_uttid(b->obj);
         char buf[32], id[400];
         snprintf(id, sizeof id, "%s_%s", im->prefix, uttid_text(ua, buf, sizeof buf));
@@ -804,7 +806,11 @@ static long import_s2sbench(s2s_importer *im, const char *path, s2s_err *err) {
     s2sb_ctx ctx = {0};
     long nrec;
     long rc = each_json_line(im, path, s2sb_line, &ctx, &nrec, err);
-    if (rc >= 0) rc = s2sb_pairs(im, &ctx, display_name(path), err);
+    if (rc >= 0) {
+        qsort(ctx.recs, ctx.n, sizeof *ctx.recs, cmp_rec);
+        if (!im->skip_bad) rc = s2sb_pairs(im, &ctx, display_name(path), 1, err);
+        if (rc >= 0) rc = s2sb_pairs(im, &ctx, display_name(path), 0, err);
+    }
     for (size_t i = 0; i < ctx.n; i++)
         json_decref(ctx.recs[i].obj);
     free(ctx.recs);
