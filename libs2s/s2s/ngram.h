@@ -34,6 +34,12 @@ typedef struct s2s_lm_trainer s2s_lm_trainer;
 s2s_lm_trainer *s2s_lm_trainer_new(int order, s2s_tok_mode mode, s2s_err *err);
 /* Adds one sentence (line of text; <s> and </s> are added around it). */
 int s2s_lm_trainer_add(s2s_lm_trainer *t, const char *line, s2s_err *err);
+/* Fixes the discounts D1, D2, D3+ of one order (1..order) instead of estimating them from the
+ * count-of-counts (for tests and experiments). Each must be in [0, k] for count k. */
+int s2s_lm_trainer_set_discounts(s2s_lm_trainer *t, int n, double d1, double d2, double d3,
+                                 s2s_err *err);
+/* Frees a trainer that will not be finished. Safe with NULL. */
+void s2s_lm_trainer_free(s2s_lm_trainer *t);
 /* Estimates the model (interpolated modified Kneser-Ney) and frees t. */
 s2s_lm *s2s_lm_trainer_finish(s2s_lm_trainer *t, s2s_err *err);
 
@@ -50,6 +56,22 @@ int s2s_lm_order(const s2s_lm *lm);
 s2s_tok_mode s2s_lm_tok_mode(const s2s_lm *lm);
 void s2s_lm_set_tok_mode(s2s_lm *lm, s2s_tok_mode mode);
 
+/* Name of a token mode ("words", "chars", "units"); parses one (negative if unknown). */
+const char *s2s_tok_mode_name(s2s_tok_mode mode);
+int s2s_tok_mode_parse(const char *name, s2s_tok_mode *mode);
+
+/* Number of n-grams of order n in the model (0 outside 1..order). */
+size_t s2s_lm_count(const s2s_lm *lm, int n);
+/* Vocabulary: token strings with ids 0..size-1 (<s>, </s> and <unk> included when present).
+ * Borrowed pointers, valid while lm lives. */
+size_t s2s_lm_vocab_size(const s2s_lm *lm);
+const char *s2s_lm_vocab_word(const s2s_lm *lm, size_t i);
+/* 1 if the model has an <unk> 1-gram. */
+int s2s_lm_has_unk(const s2s_lm *lm);
+/* Discount Dk (k = 1, 2, 3 for 3+) used for order n when the model was trained here; NAN for a
+ * model read from a file. */
+double s2s_lm_discount(const s2s_lm *lm, int n, int k);
+
 /* ---- scoring -------------------------------------------------------------------------------- */
 /* Natural-log probability of tokens cont[0..m-1] given ctx[0..n-1] as history (the context is
  * prefixed by <s>; with n = 0 the continuation starts a sentence). Unknown tokens map to <unk>
@@ -59,7 +81,22 @@ void s2s_lm_set_tok_mode(s2s_lm *lm, s2s_tok_mode mode);
 int s2s_lm_score(const s2s_lm *lm, const char *const *ctx, size_t n, const char *const *cont,
                  size_t m, int with_eos, double *nll, size_t *ntok, size_t *oov, s2s_err *err);
 
-/* Perplexity over lines of text (each a sentence with </s>), as SRILM/IRSTLM report it. */
+/* Perplexity statistics over a text. */
+typedef struct s2s_lm_ppl {
+    size_t sentences; /* non-empty lines */
+    size_t words;     /* tokens, without </s> */
+    size_t oov;       /* tokens not in the vocabulary */
+    size_t scored;    /* tokens whose probability counts: words + one </s> per sentence, minus
+                         OOVs when the model has no <unk> (with <unk>, OOVs are scored as <unk>) */
+    double logprob10; /* summed log10 probability of the scored tokens */
+    double ppl;       /* 10^(-logprob10 / scored) */
+} s2s_lm_ppl;
+/* Reads lines from fp (one sentence each; empty lines skipped), tokenizes them with the model's
+ * mode and fills *st. Errors name the line. */
+int s2s_lm_perplexity_ex(const s2s_lm *lm, FILE *fp, s2s_lm_ppl *st, s2s_err *err);
+
+/* Perplexity over lines of text (each a sentence with </s>), as SRILM/IRSTLM report it.
+ * *ntok = tokens scored (s2s_lm_ppl.scored), *oov = OOV tokens. */
 int s2s_lm_perplexity(const s2s_lm *lm, FILE *fp, double *ppl, size_t *ntok, size_t *oov,
                       s2s_err *err);
 
