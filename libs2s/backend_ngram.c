@@ -14,7 +14,7 @@ typedef struct ngram_be {
     char *path;
     int recorded_mode; /* the ARPA names its token mode (\s2s-tok:), else text follows the lang */
     double cache;      /* weight of the unigram cache, 0 = off */
-    int eos, dedup;
+    int eos;
 } ngram_be;
 
 static void ngram_destroy(void *self) {
@@ -45,7 +45,7 @@ static int ngram_needs(void *self, s2s_mode mode, unsigned *needs, s2s_err *err)
         if (!units)
             return s2s_err_set(err, S2S_EUNSUP,
                                "mode s2s needs a unit model, but %s is a text model (%s): train "
-                               "one on unit sequences with s2s-lm train --units",
+                               "one on unit sequences with s2s-lm train --tok units",
                                g->path, tok_name(s2s_lm_tok_mode(g->lm)));
         *needs = S2S_NEED_CTX_UNITS | S2S_NEED_CAND_UNITS;
         return 0;
@@ -56,19 +56,6 @@ static int ngram_needs(void *self, s2s_mode mode, unsigned *needs, s2s_err *err)
                            "(--lm worker:COMMAND) for s2t and t2s",
                            s2s_mode_name(mode), g->path, tok_name(s2s_lm_tok_mode(g->lm)));
     }
-}
-
-static size_t dedup_tokens(char **t, size_t n) {
-    if (n == 0) return 0;
-    size_t w = 1;
-    for (size_t i = 1; i < n; i++) {
-        if (!strcmp(t[i], t[w - 1])) {
-            free(t[i]);
-            continue;
-        }
-        t[w++] = t[i];
-    }
-    return w;
 }
 
 /* Counts of tokens seen so far, for the cache: open addressing on FNV-1a. */
@@ -166,10 +153,6 @@ static int ngram_answer(void *self, const s2s_request *rq, s2s_reply *out, s2s_e
         if (n >= 0) s2s_tokens_free(ct, (size_t)n);
         return 0;
     }
-    if (g->dedup && tm == S2S_TOK_UNITS) {
-        n = (long)dedup_tokens(ct, (size_t)n);
-        m = (long)dedup_tokens(kt, (size_t)m);
-    }
     double nll = 0;
     size_t ntok = 0;
     int rc;
@@ -250,12 +233,9 @@ static int parse_opts(ngram_be *g, const char *spec, const char *opts, s2s_err *
             g->cache = v;
         } else if (!strcmp(kv, "eos")) {
             g->eos = v != 0;
-        } else if (!strcmp(kv, "dedup")) {
-            g->dedup = v != 0;
         } else {
-            rc = s2s_err_set(err, S2S_EINVAL,
-                             "--lm '%s': unknown option '%s' (cache=L, eos=0|1, dedup=0|1)", spec,
-                             kv);
+            rc = s2s_err_set(err, S2S_EINVAL, "--lm '%s': unknown option '%s' (cache=L, eos=0|1)",
+                             spec, kv);
         }
     }
     free(dup);

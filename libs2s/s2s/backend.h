@@ -17,7 +17,6 @@
  *                                           cache=L   interpolate a unigram cache of the context
  *                                                     (and the candidate so far) with weight L
  *                                           eos=1     also score </s> after the candidate
- *                                           dedup=1   collapse repeated units (unit models)
  *   losses:FILE                           upstream S2SBench result.jsonl (uttid, key, loss)
  * (worker:COMMAND is the next issue's; it implements s2s_backend_ops below.) */
 #ifndef S2S_BACKEND_H
@@ -67,7 +66,7 @@ typedef struct s2s_request {
     unsigned cand;    /* candidate index in the item */
     const char *lang; /* item's language code ("en", "zh") */
     const char *ctx_text, *cand_text;
-    const char *ctx_units, *cand_units; /* space-separated unit ids (raw, not deduplicated) */
+    const char *ctx_units, *cand_units; /* space-separated unit ids (runs collapsed with --dedup) */
     const char *ctx_audio, *cand_audio; /* paths of audio files (WAV or FLAC) */
     const json_t *item; /* the whole item (borrowed), for backends keyed on its fields */
 } s2s_request;
