@@ -14,9 +14,9 @@
 #ifndef S2S_AUDIO_H
 #define S2S_AUDIO_H
 
+#include "s2s/err.h"
 #include <stddef.h>
 #include <stdint.h>
-#include "s2s/err.h"
 
 /* Containers. */
 enum { S2S_AUDIO_OTHER = 0, S2S_AUDIO_WAV = 1, S2S_AUDIO_FLAC = 2 };
@@ -41,8 +41,7 @@ typedef struct s2s_audio {
  * Returns 0, or S2S_EFORMAT (corrupt/truncated/not audio), S2S_EUNSUP (codec not supported),
  * S2S_EDATA (zero-length audio, NaN or infinite samples), S2S_ENOMEM. The message says why,
  * without the name (callers prefix "sample ID member: "). */
-int s2s_audio_decode(const void *data, size_t size, const char *name, s2s_audio *out,
-                     s2s_err *err);
+int s2s_audio_decode(const void *data, size_t size, const char *name, s2s_audio *out, s2s_err *err);
 
 /* Encodes a->samples (mono, a->rate) as container S2S_AUDIO_WAV or S2S_AUDIO_FLAC with sample
  * format S2S_AUDIO_S16 or S2S_AUDIO_F32 (FLAC: S16 only; F32 gives S2S_EINVAL).
@@ -53,8 +52,8 @@ int s2s_audio_encode(const s2s_audio *a, int container, int sample_format, unsig
 
 /* Same as s2s_audio_encode for 16-bit samples (e.g. espeak-ng output): pcm[0..n-1] at rate,
  * written as 16-bit WAV or FLAC, bit-exact. */
-int s2s_audio_encode_s16(const int16_t *pcm, size_t n, int rate, int container,
-                         unsigned char **out, size_t *outsize, s2s_err *err);
+int s2s_audio_encode_s16(const int16_t *pcm, size_t n, int rate, int container, unsigned char **out,
+                         size_t *outsize, s2s_err *err);
 
 /* Frees a->samples and zeroes the struct. Safe on a zeroed or already freed struct. */
 void s2s_audio_free(s2s_audio *a);

@@ -1,0 +1,272 @@
+/* resample.c — one streaming handle over libswresample (soxr engine) and libsamplerate. */
+#include "s2s/resample.h"
+
+#include <samplerate.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libavutil/channel_layout.h>
+#include <libavutil/error.h>
+#include <libavutil/opt.h>
+#include <libswresample/swresample.h>
+
+struct s2s_resampler {
+    int engine, in_rate, out_rate, flushed;
+    SRC_STATE *src;
+    SwrContext *swr;
+    /* carry[0..n_carry-1]: converted, not yet handed out; the first `given` of them were handed
+     * out by the previous call and are dropped at the start of the next. */
+    float *carry;
+    size_t n_carry, cap, given;
+    int64_t total_in, total_out;
+};
+
+static const char *const engine_names[] = {"swr", "src"};
+static const char *const quality_names[] = {"best", "medium", "fastest"};
+
+const char *s2s_resample_engine_name(int e) {
+    return e >= 0 && e < 2 ? engine_names[e] : NULL;
+}
+const char *s2s_resample_quality_name(int q) {
+    return q >= 0 && q < 3 ? quality_names[q] : NULL;
+}
+int s2s_resample_parse_engine(const char *s) {
+    for (int i = 0; s && i < 2; i++)
+        if (strcmp(s, engine_names[i]) == 0) return i;
+    return -1;
+}
+int s2s_resample_parse_quality(const char *s) {
+    for (int i = 0; s && i < 3; i++)
+        if (strcmp(s, quality_names[i]) == 0) return i;
+    return -1;
+}
+
+size_t s2s_resample_out_len(size_t n, int in_rate, int out_rate) {
+    if (in_rate <= 0 || out_rate <= 0) return 0;
+    /* n * out_rate fits in 64 bits for any n a machine can hold at rates <= 1e6. */
+    return (size_t)(((uint64_t)n * (uint64_t)out_rate + (uint64_t)in_rate / 2) / (uint64_t)in_rate);
+}
+
+static int reserve(s2s_resampler *r, size_t extra, s2s_err *err) {
+    if (r->n_carry + extra <= r->cap) return 0;
+    size_t cap = r->cap ? r->cap : 8192;
+    while (cap < r->n_carry + extra)
+        cap *= 2;
+    float *p = realloc(r->carry, cap * sizeof *p);
+    if (!p) return s2s_err_set(err, S2S_ENOMEM, "out of memory resampling");
+    r->carry = p;
+    r->cap = cap;
+    return 0;
+}
+
+/* Soxr precision (bits) for our qualities; sox's own rate effect uses 20 for -h (its default),
+ * 28 for -v and 16 for -m. */
+static const double swr_precision[] = {28, 20, 16};
+static const int src_types[] = {SRC_SINC_BEST_QUALITY, SRC_SINC_MEDIUM_QUALITY, SRC_SINC_FASTEST};
+
+s2s_resampler *s2s_resampler_new(int engine, int quality, int in_rate, int out_rate, s2s_err *err) {
+    if (in_rate < 1 || in_rate > 1000000 || out_rate < 1 || out_rate > 1000000) {
+        s2s_err_set(err, S2S_EINVAL, "sample rates must be 1..1000000 Hz (got %d -> %d)", in_rate,
+                    out_rate);
+        return NULL;
+    }
+    if (!s2s_resample_engine_name(engine) || !s2s_resample_quality_name(quality)) {
+        s2s_err_set(err, S2S_EINVAL, "unknown resampler engine %d or quality %d", engine, quality);
+        return NULL;
+    }
+    s2s_resampler *r = calloc(1, sizeof *r);
+    if (!r) {
+        s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        return NULL;
+    }
+    r->engine = engine;
+    r->in_rate = in_rate;
+    r->out_rate = out_rate;
+    if (in_rate == out_rate) return r; /* plain copy */
+    if (engine == S2S_RS_SRC) {
+        int e = 0;
+        r->src = src_new(src_types[quality], 1, &e);
+        if (!r->src) {
+            s2s_err_set(err, S2S_EUNSUP, "libsamplerate: %s", src_strerror(e));
+            free(r);
+            return NULL;
+        }
+        return r;
+    }
+    AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
+    int e = swr_alloc_set_opts2(&r->swr, &mono, AV_SAMPLE_FMT_FLT, out_rate, &mono,
+                                AV_SAMPLE_FMT_FLT, in_rate, 0, NULL);
+    if (e >= 0) e = av_opt_set(r->swr, "resampler", "soxr", 0);
+    if (e >= 0) e = av_opt_set_double(r->swr, "precision", swr_precision[quality], 0);
+    /* soxr's 0 dB passband edge; 0.95 of Nyquist as in sox's rate effect (swr's soxr default is
+     * 0.91, which cuts 7.3-7.6 kHz of 16 kHz speech that sox keeps). */
+    if (e >= 0) e = av_opt_set_double(r->swr, "cutoff", 0.95, 0);
+    if (e >= 0) e = swr_init(r->swr);
+    if (e < 0) {
+        char b[AV_ERROR_MAX_STRING_SIZE] = "";
+        av_strerror(e, b, sizeof b);
+        s2s_err_set(err, S2S_EUNSUP, "libswresample with soxr: %s", b);
+        swr_free(&r->swr);
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void s2s_resampler_free(s2s_resampler *r) {
+    if (!r) return;
+    if (r->src) src_delete(r->src);
+    swr_free(&r->swr);
+    free(r->carry);
+    free(r);
+}
+
+/* Runs the engine on in[0..n-1] (in NULL: end of input), appending to carry. */
+static int run(s2s_resampler *r, const float *in, size_t n, int eof, s2s_err *err) {
+    if (!r->src && !r->swr) { /* equal rates */
+        if (reserve(r, n, err) < 0) return S2S_ENOMEM;
+        if (n) memcpy(r->carry + r->n_carry, in, n * sizeof *in);
+        r->n_carry += n;
+        return 0;
+    }
+    double ratio = (double)r->out_rate / r->in_rate;
+    if (r->src) {
+        SRC_DATA d;
+        static const float none[1] = {0};
+        size_t used = 0;
+        for (;;) {
+            size_t chunk = n - used > 65536 ? 65536 : n - used;
+            size_t room = (size_t)((double)chunk * ratio) + 4096;
+            if (reserve(r, room, err) < 0) return S2S_ENOMEM;
+            memset(&d, 0, sizeof d);
+            d.data_in = chunk ? in + used : none;
+            d.input_frames = (long)chunk;
+            d.data_out = r->carry + r->n_carry;
+            d.output_frames = (long)room;
+            d.src_ratio = ratio;
+            d.end_of_input = eof;
+            int e = src_process(r->src, &d);
+            if (e) return s2s_err_set(err, S2S_EUNSUP, "libsamplerate: %s", src_strerror(e));
+            used += (size_t)d.input_frames_used;
+            r->n_carry += (size_t)d.output_frames_gen;
+            if (eof ? d.output_frames_gen == 0 : used >= n) break;
+            if (!eof && d.input_frames_used == 0 && d.output_frames_gen == 0)
+                return s2s_err_set(err, S2S_EUNSUP, "libsamplerate made no progress");
+        }
+        return 0;
+    }
+    size_t used = 0;
+    for (;;) {
+        size_t chunk = n - used > 65536 ? 65536 : n - used;
+        int want = swr_get_out_samples(r->swr, (int)chunk);
+        if (want < 0) want = 0;
+        if (reserve(r, (size_t)want + 256, err) < 0) return S2S_ENOMEM;
+        uint8_t *o = (uint8_t *)(r->carry + r->n_carry);
+        const uint8_t *i = (const uint8_t *)(in + used);
+        int got = swr_convert(r->swr, &o, want + 256, chunk || !eof ? &i : NULL, (int)chunk);
+        if (got < 0) {
+            char b[AV_ERROR_MAX_STRING_SIZE] = "";
+            av_strerror(got, b, sizeof b);
+            return s2s_err_set(err, S2S_EUNSUP, "libswresample: %s", b);
+        }
+        r->n_carry += (size_t)got;
+        used += chunk;
+        if (used >= n && (!eof || got == 0)) break;
+    }
+    return 0;
+}
+
+/* Hands out carry[0..k-1] where k keeps the total at most `limit`. */
+static void give(s2s_resampler *r, int64_t limit, const float **out, size_t *n_out) {
+    int64_t k = limit - r->total_out;
+    if (k < 0) k = 0;
+    if ((size_t)k > r->n_carry) k = (int64_t)r->n_carry;
+    r->given = (size_t)k;
+    r->total_out += k;
+    *out = r->carry;
+    *n_out = (size_t)k;
+}
+
+static void drop_given(s2s_resampler *r) {
+    if (r->given) {
+        memmove(r->carry, r->carry + r->given, (r->n_carry - r->given) * sizeof *r->carry);
+        r->n_carry -= r->given;
+        r->given = 0;
+    }
+}
+
+int s2s_resampler_process(s2s_resampler *r, const float *in, size_t n_in, const float **out,
+                          size_t *n_out, s2s_err *err) {
+    *out = NULL;
+    *n_out = 0;
+    if (r->flushed) return s2s_err_set(err, S2S_EINVAL, "resampler already flushed");
+    drop_given(r);
+    int rc = run(r, in, n_in, 0, err);
+    if (rc < 0) return rc;
+    r->total_in += (int64_t)n_in;
+    /* Never run ahead of floor(total_in * ratio): the final length is round() of it. */
+    int64_t limit = r->total_in * r->out_rate / r->in_rate;
+    give(r, limit, out, n_out);
+    return 0;
+}
+
+int s2s_resampler_flush(s2s_resampler *r, const float **out, size_t *n_out, s2s_err *err) {
+    *out = NULL;
+    *n_out = 0;
+    if (r->flushed) return s2s_err_set(err, S2S_EINVAL, "resampler already flushed");
+    r->flushed = 1;
+    drop_given(r);
+    int rc = run(r, NULL, 0, 1, err);
+    if (rc < 0) return rc;
+    int64_t target = (int64_t)s2s_resample_out_len((size_t)r->total_in, r->in_rate, r->out_rate);
+    int64_t have = r->total_out + (int64_t)r->n_carry;
+    if (have < target) { /* engines may stop a sample or two short: pad with silence */
+        size_t pad = (size_t)(target - have);
+        if (reserve(r, pad, err) < 0) return S2S_ENOMEM;
+        memset(r->carry + r->n_carry, 0, pad * sizeof *r->carry);
+        r->n_carry += pad;
+    }
+    give(r, target, out, n_out);
+    return 0;
+}
+
+int s2s_resample_buffer(int engine, int quality, const float *in, size_t n, int in_rate,
+                        int out_rate, float **out, size_t *n_out, s2s_err *err) {
+    *out = NULL;
+    *n_out = 0;
+    s2s_resampler *r = s2s_resampler_new(engine, quality, in_rate, out_rate, err);
+    if (!r) return err ? err->code : S2S_EINVAL;
+    size_t want = s2s_resample_out_len(n, in_rate, out_rate);
+    float *o = malloc((want ? want : 1) * sizeof *o);
+    if (!o) {
+        s2s_resampler_free(r);
+        return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    }
+    size_t got = 0, k;
+    const float *p;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i += 65536) {
+        size_t b = n - i < 65536 ? n - i : 65536;
+        rc = s2s_resampler_process(r, in + i, b, &p, &k, err);
+        if (rc == 0 && got + k <= want) {
+            memcpy(o + got, p, k * sizeof *p);
+            got += k;
+        }
+    }
+    if (rc == 0) rc = s2s_resampler_flush(r, &p, &k, err);
+    if (rc == 0 && got + k <= want) {
+        memcpy(o + got, p, k * sizeof *p);
+        got += k;
+    }
+    s2s_resampler_free(r);
+    if (rc == 0 && got != want)
+        rc = s2s_err_set(err, S2S_EUNSUP, "resampler gave %zu samples, expected %zu", got, want);
+    if (rc < 0) {
+        free(o);
+        return rc;
+    }
+    *out = o;
+    *n_out = got;
+    return 0;
+}

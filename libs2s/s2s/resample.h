@@ -1,0 +1,59 @@
+/* s2s/resample.h — streaming sample-rate conversion of float mono audio, two engines.
+ *
+ * S2S_RS_SWR: libswresample with its soxr engine (resampler=soxr), the passband set to 95 % of
+ *   the output Nyquist like sox's rate effect. Quality = soxr precision in bits:
+ *   best 28 (sox -v), medium 20 (sox's default -h), fastest 16 (sox -m).
+ * S2S_RS_SRC: libsamplerate, quality best/medium/fastest = SRC_SINC_BEST_QUALITY /
+ *   SRC_SINC_MEDIUM_QUALITY / SRC_SINC_FASTEST.
+ * Measured speed and quality of each: docs/resample.md (bench/resample.sh).
+ *
+ * Streaming: feed blocks of any size with s2s_resampler_process, then call s2s_resampler_flush
+ * once; memory stays bounded by the block size. The output is time-aligned with the input (no
+ * filter delay) and its total length is exactly round(n_in * out_rate / in_rate) samples. */
+#ifndef S2S_RESAMPLE_H
+#define S2S_RESAMPLE_H
+
+#include "s2s/err.h"
+#include <stddef.h>
+
+enum { S2S_RS_SWR = 0, S2S_RS_SRC = 1 };                         /* engines */
+enum { S2S_RS_BEST = 0, S2S_RS_MEDIUM = 1, S2S_RS_FASTEST = 2 }; /* qualities */
+
+/* The default engine and quality (chosen by measurement, see docs/resample.md). */
+#define S2S_RS_DEFAULT_ENGINE S2S_RS_SWR
+#define S2S_RS_DEFAULT_QUALITY S2S_RS_MEDIUM
+
+typedef struct s2s_resampler s2s_resampler;
+
+/* Creates a converter from in_rate to out_rate (1 .. 1e6 Hz each; equal rates are allowed and
+ * copy). Returns NULL and fills err (EINVAL bad rate/engine/quality, EUNSUP if the library
+ * lacks the engine, ENOMEM). Free with s2s_resampler_free. */
+s2s_resampler *s2s_resampler_new(int engine, int quality, int in_rate, int out_rate, s2s_err *err);
+
+/* Converts in[0..n_in-1] (may be n_in = 0). *out points to *n_out converted samples inside the
+ * handle, valid until the next call on it (do not free). Returns 0 or a negative S2S_E*. */
+int s2s_resampler_process(s2s_resampler *r, const float *in, size_t n_in, const float **out,
+                          size_t *n_out, s2s_err *err);
+
+/* Ends the input: returns the remaining samples like process. Call once; after it the handle
+ * only accepts s2s_resampler_free. */
+int s2s_resampler_flush(s2s_resampler *r, const float **out, size_t *n_out, s2s_err *err);
+
+/* Frees the handle. Safe with NULL. */
+void s2s_resampler_free(s2s_resampler *r);
+
+/* Whole-buffer convenience: converts in[0..n-1] in blocks; *out is malloc'd (caller frees),
+ * *n_out = round(n * out_rate / in_rate). Returns 0 or negative. */
+int s2s_resample_buffer(int engine, int quality, const float *in, size_t n, int in_rate,
+                        int out_rate, float **out, size_t *n_out, s2s_err *err);
+
+/* Expected output length for n input samples: round(n * out_rate / in_rate). */
+size_t s2s_resample_out_len(size_t n, int in_rate, int out_rate);
+
+/* Names: "swr"/"src" and "best"/"medium"/"fastest"; parse returns the enum or -1. */
+const char *s2s_resample_engine_name(int engine);
+const char *s2s_resample_quality_name(int quality);
+int s2s_resample_parse_engine(const char *s);
+int s2s_resample_parse_quality(const char *s);
+
+#endif
