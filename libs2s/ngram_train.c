@@ -172,11 +172,13 @@ int s2s_lm_trainer_add(s2s_lm_trainer *t, const char *line, s2s_err *err) {
     }
     size_t len = 0;
     t->seq[len++] = t->bos;
-    for (long i = 0; i < nt; i++) {
+    for (long i = 0; i < nt; i++) { /* before interning anything: no word without counts */
         if (strcmp(toks[i], "<s>") == 0 || strcmp(toks[i], "</s>") == 0) {
             rc = s2s_err_set(err, S2S_EDATA, "token %s is reserved (sentence boundary)", toks[i]);
             goto done;
         }
+    }
+    for (long i = 0; i < nt; i++) {
         int64_t id = ng_vocab_intern(&t->vocab, toks[i], err);
         if (id < 0) {
             rc = (int)id;
@@ -202,18 +204,21 @@ static double disc_of(const double d[3], uint64_t c) {
     return c == 0 ? 0 : c == 1 ? d[0] : c == 2 ? d[1] : d[2];
 }
 
-/* Discounts from count-of-counts: Y = n1/(n1+2n2), Dk = k - (k+1) Y n(k+1)/nk. A value that is
- * undefined (nk = 0) or outside (0, k] — which happens only on tiny corpora — becomes 0.5. */
+/* Discounts from count-of-counts: Y = n1/(n1+2n2), Dk = k - (k+1) Y n(k+1)/nk. On small corpora
+ * the estimate can be undefined (nk = 0) or reach the ends of its range (e.g. D2 = 2 when n3 = 0,
+ * which would leave every count-2 n-gram no probability of its own); a Dk outside (0, k) is
+ * replaced by Ney's single absolute discount Y, or 0.5 if Y is not in (0, k) either. */
 static void estimate_discounts(const ng_ctab *t, double d[3]) {
     double nc[5] = {0};
     for (size_t e = 0; e < t->len; e++) {
         uint64_t c = t->cnt[e];
         if (c >= 1 && c <= 4) nc[c]++;
     }
-    double y = nc[1] + 2 * nc[2] > 0 ? nc[1] / (nc[1] + 2 * nc[2]) : 0.5;
+    double y = nc[1] + 2 * nc[2] > 0 ? nc[1] / (nc[1] + 2 * nc[2]) : 0;
     for (int k = 1; k <= 3; k++) {
         double v = nc[k] > 0 ? k - (k + 1) * y * nc[k + 1] / nc[k] : NAN;
-        d[k - 1] = (v > 0 && v <= k) ? v : 0.5;
+        if (!(v > 0 && v < k)) v = (y > 0 && y < k) ? y : 0.5;
+        d[k - 1] = v;
     }
 }
 

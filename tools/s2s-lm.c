@@ -26,6 +26,7 @@ static void usage(FILE *fp) {
             "Usage: s2s-lm train --order N [--tok MODE] [--lang L] -o MODEL.arpa [TEXT...]\n"
             "       s2s-lm ppl [--tok MODE] MODEL.arpa [TEXT...]\n"
             "       s2s-lm info MODEL.arpa\n"
+            "       s2s-lm tok [--tok MODE] [--lang L] [TEXT...]\n"
             "       s2s-lm text [--units] [--what WHAT] [--shard I/N] [--skip-bad] [-o FILE]\n"
             "                   [STREAM...]\n"
             "\n"
@@ -48,6 +49,10 @@ static void usage(FILE *fp) {
             "  -t, --tok MODE   tokenize with MODE instead of the model's own mode\n"
             "\n"
             "info   order, token mode, n-gram counts, vocabulary size, <unk>.\n"
+            "\n"
+            "tok    prints TEXT tokenized as train sees it, tokens separated by one space, one\n"
+            "       line per input line (to train another toolkit on the same tokens).\n"
+            "  -t, --tok MODE, -l, --lang L   as for train\n"
             "\n"
             "text   training text from a stream of items or samples (JSON lines or tar stream,\n"
             "       shards included; stdin when no STREAM is named): one line per item.\n"
@@ -278,6 +283,74 @@ static int cmd_info(int argc, char **argv) {
     return 0;
 }
 
+/* ---- tok ----------------------------------------------------------------------------------- */
+static int cmd_tok(int argc, char **argv) {
+    static const struct option opts[] = {{"tok", required_argument, 0, 't'},
+                                         {"lang", required_argument, 0, 'l'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *tok = "words", *lang = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "t:l:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 't':
+            tok = optarg;
+            break;
+        case 'l':
+            lang = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            return usage_error("%s", "bad option");
+        }
+    }
+    s2s_tok_mode mode;
+    if (parse_tok(tok, lang, &mode) < 0)
+        return usage_error("bad --tok '%s' (words, chars, units, auto)", tok);
+    if (strcmp(tok, "auto") == 0 && !lang) return usage_error("%s", "--tok auto needs --lang");
+    s2s_err err;
+    s2s_err_clear(&err);
+    int n_in = argc - optind;
+    for (int i = 0; i < (n_in ? n_in : 1); i++) {
+        const char *p = n_in ? argv[optind + i] : "-";
+        const char *name = strcmp(p, "-") ? p : "<stdin>";
+        FILE *fp = strcmp(p, "-") ? fopen(p, "r") : stdin;
+        if (!fp) {
+            s2s_err_errno(&err, "%s: cannot open", name);
+            return fail(&err);
+        }
+        char *line = NULL;
+        size_t cap = 0, lineno = 0;
+        int rc = 0;
+        while (getline(&line, &cap, fp) != -1) {
+            lineno++;
+            char **toks;
+            long nt = s2s_ngram_tokenize(line, mode, &toks, &err);
+            if (nt < 0) {
+                s2s_err_prefix(&err, "%s:%zu: ", name, lineno);
+                rc = (int)nt;
+                break;
+            }
+            for (long k = 0; k < nt; k++) {
+                if (k) putchar(' ');
+                fputs(toks[k], stdout);
+            }
+            putchar('\n');
+            s2s_tokens_free(toks, (size_t)nt);
+        }
+        free(line);
+        if (fp != stdin) fclose(fp);
+        if (rc < 0) return fail(&err);
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        s2s_err_errno(&err, "<stdout>: write failed");
+        return fail(&err);
+    }
+    return 0;
+}
+
 /* ---- text ------------------------------------------------------------------------------------ */
 /* Appends s to b with newlines and tabs turned into spaces (one sentence per line). */
 static int put_flat(s2s_buf *b, const char *s, size_t n, s2s_err *err) {
@@ -458,5 +531,6 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "ppl") == 0) return cmd_ppl(argc - 1, argv + 1);
     if (strcmp(cmd, "info") == 0) return cmd_info(argc - 1, argv + 1);
     if (strcmp(cmd, "text") == 0) return cmd_text(argc - 1, argv + 1);
-    return usage_error("unknown command '%s' (train, ppl, info, text)", cmd);
+    if (strcmp(cmd, "tok") == 0) return cmd_tok(argc - 1, argv + 1);
+    return usage_error("unknown command '%s' (train, ppl, info, tok, text)", cmd);
 }
