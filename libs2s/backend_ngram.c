@@ -9,20 +9,36 @@
 #include "s2s/ngram.h"
 #include "s2s/util.h"
 
-typedef struct ngram_be {
+typedef struct ngram_model {
     s2s_lm *lm;
     char *path;
     int recorded_mode; /* the ARPA names its token mode (\s2s-tok:), else text follows the lang */
-    double cache;      /* weight of the unigram cache, 0 = off */
+} ngram_model;
+
+/* One text model and/or one unit model ("ngram:words.arpa,units.arpa"): t2t asks the text
+ * model, s2s the unit model, so one run reports both modes and their degradation. */
+typedef struct ngram_be {
+    ngram_model m[2];
+    int nm;
+    double cache; /* weight of the unigram cache, 0 = off */
     int eos;
 } ngram_be;
 
 static void ngram_destroy(void *self) {
     ngram_be *g = self;
     if (!g) return;
-    s2s_lm_free(g->lm);
-    free(g->path);
+    for (int i = 0; i < 2; i++) {
+        s2s_lm_free(g->m[i].lm);
+        free(g->m[i].path);
+    }
     free(g);
+}
+
+/* The model for units (want_units) or for text, or NULL. */
+static const ngram_model *model_for(const ngram_be *g, int want_units) {
+    for (int i = 0; i < g->nm; i++)
+        if ((s2s_lm_tok_mode(g->m[i].lm) == S2S_TOK_UNITS) == want_units) return &g->m[i];
+    return NULL;
 }
 
 static const char *tok_name(s2s_tok_mode m) {
@@ -31,22 +47,24 @@ static const char *tok_name(s2s_tok_mode m) {
 
 static int ngram_needs(void *self, s2s_mode mode, unsigned *needs, s2s_err *err) {
     ngram_be *g = self;
-    int units = s2s_lm_tok_mode(g->lm) == S2S_TOK_UNITS;
+    const ngram_model *any = &g->m[0];
     switch (mode) {
     case S2S_MODE_T2T:
-        if (units)
+        if (!model_for(g, 0))
             return s2s_err_set(err, S2S_EUNSUP,
                                "mode t2t needs a text model, but %s is a unit model (its tokens "
-                               "are speech units): train one on text with s2s-lm train",
-                               g->path);
+                               "are speech units): train one on text with s2s-lm train, and "
+                               "give both as ngram:TEXT.arpa,UNITS.arpa",
+                               any->path);
         *needs = S2S_NEED_CTX_TEXT | S2S_NEED_CAND_TEXT;
         return 0;
     case S2S_MODE_S2S:
-        if (!units)
+        if (!model_for(g, 1))
             return s2s_err_set(err, S2S_EUNSUP,
                                "mode s2s needs a unit model, but %s is a text model (%s): train "
-                               "one on unit sequences with s2s-lm train --tok units",
-                               g->path, tok_name(s2s_lm_tok_mode(g->lm)));
+                               "one on unit sequences with s2s-lm train --tok units, and give "
+                               "both as ngram:TEXT.arpa,UNITS.arpa",
+                               any->path, tok_name(s2s_lm_tok_mode(any->lm)));
         *needs = S2S_NEED_CTX_UNITS | S2S_NEED_CAND_UNITS;
         return 0;
     default:
@@ -54,7 +72,7 @@ static int ngram_needs(void *self, s2s_mode mode, unsigned *needs, s2s_err *err)
                            "mode %s needs a model that reads both speech and text; an n-gram "
                            "model (%s, %s tokens) reads one kind only: use a worker model "
                            "(--lm worker:COMMAND) for s2t and t2s",
-                           s2s_mode_name(mode), g->path, tok_name(s2s_lm_tok_mode(g->lm)));
+                           s2s_mode_name(mode), any->path, tok_name(s2s_lm_tok_mode(any->lm)));
     }
 }
 
@@ -72,8 +90,8 @@ static size_t cache_slot(const cache_tab *c, const char *k) {
     return i;
 }
 
-static double score_cache(const ngram_be *g, char **all, size_t n, size_t m, double *nll,
-                          size_t *ntok, s2s_err *err) {
+static double score_cache(const ngram_be *g, const s2s_lm *lm, char **all, size_t n, size_t m,
+                          double *nll, size_t *ntok, s2s_err *err) {
     size_t total = n + m;
     cache_tab c = {0};
     c.cap = 16;
@@ -91,7 +109,7 @@ static double score_cache(const ngram_be *g, char **all, size_t n, size_t m, dou
         c.key[s] = all[i];
         c.cnt[s]++;
     }
-    size_t win = (size_t)(s2s_lm_order(g->lm) > 1 ? s2s_lm_order(g->lm) - 1 : 0);
+    size_t win = (size_t)(s2s_lm_order(lm) > 1 ? s2s_lm_order(lm) - 1 : 0);
     double sum = 0;
     int rc = 0;
     size_t steps = m + (g->eos ? 1 : 0);
@@ -101,10 +119,9 @@ static double score_cache(const ngram_be *g, char **all, size_t n, size_t m, dou
         double l;
         size_t nt;
         if (j < m)
-            rc = s2s_lm_score(g->lm, hist, w, (const char *const *)&all[hl], 1, 0, &l, &nt, NULL,
-                              err);
+            rc = s2s_lm_score(lm, hist, w, (const char *const *)&all[hl], 1, 0, &l, &nt, NULL, err);
         else
-            rc = s2s_lm_score(g->lm, hist, w, NULL, 0, 1, &l, &nt, NULL, err);
+            rc = s2s_lm_score(lm, hist, w, NULL, 0, 1, &l, &nt, NULL, err);
         if (rc < 0) break;
         double pc = 0;
         if (j < m && hl > 0) {
@@ -129,16 +146,20 @@ static double score_cache(const ngram_be *g, char **all, size_t n, size_t m, dou
 
 static int ngram_answer(void *self, const s2s_request *rq, s2s_reply *out, s2s_err *err) {
     ngram_be *g = self;
-    (void)err;
-    s2s_tok_mode tm = s2s_lm_tok_mode(g->lm);
+    int units = rq->mode == S2S_MODE_S2S;
+    const ngram_model *md = model_for(g, units);
+    if (!md)
+        return s2s_err_set(err, S2S_EUNSUP, "ngram: no model for mode %s", s2s_mode_name(rq->mode));
+    const s2s_lm *lm = md->lm;
+    s2s_tok_mode tm = s2s_lm_tok_mode(lm);
     const char *ctx, *cand;
-    if (tm == S2S_TOK_UNITS) {
+    if (units) {
         ctx = rq->ctx_units;
         cand = rq->cand_units;
     } else {
         ctx = rq->ctx_text;
         cand = rq->cand_text;
-        if (!g->recorded_mode) tm = s2s_tok_mode_for_lang(rq->lang ? rq->lang : "");
+        if (!md->recorded_mode) tm = s2s_tok_mode_for_lang(rq->lang ? rq->lang : "");
     }
     char **ct = NULL, **kt = NULL;
     long n = 0, m = 0;
@@ -163,11 +184,11 @@ static int ngram_answer(void *self, const s2s_request *rq, s2s_reply *out, s2s_e
         } else {
             if (n) memcpy(all, ct, sizeof *all * (size_t)n);
             if (m) memcpy(all + n, kt, sizeof *all * (size_t)m);
-            rc = (int)score_cache(g, all, (size_t)n, (size_t)m, &nll, &ntok, &e);
+            rc = (int)score_cache(g, lm, all, (size_t)n, (size_t)m, &nll, &ntok, &e);
             free(all);
         }
     } else {
-        rc = s2s_lm_score(g->lm, (const char *const *)ct, (size_t)n, (const char *const *)kt,
+        rc = s2s_lm_score(lm, (const char *const *)ct, (size_t)n, (const char *const *)kt,
                           (size_t)m, g->eos, &nll, &ntok, NULL, &e);
     }
     s2s_tokens_free(ct, (size_t)n);
@@ -245,25 +266,58 @@ static int parse_opts(ngram_be *g, const char *spec, const char *opts, s2s_err *
 s2s_backend *s2s_backend_ngram_open(const char *spec, const char *kind, const char *path,
                                     const char *opts, s2s_err *err) {
     ngram_be *g = calloc(1, sizeof *g);
-    if (!g || !(g->path = strdup(path))) {
+    char *list = strdup(path);
+    if (!g || !list) {
         free(g);
+        free(list);
         s2s_err_set(err, S2S_ENOMEM, "out of memory");
         return NULL;
     }
-    if (parse_opts(g, spec, opts, err)) {
-        ngram_destroy(g);
-        return NULL;
+    if (parse_opts(g, spec, opts, err)) goto fail;
+    /* "a.arpa,b.arpa": a text model and a unit model; the identity hashes both files */
+    s2s_sha256 ctx;
+    s2s_sha256_init(&ctx);
+    char *save = NULL;
+    for (char *p = strtok_r(list, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+        if (g->nm == 2) {
+            s2s_err_set(err, S2S_EINVAL, "--lm '%s': at most two models (text,units)", spec);
+            goto fail;
+        }
+        ngram_model *m = &g->m[g->nm];
+        char sha[65];
+        if (s2s_sha256_file(p, sha, err)) goto fail;
+        s2s_sha256_update(&ctx, sha, 64);
+        if (!(m->path = strdup(p))) {
+            s2s_err_set(err, S2S_ENOMEM, "out of memory");
+            goto fail;
+        }
+        if (!(m->lm = s2s_lm_load_arpa(p, err))) goto fail;
+        m->recorded_mode = has_recorded_mode(p);
+        g->nm++;
     }
-    char sha[65];
-    if (s2s_sha256_file(path, sha, err)) {
-        ngram_destroy(g);
-        return NULL;
+    if (g->nm == 0) {
+        s2s_err_set(err, S2S_EINVAL, "--lm '%s': no model file", spec);
+        goto fail;
     }
-    g->lm = s2s_lm_load_arpa(path, err);
-    if (!g->lm) {
-        ngram_destroy(g);
-        return NULL;
+    if (g->nm == 2 && (s2s_lm_tok_mode(g->m[0].lm) == S2S_TOK_UNITS) ==
+                          (s2s_lm_tok_mode(g->m[1].lm) == S2S_TOK_UNITS)) {
+        s2s_err_set(err, S2S_EINVAL,
+                    "--lm '%s': two models must be one text model and one unit model", spec);
+        goto fail;
     }
-    g->recorded_mode = has_recorded_mode(path);
-    return s2s_backend_new(!strcmp(kind, "arpa") ? &arpa_ops : &ngram_ops, g, spec, sha, err);
+    char hex[65];
+    if (g->nm == 1) {
+        if (s2s_sha256_file(g->m[0].path, hex, err)) goto fail;
+    } else {
+        unsigned char d[32];
+        s2s_sha256_final(&ctx, d);
+        for (int i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    }
+    free(list);
+    return s2s_backend_new(!strcmp(kind, "arpa") ? &arpa_ops : &ngram_ops, g, spec, hex, err);
+fail:
+    free(list);
+    ngram_destroy(g);
+    return NULL;
 }

@@ -145,12 +145,17 @@ with tarfile.open("units.tar", "w", format=tarfile.USTAR_FORMAT) as tf:
         for _ in range(3):
             tr.write(" ".join(map(str, ctx + good)) + "\n")
         right = i % 2
-        cands = [{"text": "good", "label": 1}, {"text": "bad", "label": 0}]
+        subj = ["the cat", "a dog", "my friend", "the teacher", "her brother", "the old man"][i % 6]
+        cands = [{"text": ["bought some milk .", "played with the ball .", "read a book .",
+                           "swam in the sea ."][i % 4], "label": 1},
+                 {"text": ["ate the moon .", "sang to a rock purple .", "flew under the sea tables .",
+                           "is a spoon green ."][(i // 4) % 4], "label": 0}]
         cu = [good, bad]
         if right:
             cands.reverse(); cu.reverse()
         key = f"u{i:03d}"
-        item = {"id": key, "task": "cloze", "lang": "en", "context": {"text": "x"},
+        item = {"id": key, "task": "cloze", "lang": "en",
+                "context": {"text": f"{subj} went to the park . then {subj}"},
                 "candidates": cands}
         add(key + ".json", json.dumps(item).encode())
         add(key + ".ctx.units", " ".join(map(str, ctx)).encode())
@@ -172,6 +177,30 @@ assert all(x["plausible"]["ntok"] == 16 for x in p)
 d = [json.loads(l) for l in open("outd/pairs.jsonl")]
 assert all(x["plausible"]["ntok"] <= 8 for x in d), [x["plausible"]["ntok"] for x in d]
 assert json.load(open("outd/report.json"))["run"]["dedup"] is True
+PY
+# one text and one unit model: t2t and s2s in one run, with their degradation
+"$BIN/s2s-score" --mode t2t,s2s --lm ngram:words.arpa,units.arpa -o outts units.tar >/dev/null \
+    || fail "t2t,s2s with two models"
+python3 - <<'PY' || fail "t2t-s2s degradation check"
+import json, math
+r = json.load(open("outts/report.json"))
+p = [json.loads(l) for l in open("outts/pairs.jsonl")]
+o = {(x["item"], x["mode"]): x["outcome"] for x in p}
+items = sorted({x["item"] for x in p})
+a = [o[(i, "t2t")] for i in items]; b = [o[(i, "s2s")] for i in items]
+d = r["degradation"]["t2t-s2s"]
+assert d["pairs"] == len(items) and d["from"] == "t2t" and d["to"] == "s2s"
+assert abs(d["difference"] - (sum(a) - sum(b)) / len(items)) < 1e-12
+dec = [(x, y) for x, y in zip(a, b) if x != 0.5 and y != 0.5]
+bb = sum(1 for x, y in dec if x > y); cc = sum(1 for x, y in dec if x < y)
+assert d["mcnemar"]["b"] == bb and d["mcnemar"]["c"] == cc, (d["mcnemar"], bb, cc)
+n, k = bb + cc, min(bb, cc)
+pv = 1.0 if bb == cc else min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
+assert abs(d["mcnemar"]["p"] - pv) < 1e-12, (d["mcnemar"]["p"], pv)
+lo, hi = d["ci95"]; assert lo <= d["difference"] <= hi
+assert r["modes"]["s2s"]["accuracy"] > 0.9
+assert len(r["run"]["model_sha256"]) == 64
+assert 0 < r["modes"]["t2t"]["accuracy"] < 1 and r["warnings"] == [], r["warnings"]
 PY
 # the text model cannot score s2s, and items without units cannot be scored in s2s
 set +e
