@@ -2,12 +2,14 @@
 # Install what s2sbench needs on Debian 12, idempotently: only missing packages are fetched.
 # Build: compiler, cmake, pkg-config and the -dev packages of our libraries.
 # Tests: independent readers (sox, ffprobe, flac, GNU tar, python3) and espeak-ng's CLI as the anchor.
+# ARPA n-gram readers for the n-gram tests: IRSTLM (compile-lm, tlm) and sphinxbase.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libespeak-ng-dev espeak-ng-data libsndfile1-dev libsamplerate0-dev
       libavformat-dev libavcodec-dev libavutil-dev libswresample-dev
       zlib1g-dev libjansson-dev libcmocka-dev
-      espeak-ng sox libsox-fmt-all ffmpeg flac tar python3 time)
+      espeak-ng sox libsox-fmt-all ffmpeg flac tar python3 time
+      irstlm sphinxbase-utils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
