@@ -107,6 +107,36 @@ static json_t *dataset_hashes(char **paths, int n, s2s_err *err) {
     return arr;
 }
 
+/* Samples the named shards hold, from the dataset.json beside them (for the progress ETA);
+ * 0 when unknown (stdin, a file without dataset.json). */
+static uint64_t expected_samples(char **paths, int n) {
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(paths[i], "-")) return 0;
+        char *c1 = strdup(paths[i]), *c2 = strdup(paths[i]);
+        char path[4096];
+        uint64_t got = 0;
+        if (c1 && c2) {
+            snprintf(path, sizeof path, "%s/dataset.json", dirname(c1));
+            json_t *ds = json_load_file(path, 0, NULL);
+            const char *base = basename(c2);
+            size_t k;
+            json_t *sh;
+            json_array_foreach(json_object_get(ds, "shards"), k, sh) {
+                const char *nm = json_string_value(json_object_get(sh, "name"));
+                if (nm && !strcmp(nm, base))
+                    got = (uint64_t)json_integer_value(json_object_get(sh, "samples"));
+            }
+            json_decref(ds);
+        }
+        free(c1);
+        free(c2);
+        if (!got) return 0;
+        total += got;
+    }
+    return total;
+}
+
 static int write_outputs(const char *dir, s2s_scorer *sc, json_t *rep, s2s_err *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/pairs.jsonl", dir);
@@ -227,7 +257,8 @@ int main(int argc, char **argv) {
     uint64_t skipped = 0;
     if (!r) rc = err.code;
     if (r && shard) s2s_reader_set_part(r, &part);
-    s2s_progress *pg = s2s_progress_new("s2s-score", "items", 0);
+    s2s_progress *pg =
+        s2s_progress_new("s2s-score", "items", shard ? 0 : expected_samples(argv + optind, nin));
     while (!rc) {
         s2s_sample *s = NULL;
         int got = s2s_reader_next(r, &s, &err);

@@ -178,6 +178,24 @@ d = [json.loads(l) for l in open("outd/pairs.jsonl")]
 assert all(x["plausible"]["ntok"] <= 8 for x in d), [x["plausible"]["ntok"] for x in d]
 assert json.load(open("outd/report.json"))["run"]["dedup"] is True
 PY
+# the same samples packed into shards: same scores, dataset.json hash recorded; parts add up
+mkdir shards
+"$BIN/s2s-pack" -q -o 'shards/u-%06d.tar' -n 10 units.tar || fail "s2s-pack"
+"$BIN/s2s-score" --mode s2s --lm ngram:units.arpa -o outp shards/u-*.tar >/dev/null || fail "shards"
+for i in 0 1 2; do
+    "$BIN/s2s-score" --mode s2s --lm ngram:units.arpa --shard $i/3 -o outp$i shards/u-*.tar \
+        >/dev/null || fail "--shard $i/3"
+done
+python3 - "$(sha256sum shards/dataset.json | cut -d' ' -f1)" <<'PY' || fail "shard run check"
+import json, sys
+a, b = json.load(open("outs/report.json")), json.load(open("outp/report.json"))
+assert b["run"]["dataset_json_sha256"] == [sys.argv[1]], b["run"]["dataset_json_sha256"]
+assert a["modes"] == b["modes"]
+assert open("outs/pairs.jsonl").read() == open("outp/pairs.jsonl").read()
+parts = [json.load(open(f"outp{i}/report.json"))["modes"]["s2s"] for i in range(3)]
+assert sum(p["pairs"] for p in parts) == 30 and all(p["pairs"] < 30 for p in parts)
+assert sum(p["correct"] for p in parts) == a["modes"]["s2s"]["correct"]
+PY
 # one text and one unit model: t2t and s2s in one run, with their degradation
 "$BIN/s2s-score" --mode t2t,s2s --lm ngram:words.arpa,units.arpa -o outts units.tar >/dev/null \
     || fail "t2t,s2s with two models"
