@@ -456,12 +456,65 @@ static void test_losses_compat(void **state) {
     rmdir(dir);
 }
 
+/* Audio members are handed to the backend as files in a private temp dir, removed afterwards. */
+static char seen_audio[3][512];
+static int audio_answer(void *self, const s2s_request *rq, s2s_reply *out, s2s_err *err) {
+    (void)self, (void)err;
+    assert_non_null(rq->ctx_audio);
+    FILE *fp = fopen(rq->ctx_audio, "rb");
+    assert_non_null(fp);
+    char buf[16] = {0};
+    assert_true(fread(buf, 1, sizeof buf - 1, fp) == 8);
+    fclose(fp);
+    assert_string_equal(buf, "RIFFdata");
+    assert_null(rq->cand_audio);
+    if (rq->cand < 3) snprintf(seen_audio[rq->cand], sizeof seen_audio[0], "%s", rq->ctx_audio);
+    out->nll = rq->cand + 1.0;
+    out->ntok = 1;
+    return 0;
+}
+
+static int audio_needs(void *self, s2s_mode mode, unsigned *needs, s2s_err *err) {
+    (void)self, (void)mode, (void)err;
+    *needs = S2S_NEED_CTX_AUDIO | S2S_NEED_CAND_TEXT;
+    return 0;
+}
+
+static const s2s_backend_ops audio_ops = {
+    .kind = "fake", .needs = audio_needs, .answer = audio_answer};
+
+static void test_audio_files(void **state) {
+    (void)state;
+    s2s_err err;
+    s2s_score_opts o;
+    s2s_score_opts_init(&o);
+    o.modes = 1u << S2S_MODE_S2T;
+    s2s_backend *b = s2s_backend_new(&audio_ops, NULL, "fake:", "", &err);
+    s2s_scorer *sc = s2s_scorer_new(&o, b, &err);
+    assert_non_null(sc);
+    s2s_sample *s = mk(items3[0]);
+    assert_int_equal(s2s_scorer_add(sc, s, &err), S2S_EDATA);
+    assert_non_null(strstr(err.msg, "ctx.wav or ctx.flac"));
+    assert_int_equal(s2s_sample_put_copy(s, "ctx.wav", "RIFFdata", 8, &err), 0);
+    assert_int_equal(s2s_scorer_add(sc, s, &err), 0);
+    assert_int_equal(s2s_scorer_finish(sc, &err), 0);
+    /* the same file for both candidates, gone once the item is complete */
+    assert_string_equal(seen_audio[0], seen_audio[1]);
+    assert_int_equal(access(seen_audio[0], F_OK), -1);
+    json_t *rep = s2s_scorer_report(sc, NULL, &err);
+    assert_true(num(rep, "modes.s2t.accuracy") == 1.0);
+    json_decref(rep);
+    s2s_sample_free(s);
+    s2s_scorer_free(sc);
+    s2s_backend_free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outcome),       cmocka_unit_test(test_protocol),
         cmocka_unit_test(test_compat_fake),   cmocka_unit_test(test_async_out_of_order),
         cmocka_unit_test(test_degradation),   cmocka_unit_test(test_missing_inputs),
-        cmocka_unit_test(test_losses_compat),
+        cmocka_unit_test(test_losses_compat), cmocka_unit_test(test_audio_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
