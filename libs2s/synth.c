@@ -1,0 +1,1020 @@
+/* synth.c — speech for items with libespeak-ng (see s2s/synth.h and docs/synth.md). */
+#include "s2s/synth.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <espeak-ng/espeak_ng.h>
+#include <espeak-ng/speak_lib.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "s2s/item.h"
+#include "s2s/util.h"
+
+/* espeak-ng's flags for every utterance: plain UTF-8 text (no espeakSSML, no espeakPHONEMES, so
+ * '<', '&' and "[[" are text) and the end-of-text pause that the CLI adds too (it passes
+ * espeakCHARS_AUTO | espeakPHONEMES | espeakENDPAUSE; CHARS_AUTO reads valid UTF-8 as UTF-8). */
+#define SYNTH_FLAGS (espeakCHARS_UTF8 | espeakENDPAUSE)
+
+/* Where the synth callback appends samples. espeak-ng's callback has no user pointer that is
+ * reliably set on every call, and the engine is one per process anyway (s2s/synth.h), so this
+ * one static is the process's sink; `g_alive` refuses a second handle. */
+static struct pcm_sink {
+    int16_t *data;
+    size_t n, cap;
+    int nomem;
+} *g_sink;
+static int g_alive;
+
+struct s2s_synth {
+    s2s_synth_opts o;
+    char *voice, *voices_str; /* owned copies of o.voice / o.voices */
+    char **voices;            /* opts.voices split at ',' */
+    size_t n_voices;
+    int rate_hz;
+    char engine[64];
+    char cur_voice[128]; /* voice currently loaded in the engine ("" = none yet) */
+    /* Known names for validation and suggestions. */
+    char **langs;    /* language codes, lowercase, distinct */
+    size_t n_langs;
+    char **files;    /* voice files ("gmw/en-US") */
+    char **names;    /* voice names ("English (America)") */
+    size_t n_files;
+    char **variants; /* variant files without "!v/" ("f3", "Alex") */
+    char **variant_names;
+    size_t n_variants;
+    /* lang -> voice cache (by s2s_synth_voice_for). */
+    struct lang_voice {
+        char *lang, *voice; /* voice NULL: no voice for lang */
+    } *cache;
+    size_t n_cache, cap_cache;
+    struct pcm_sink sink;
+};
+
+void s2s_synth_opts_default(s2s_synth_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->rate = espeakRATE_NORMAL;
+    o->pitch = 50;
+    o->parts = S2S_SYNTH_CTX | S2S_SYNTH_CANDIDATES;
+    o->isolate = 1;
+}
+
+static int synth_cb(short *wav, int n, espeak_EVENT *ev)
+{
+    (void)ev;
+    struct pcm_sink *k = g_sink;
+    if (!k || !wav || n <= 0) return 0;
+    if (k->n + (size_t)n > k->cap) {
+        size_t cap = k->cap ? k->cap : 65536;
+        while (cap < k->n + (size_t)n) cap *= 2;
+        int16_t *p = realloc(k->data, cap * sizeof *p);
+        if (!p) {
+            k->nomem = 1;
+            return 1; /* abort synthesis */
+        }
+        k->data = p, k->cap = cap;
+    }
+    memcpy(k->data + k->n, wav, (size_t)n * sizeof *wav);
+    k->n += (size_t)n;
+    return 0;
+}
+
+static void free_strv(char **v, size_t n)
+{
+    if (!v) return;
+    for (size_t i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+static int push_str(char ***v, size_t *n, const char *s)
+{
+    char **p = realloc(*v, (*n + 1) * sizeof *p);
+    if (!p) return -1;
+    *v = p;
+    if (!(p[*n] = strdup(s))) return -1;
+    (*n)++;
+    return 0;
+}
+
+static void lower(char *s)
+{
+    for (; *s; s++) *s = (char)tolower((unsigned char)*s);
+}
+
+/* Reads espeak-ng's voice list into s (langs, files, names, variants). */
+static int load_voice_tables(s2s_synth *s, s2s_err *err)
+{
+    const espeak_VOICE **vs = espeak_ListVoices(NULL);
+    for (size_t i = 0; vs && vs[i]; i++) {
+        const espeak_VOICE *v = vs[i];
+        if (push_str(&s->files, &s->n_files, v->identifier ? v->identifier : "") != 0)
+            goto nomem;
+        size_t nn = s->n_files - 1, dummy = nn;
+        if (push_str(&s->names, &dummy, v->name ? v->name : "") != 0) goto nomem;
+        /* languages: (priority byte, NUL-terminated name)*, then a NUL */
+        for (const char *p = v->languages; p && *p; p += strlen(p + 1) + 2) {
+            char buf[64];
+            snprintf(buf, sizeof buf, "%s", p + 1);
+            lower(buf);
+            int seen = 0;
+            for (size_t j = 0; j < s->n_langs && !seen; j++) seen = strcmp(s->langs[j], buf) == 0;
+            if (!seen && push_str(&s->langs, &s->n_langs, buf) != 0) goto nomem;
+        }
+    }
+    espeak_VOICE spec;
+    memset(&spec, 0, sizeof spec);
+    spec.languages = "variant";
+    vs = espeak_ListVoices(&spec);
+    for (size_t i = 0; vs && vs[i]; i++) {
+        const char *id = vs[i]->identifier ? vs[i]->identifier : "";
+        if (strncmp(id, "!v/", 3) == 0) id += 3;
+        if (push_str(&s->variants, &s->n_variants, id) != 0) goto nomem;
+        size_t dummy = s->n_variants - 1;
+        if (push_str(&s->variant_names, &dummy, vs[i]->name ? vs[i]->name : "") != 0) goto nomem;
+    }
+    return 0;
+nomem:
+    return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+}
+
+/* Case-insensitive Levenshtein distance, capped at 9. */
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) return 9;
+    int d[64][64];
+    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int c = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
+            int m = d[i - 1][j - 1] + c;
+            if (d[i - 1][j] + 1 < m) m = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < m) m = d[i][j - 1] + 1;
+            d[i][j] = m;
+        }
+    return d[la][lb] > 9 ? 9 : d[la][lb];
+}
+
+/* Appends up to 6 close matches of `what` among cand[] to buf as "a, b, c" (prefix matches
+ * and edit distance <= 2, best first). Returns the number found. */
+static int close_matches(const char *what, char *const *cand, size_t n, const char *prefix,
+                         char *buf, size_t bufsize)
+{
+    int found = 0;
+    size_t wl = strlen(what);
+    for (int dist = 0; dist <= 3 && found < 6; dist++) {
+        for (size_t i = 0; i < n && found < 6; i++) {
+            const char *c = cand[i];
+            size_t cl = strlen(c);
+            int d = edit_distance(what, c);
+            /* prefix relation (either way, at least 2 chars) ranks as distance 1 */
+            if (wl >= 2 && cl >= 2 &&
+                (strncasecmp(what, c, wl < cl ? wl : cl) == 0) && d > 1)
+                d = 1 + (d > 2);
+            if (d != dist || d > 2 || (dist == 0 && strcasecmp(what, c) != 0)) continue;
+            /* no duplicates in the list */
+            char item[160];
+            snprintf(item, sizeof item, "%s%s", prefix, c);
+            if (strstr(buf, item)) continue;
+            size_t bl = strlen(buf);
+            snprintf(buf + bl, bufsize - bl, "%s%s", found ? ", " : "", item);
+            found++;
+        }
+    }
+    return found;
+}
+
+static int find_ci(char *const *v, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(v[i], s) == 0) return 1;
+    return 0;
+}
+
+
+/* Fills buf with "close: a, b" suggestions for an unknown voice name (base or variant). */
+static void suggest(const s2s_synth *s, const char *base, const char *variant, char *buf,
+                    size_t bufsize)
+{
+    buf[0] = 0;
+    char list[600] = "";
+    int n = 0;
+    if (variant) {
+        n = close_matches(variant, s->variants, s->n_variants, "+", list, sizeof list);
+    } else {
+        n = close_matches(base, s->langs, s->n_langs, "", list, sizeof list);
+        if (n < 6) {
+            /* voice files by their base name ("en-US" of "gmw/en-US") */
+            char **bases = calloc(s->n_files ? s->n_files : 1, sizeof *bases);
+            size_t nb = 0;
+            for (size_t i = 0; bases && i < s->n_files; i++) {
+                const char *sl = strrchr(s->files[i], '/');
+                bases[nb++] = (char *)(sl ? sl + 1 : s->files[i]);
+            }
+            if (bases) n += close_matches(base, bases, nb, "", list, sizeof list);
+            free(bases);
+        }
+    }
+    if (n) snprintf(buf, bufsize, " (close: %s)", list);
+    else snprintf(buf, bufsize, " (none close; see --list-voices)");
+}
+
+/* Loads voice into the engine (if not already current) and applies rate and pitch. */
+static int set_voice(s2s_synth *s, const char *voice, s2s_err *err)
+{
+    if (strcmp(s->cur_voice, voice) == 0) return 0;
+    espeak_ng_STATUS st = espeak_ng_SetVoiceByName(voice);
+    if (st != ENS_OK) {
+        s->cur_voice[0] = 0;
+        char msg[200];
+        espeak_ng_GetStatusCodeMessage(st, msg, sizeof msg);
+        return s2s_err_set(err, S2S_EINVAL, "espeak-ng cannot load voice \"%s\": %s", voice, msg);
+    }
+    /* Parameters after the voice, as the espeak-ng CLI does. */
+    if (espeak_ng_SetParameter(espeakRATE, s->o.rate, 0) != ENS_OK ||
+        espeak_ng_SetParameter(espeakPITCH, s->o.pitch, 0) != ENS_OK) {
+        s->cur_voice[0] = 0;
+        return s2s_err_set(err, S2S_EINVAL, "espeak-ng refused rate %d or pitch %d", s->o.rate,
+                           s->o.pitch);
+    }
+    snprintf(s->cur_voice, sizeof s->cur_voice, "%s", voice);
+    return 0;
+}
+
+int s2s_synth_check_voice(s2s_synth *s, const char *voice, s2s_err *err)
+{
+    char base[128], sug[700];
+    const char *plus = strchr(voice, '+');
+    size_t bl = plus ? (size_t)(plus - voice) : strlen(voice);
+    if (bl == 0 || bl >= sizeof base || strlen(voice) >= sizeof s->cur_voice)
+        return s2s_err_set(err, S2S_EINVAL, "bad voice name \"%s\"", voice);
+    memcpy(base, voice, bl);
+    base[bl] = 0;
+    if (plus) {
+        const char *variant = plus + 1;
+        int ok = 0;
+        for (size_t i = 0; i < s->n_variants && !ok; i++) ok = strcmp(s->variants[i], variant) == 0;
+        if (!ok) {
+            suggest(s, base, variant, sug, sizeof sug);
+            return s2s_err_set(err, S2S_EINVAL, "unknown voice variant \"+%s\" in \"%s\"%s",
+                               variant, voice, sug);
+        }
+    }
+    espeak_ng_STATUS st = espeak_ng_SetVoiceByName(voice);
+    s->cur_voice[0] = 0; /* the engine's voice changed (or not): set it again before speaking */
+    if (st != ENS_OK) {
+        suggest(s, base, NULL, sug, sizeof sug);
+        return s2s_err_set(err, S2S_EINVAL, "unknown voice \"%s\"%s", voice, sug);
+    }
+    return 0;
+}
+
+s2s_synth *s2s_synth_new(const s2s_synth_opts *opts, s2s_err *err)
+{
+    if (g_alive) {
+        s2s_err_set(err, S2S_EUNSUP,
+                    "one synthesizer per process: espeak-ng keeps global state (use processes)");
+        return NULL;
+    }
+    if (opts->rate < espeakRATE_MINIMUM || opts->rate > espeakRATE_MAXIMUM) {
+        s2s_err_set(err, S2S_EINVAL, "rate %d out of range (%d..%d words per minute)", opts->rate,
+                    espeakRATE_MINIMUM, espeakRATE_MAXIMUM);
+        return NULL;
+    }
+    if (opts->pitch < 0 || opts->pitch > 99) {
+        s2s_err_set(err, S2S_EINVAL, "pitch %d out of range (0..99)", opts->pitch);
+        return NULL;
+    }
+    if (!(opts->parts & (S2S_SYNTH_CTX | S2S_SYNTH_CANDIDATES)) ||
+        (opts->parts & ~(unsigned)(S2S_SYNTH_CTX | S2S_SYNTH_CANDIDATES))) {
+        s2s_err_set(err, S2S_EINVAL, "parts must be ctx, candidates or both");
+        return NULL;
+    }
+    s2s_synth *s = calloc(1, sizeof *s);
+    if (!s) {
+        s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        return NULL;
+    }
+    s->o = *opts;
+    s->o.voice = s->o.voices = NULL;
+    if ((opts->voice && !(s->voice = strdup(opts->voice))) ||
+        (opts->voices && !(s->voices_str = strdup(opts->voices)))) {
+        free(s->voice);
+        free(s);
+        s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        return NULL;
+    }
+    s->o.voice = s->voice;
+    s->o.voices = s->voices_str;
+
+    espeak_ng_InitializePath(NULL);
+    espeak_ng_ERROR_CONTEXT ctx = NULL;
+    espeak_ng_STATUS st = espeak_ng_Initialize(&ctx);
+    if (st != ENS_OK) {
+        char msg[200];
+        espeak_ng_GetStatusCodeMessage(st, msg, sizeof msg);
+        espeak_ng_ClearErrorContext(&ctx);
+        free(s->voice), free(s->voices_str), free(s);
+        s2s_err_set(err, S2S_EIO, "espeak-ng initialisation failed: %s", msg);
+        return NULL;
+    }
+    g_alive = 1;
+    st = espeak_ng_InitializeOutput(ENOUTPUT_MODE_SYNCHRONOUS, 0, NULL);
+    if (st != ENS_OK) {
+        s2s_err_set(err, S2S_EIO, "espeak-ng output initialisation failed (status 0x%x)",
+                    (unsigned)st);
+        s2s_synth_free(s);
+        return NULL;
+    }
+    espeak_SetSynthCallback(synth_cb);
+    s->rate_hz = espeak_ng_GetSampleRate();
+    const char *data_path = NULL;
+    const char *ver = espeak_Info(&data_path);
+    snprintf(s->engine, sizeof s->engine, "espeak-ng %s", ver ? ver : "?");
+    g_sink = &s->sink;
+    if (load_voice_tables(s, err) != 0) goto fail;
+
+    if (s->voices_str) {
+        char *copy = strdup(s->voices_str);
+        if (!copy) {
+            s2s_err_set(err, S2S_ENOMEM, "out of memory");
+            goto fail;
+        }
+        char *save = NULL;
+        for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            while (*t == ' ') t++;
+            size_t l = strlen(t);
+            while (l && t[l - 1] == ' ') t[--l] = 0;
+            if (!*t) continue;
+            if (push_str(&s->voices, &s->n_voices, t) != 0) {
+                free(copy);
+                s2s_err_set(err, S2S_ENOMEM, "out of memory");
+                goto fail;
+            }
+        }
+        free(copy);
+        if (s->n_voices == 0) {
+            s2s_err_set(err, S2S_EINVAL, "--voices: empty list");
+            goto fail;
+        }
+        for (size_t i = 0; i < s->n_voices; i++)
+            if (s2s_synth_check_voice(s, s->voices[i], err) != 0) goto fail;
+    }
+    if (s->voice && s2s_synth_check_voice(s, s->voice, err) != 0) goto fail;
+    return s;
+fail:
+    s2s_synth_free(s);
+    return NULL;
+}
+
+void s2s_synth_free(s2s_synth *s)
+{
+    if (!s) return;
+    espeak_ng_Terminate();
+    g_alive = 0;
+    if (g_sink == &s->sink) g_sink = NULL;
+    free(s->sink.data);
+    free(s->voice), free(s->voices_str);
+    free_strv(s->voices, s->n_voices);
+    free_strv(s->langs, s->n_langs);
+    free_strv(s->files, s->n_files);
+    free_strv(s->names, s->n_files);
+    free_strv(s->variants, s->n_variants);
+    free_strv(s->variant_names, s->n_variants);
+    for (size_t i = 0; i < s->n_cache; i++) free(s->cache[i].lang), free(s->cache[i].voice);
+    free(s->cache);
+    free(s);
+}
+
+int s2s_synth_rate(const s2s_synth *s) { return s->rate_hz; }
+
+const char *s2s_synth_engine(const s2s_synth *s) { return s->engine; }
+
+/* Default voice for a language code (lowercased), or NULL if espeak-ng has none. */
+static int voice_for_lang(s2s_synth *s, const char *lang_in, const char **out, s2s_err *err)
+{
+    char lang[64];
+    snprintf(lang, sizeof lang, "%s", lang_in);
+    lower(lang);
+    for (size_t i = 0; i < s->n_cache; i++)
+        if (strcmp(s->cache[i].lang, lang) == 0) {
+            *out = s->cache[i].voice;
+            return 0;
+        }
+    const char *v = NULL;
+    if (strcmp(lang, "en") == 0) v = "en-us";
+    else if (strcmp(lang, "zh") == 0 || strncmp(lang, "zh-", 3) == 0 || strcmp(lang, "cmn") == 0)
+        v = "cmn";
+    s2s_err tmp;
+    char primary[64];
+    snprintf(primary, sizeof primary, "%s", lang);
+    char *dash = strchr(primary, '-');
+    if (dash) *dash = 0;
+    if (!v && find_ci(s->langs, s->n_langs, lang) && s2s_synth_check_voice(s, lang, &tmp) == 0)
+        v = lang;
+    /* "de-de" -> "de": a region espeak-ng does not list falls back to the language */
+    if (!v && dash && find_ci(s->langs, s->n_langs, primary) &&
+        s2s_synth_check_voice(s, primary, &tmp) == 0)
+        v = primary;
+    if (s->n_cache == s->cap_cache) {
+        size_t cap = s->cap_cache ? 2 * s->cap_cache : 8;
+        struct lang_voice *p = realloc(s->cache, cap * sizeof *p);
+        if (!p) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        s->cache = p, s->cap_cache = cap;
+    }
+    struct lang_voice *e = &s->cache[s->n_cache];
+    e->lang = strdup(lang);
+    e->voice = v ? strdup(v) : NULL;
+    if (!e->lang || (v && !e->voice)) {
+        free(e->lang), free(e->voice);
+        return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    }
+    s->n_cache++;
+    *out = e->voice;
+    return 0;
+}
+
+int s2s_synth_voice_for(s2s_synth *s, const json_t *item, char *buf, size_t bufsize,
+                        s2s_err *err)
+{
+    const char *id = s2s_item_id(item);
+    if (s->n_voices) {
+        char key[300];
+        snprintf(key, sizeof key, "%llu:%s", (unsigned long long)s->o.seed, id ? id : "");
+        uint64_t h = s2s_fnv1a64(key);
+        snprintf(buf, bufsize, "%s", s->voices[h % s->n_voices]);
+        return 0;
+    }
+    if (s->voice) {
+        snprintf(buf, bufsize, "%s", s->voice);
+        return 0;
+    }
+    const char *lang = s2s_item_lang(item);
+    if (!lang || !*lang)
+        return s2s_err_set(err, S2S_EDATA, "item %s: no \"lang\" (give --voice)", id ? id : "?");
+    const char *v = NULL;
+    int rc = voice_for_lang(s, lang, &v, err);
+    if (rc) return rc;
+    if (!v) {
+        char sug[700];
+        suggest(s, lang, NULL, sug, sizeof sug);
+        return s2s_err_set(err, S2S_EDATA, "item %s: language \"%s\" has no espeak-ng voice%s",
+                           id ? id : "?", lang, sug);
+    }
+    snprintf(buf, bufsize, "%s", v);
+    return 0;
+}
+
+/* Decodes one UTF-8 code point at p (n bytes left); returns its length or 0 if invalid
+ * (overlong, surrogate, above U+10FFFF, truncated). */
+static size_t utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
+{
+    if (p[0] < 0x80) return *cp = p[0], 1;
+    size_t len;
+    uint32_t c, min;
+    if ((p[0] & 0xE0) == 0xC0) len = 2, c = p[0] & 0x1F, min = 0x80;
+    else if ((p[0] & 0xF0) == 0xE0) len = 3, c = p[0] & 0x0F, min = 0x800;
+    else if ((p[0] & 0xF8) == 0xF0) len = 4, c = p[0] & 0x07, min = 0x10000;
+    else return 0;
+    if (len > n) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80) return 0;
+        c = (c << 6) | (p[i] & 0x3F);
+    }
+    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
+    *cp = c;
+    return len;
+}
+
+/* Whitespace and invisible format characters: nothing to speak. */
+static int is_blank_cp(uint32_t c)
+{
+    return c == ' ' || (c >= 0x09 && c <= 0x0D) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200D) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
+           c == 0x205F || c == 0x2060 || c == 0x3000 || c == 0xFEFF;
+}
+
+int s2s_synth_check_text(const char *text, s2s_err *err)
+{
+    if (!text) return s2s_err_set(err, S2S_EDATA, "is missing");
+    const unsigned char *p = (const unsigned char *)text;
+    size_t n = strlen(text);
+    if (n == 0) return s2s_err_set(err, S2S_EDATA, "is empty");
+    int blank = 1;
+    for (size_t i = 0; i < n;) {
+        uint32_t c;
+        size_t l = utf8_next(p + i, n - i, &c);
+        if (!l) return s2s_err_set(err, S2S_EDATA, "is not valid UTF-8 (byte %zu)", i);
+        if (!is_blank_cp(c)) blank = 0;
+        i += l;
+    }
+    if (blank) return s2s_err_set(err, S2S_EDATA, "is only whitespace");
+    return 0;
+}
+
+int s2s_synth_speak(s2s_synth *s, const char *voice, const char *text, int16_t **pcm, size_t *n,
+                    s2s_err *err)
+{
+    *pcm = NULL, *n = 0;
+    int rc;
+    if (voice && (rc = set_voice(s, voice, err)) != 0) return rc;
+    if (!s->cur_voice[0] && (rc = set_voice(s, "en-us", err)) != 0) return rc;
+    g_sink = &s->sink;
+    s->sink.n = 0, s->sink.nomem = 0;
+    espeak_ng_STATUS st = espeak_ng_Synthesize(text, strlen(text) + 1, 0, POS_CHARACTER, 0,
+                                               SYNTH_FLAGS, NULL, NULL);
+    if (st == ENS_OK) st = espeak_ng_Synchronize();
+    if (s->sink.nomem) return s2s_err_set(err, S2S_ENOMEM, "out of memory (audio)");
+    if (st != ENS_OK) {
+        char msg[200];
+        espeak_ng_GetStatusCodeMessage(st, msg, sizeof msg);
+        return s2s_err_set(err, S2S_EIO, "espeak-ng synthesis failed: %s", msg);
+    }
+    int16_t *out = malloc((s->sink.n ? s->sink.n : 1) * sizeof *out);
+    if (!out) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    memcpy(out, s->sink.data, s->sink.n * sizeof *out);
+    *pcm = out, *n = s->sink.n;
+    return 0;
+}
+
+/* ---- post-processing ---------------------------------------------------------------------- */
+
+size_t s2s_synth_trim(int16_t *pcm, size_t n, int rate, size_t *lead)
+{
+    size_t first = n, last = 0;
+    for (size_t i = 0; i < n; i++)
+        if (abs(pcm[i]) > S2S_SYNTH_TRIM_THRESHOLD) {
+            first = i;
+            break;
+        }
+    if (lead) *lead = n;
+    if (first == n) return 0;
+    for (size_t i = n; i-- > first;)
+        if (abs(pcm[i]) > S2S_SYNTH_TRIM_THRESHOLD) {
+            last = i;
+            break;
+        }
+    size_t pad = (size_t)rate * S2S_SYNTH_TRIM_PAD_MS / 1000;
+    size_t a = first > pad ? first - pad : 0;
+    size_t b = last + pad + 1 < n ? last + pad + 1 : n;
+    memmove(pcm, pcm + a, (b - a) * sizeof *pcm);
+    if (lead) *lead = a;
+    return b - a;
+}
+
+size_t s2s_synth_normalize(int16_t *pcm, size_t n, double *gain)
+{
+    int peak = 0;
+    for (size_t i = 0; i < n; i++) {
+        int a = abs(pcm[i]);
+        if (a > peak) peak = a;
+    }
+    if (gain) *gain = 1.0;
+    if (peak == 0) return 0;
+    /* Integer arithmetic so every machine gives the same samples. */
+    int64_t num = S2S_SYNTH_NORM_PEAK, den = peak;
+    size_t clipped = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t x = (int64_t)pcm[i] * num;
+        int64_t y = x >= 0 ? (x + den / 2) / den : -((-x + den / 2) / den);
+        if (y > 32767) y = 32767, clipped++;
+        if (y < -32768) y = -32768, clipped++;
+        pcm[i] = (int16_t)y;
+    }
+    if (gain) *gain = (double)num / (double)den;
+    return clipped;
+}
+
+size_t s2s_synth_clipped(const int16_t *pcm, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) c += pcm[i] == 32767 || pcm[i] == -32768;
+    return c;
+}
+
+static void put_le(unsigned char *p, uint32_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+int s2s_synth_wav(const int16_t *pcm, size_t n, int rate, unsigned char **out, size_t *len,
+                  s2s_err *err)
+{
+    if (n > (0xFFFFFFFFu - 44) / 2)
+        return s2s_err_set(err, S2S_EINVAL, "audio too long for WAV (%zu samples)", n);
+    size_t data = n * 2;
+    unsigned char *b = malloc(44 + data);
+    if (!b) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    memcpy(b, "RIFF", 4);
+    put_le(b + 4, (uint32_t)(36 + data), 4);
+    memcpy(b + 8, "WAVEfmt ", 8);
+    put_le(b + 16, 16, 4);                     /* fmt chunk size */
+    put_le(b + 20, 1, 2);                      /* PCM */
+    put_le(b + 22, 1, 2);                      /* mono */
+    put_le(b + 24, (uint32_t)rate, 4);         /* sample rate */
+    put_le(b + 28, (uint32_t)rate * 2, 4);     /* byte rate */
+    put_le(b + 32, 2, 2);                      /* block align */
+    put_le(b + 34, 16, 2);                     /* bits per sample */
+    memcpy(b + 36, "data", 4);
+    put_le(b + 40, (uint32_t)data, 4);
+    unsigned char *d = b + 44;
+    for (size_t i = 0; i < n; i++) put_le(d + 2 * i, (uint16_t)pcm[i], 2);
+    *out = b, *len = 44 + data;
+    return 0;
+}
+
+/* ---- items -------------------------------------------------------------------------------- */
+
+struct part {
+    char suffix[32]; /* "ctx", "c0", ... */
+    const char *text;
+    unsigned char *wav;
+    size_t wav_len;
+};
+
+/* Appends n bytes; returns -1 on ENOMEM. */
+static int put_u32(s2s_buf *b, uint32_t v)
+{
+    unsigned char p[4];
+    put_le(p, v, 4);
+    return s2s_buf_append(b, p, 4, NULL);
+}
+
+static int put_bytes(s2s_buf *b, const void *p, size_t n)
+{
+    if (n > 0xFFFFFFFFu) return -1;
+    if (put_u32(b, (uint32_t)n) != 0) return -1;
+    return s2s_buf_append(b, p, n, NULL);
+}
+
+/* Speaks the parts of item: on success *out_item is the new item (audio + provenance) and
+ * parts[i].wav the members. */
+static int synth_item(s2s_synth *s, const json_t *item, json_t **out_item, struct part **out_parts,
+                      size_t *out_n, s2s_err *err)
+{
+    const char *id = s2s_item_id(item);
+    if (!id) id = "?";
+    size_t nc = s2s_item_n_candidates(item);
+    size_t np = ((s->o.parts & S2S_SYNTH_CTX) ? 1 : 0) +
+                ((s->o.parts & S2S_SYNTH_CANDIDATES) ? nc : 0);
+    struct part *parts = calloc(np ? np : 1, sizeof *parts);
+    json_t *copy = NULL, *audio = NULL, *durs = NULL, *nsamp = NULL, *gains = NULL;
+    int16_t *pcm = NULL;
+    int rc = 0;
+    if (!parts) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    size_t k = 0;
+    if (s->o.parts & S2S_SYNTH_CTX) {
+        snprintf(parts[k].suffix, sizeof parts[k].suffix, "ctx");
+        parts[k++].text = s2s_item_context_text(item);
+    }
+    if (s->o.parts & S2S_SYNTH_CANDIDATES)
+        for (size_t i = 0; i < nc; i++) {
+            snprintf(parts[k].suffix, sizeof parts[k].suffix, "c%zu", i);
+            parts[k++].text = s2s_item_candidate_text(item, i);
+        }
+    for (size_t i = 0; i < np; i++) {
+        if ((rc = s2s_synth_check_text(parts[i].text, err)) != 0) {
+            if (strcmp(parts[i].suffix, "ctx") == 0)
+                s2s_err_prefix(err, "item %s: context text ", id);
+            else
+                s2s_err_prefix(err, "item %s: candidate %s text ", id, parts[i].suffix + 1);
+            goto done;
+        }
+    }
+    char voice[128];
+    if ((rc = s2s_synth_voice_for(s, item, voice, sizeof voice, err)) != 0) goto done;
+
+    audio = json_object();
+    durs = json_object();
+    nsamp = json_object();
+    gains = s->o.normalize ? json_object() : NULL;
+    if (!audio || !durs || !nsamp || (s->o.normalize && !gains)) goto nomem;
+    size_t clipped = 0;
+    for (size_t i = 0; i < np; i++) {
+        size_t n = 0;
+        if ((rc = s2s_synth_speak(s, voice, parts[i].text, &pcm, &n, err)) != 0) {
+            s2s_err_prefix(err, "item %s: %s: ", id, parts[i].suffix);
+            goto done;
+        }
+        clipped += s2s_synth_clipped(pcm, n);
+        if (s->o.trim) n = s2s_synth_trim(pcm, n, s->rate_hz, NULL);
+        if (n == 0) {
+            rc = s2s_err_set(err, S2S_EDATA, "item %s: %s: espeak-ng produced only silence for \"%.40s\"",
+                             id, parts[i].suffix, parts[i].text);
+            goto done;
+        }
+        if (s->o.normalize) {
+            double g = 1.0;
+            clipped += s2s_synth_normalize(pcm, n, &g);
+            if (json_object_set_new(gains, parts[i].suffix, json_real(g)) != 0) goto nomem;
+        }
+        if ((rc = s2s_synth_wav(pcm, n, s->rate_hz, &parts[i].wav, &parts[i].wav_len, err)) != 0)
+            goto done;
+        if (json_object_set_new(durs, parts[i].suffix, json_real((double)n / s->rate_hz)) != 0 ||
+            json_object_set_new(nsamp, parts[i].suffix, json_integer((json_int_t)n)) != 0)
+            goto nomem;
+        free(pcm);
+        pcm = NULL;
+    }
+    if (json_object_set_new(audio, "rate", json_integer(s->rate_hz)) != 0 ||
+        json_object_set_new(audio, "format", json_string("wav")) != 0 ||
+        json_object_set_new(audio, "voice", json_string(voice)) != 0 ||
+        json_object_set_new(audio, "speed", json_integer(s->o.rate)) != 0 ||
+        json_object_set_new(audio, "pitch", json_integer(s->o.pitch)) != 0 ||
+        json_object_set_new(audio, "seed", json_integer((json_int_t)s->o.seed)) != 0 ||
+        json_object_set_new(audio, "engine", json_string(s->engine)) != 0 ||
+        json_object_set_new(audio, "trim", json_boolean(s->o.trim)) != 0 ||
+        json_object_set_new(audio, "normalize", json_boolean(s->o.normalize)) != 0 ||
+        json_object_set_new(audio, "clipped", json_integer((json_int_t)clipped)) != 0)
+        goto nomem;
+    if (gains) {
+        if (json_object_set_new(audio, "gains", gains) != 0) {
+            gains = NULL;
+            goto nomem;
+        }
+        gains = NULL;
+    }
+    if (json_object_set_new(audio, "durations", durs) != 0) {
+        durs = NULL;
+        goto nomem;
+    }
+    durs = NULL;
+    if (json_object_set_new(audio, "samples", nsamp) != 0) {
+        nsamp = NULL;
+        goto nomem;
+    }
+    nsamp = NULL;
+    if (!(copy = json_deep_copy(item))) goto nomem;
+    if (json_object_set_new(copy, "audio", audio) != 0) {
+        audio = NULL;
+        goto nomem;
+    }
+    audio = NULL;
+    const char *parts_s = (s->o.parts & S2S_SYNTH_CTX) && (s->o.parts & S2S_SYNTH_CANDIDATES)
+                              ? "ctx,candidates"
+                          : (s->o.parts & S2S_SYNTH_CTX) ? "ctx"
+                                                        : "candidates";
+    json_t *params = json_pack("{s:s?, s:s?, s:I, s:i, s:i, s:s, s:b, s:b, s:s}", "voice", s->voice,
+                               "voices", s->voices_str, "seed", (json_int_t)s->o.seed, "rate",
+                               s->o.rate, "pitch", s->o.pitch, "parts", parts_s, "trim",
+                               s->o.trim, "normalize", s->o.normalize, "engine", s->engine);
+    if (!params) goto nomem;
+    if ((rc = s2s_item_add_provenance(copy, "s2s-synth", params, err)) != 0) goto done;
+    *out_item = copy;
+    copy = NULL;
+    *out_parts = parts;
+    parts = NULL;
+    *out_n = np;
+    goto done;
+nomem:
+    rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+done:
+    free(pcm);
+    json_decref(copy), json_decref(audio), json_decref(durs), json_decref(nsamp);
+    json_decref(gains);
+    if (parts) {
+        for (size_t i = 0; i < np; i++) free(parts[i].wav);
+        free(parts);
+    }
+    return rc;
+}
+
+#define RESULT_MAGIC "S2SR"
+
+/* s2s_synth_item_result in this process. */
+static int item_result_here(s2s_synth *s, const json_t *item, unsigned char **out, size_t *len,
+                            s2s_err *err)
+{
+    json_t *res = NULL;
+    struct part *parts = NULL;
+    size_t np = 0;
+    s2s_err ie;
+    s2s_err_clear(&ie);
+    int code = synth_item(s, item, &res, &parts, &np, &ie);
+    s2s_buf b = {0};
+    char *js = NULL;
+    int bad = s2s_buf_append(&b, RESULT_MAGIC, 4, NULL) != 0 || put_u32(&b, (uint32_t)code) != 0;
+    if (!bad && code != 0) {
+        bad = put_bytes(&b, ie.msg, strlen(ie.msg)) != 0;
+    } else if (!bad) {
+        js = s2s_item_dumps(res);
+        bad = !js || put_bytes(&b, js, strlen(js)) != 0 || put_u32(&b, (uint32_t)np) != 0;
+        for (size_t i = 0; !bad && i < np; i++) {
+            char suf[48];
+            snprintf(suf, sizeof suf, "%s.wav", parts[i].suffix);
+            bad = put_bytes(&b, suf, strlen(suf)) != 0 ||
+                  put_bytes(&b, parts[i].wav, parts[i].wav_len) != 0;
+        }
+    }
+    free(js);
+    json_decref(res);
+    for (size_t i = 0; i < np; i++) free(parts[i].wav);
+    free(parts);
+    if (bad) {
+        s2s_buf_free(&b);
+        return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    }
+    *out = s2s_buf_steal(&b, len);
+    return 0;
+}
+
+static int get_u32(const unsigned char *d, size_t len, size_t *pos, uint32_t *v)
+{
+    if (len - *pos < 4) return -1;
+    *v = (uint32_t)d[*pos] | (uint32_t)d[*pos + 1] << 8 | (uint32_t)d[*pos + 2] << 16 |
+         (uint32_t)d[*pos + 3] << 24;
+    *pos += 4;
+    return 0;
+}
+
+static int get_bytes(const unsigned char *d, size_t len, size_t *pos, const unsigned char **p,
+                     size_t *n)
+{
+    uint32_t l;
+    if (get_u32(d, len, pos, &l) != 0 || len - *pos < l) return -1;
+    *p = d + *pos, *n = l;
+    *pos += l;
+    return 0;
+}
+
+int s2s_synth_apply_result(s2s_sample *sample, const unsigned char *data, size_t len,
+                           s2s_err *err)
+{
+    size_t pos = 4;
+    uint32_t code, nm;
+    const unsigned char *p;
+    size_t n;
+    if (len < 8 || memcmp(data, RESULT_MAGIC, 4) != 0 || get_u32(data, len, &pos, &code) != 0)
+        goto bad;
+    if (code != 0) {
+        if (get_bytes(data, len, &pos, &p, &n) != 0) goto bad;
+        return s2s_err_set(err, (int)code, "%.*s", (int)n, (const char *)p);
+    }
+    if (get_bytes(data, len, &pos, &p, &n) != 0) goto bad;
+    json_error_t je;
+    json_t *item = json_loadb((const char *)p, n, 0, &je);
+    if (!item) goto bad;
+    if (get_u32(data, len, &pos, &nm) != 0) {
+        json_decref(item);
+        goto bad;
+    }
+    /* Check the whole record before touching the sample. */
+    size_t save = pos;
+    for (uint32_t i = 0; i < nm; i++) {
+        const unsigned char *q;
+        size_t qn;
+        if (get_bytes(data, len, &pos, &q, &qn) != 0 || get_bytes(data, len, &pos, &q, &qn) != 0) {
+            json_decref(item);
+            goto bad;
+        }
+    }
+    pos = save;
+    for (uint32_t i = 0; i < nm; i++) {
+        const unsigned char *sp, *dp;
+        size_t sn, dn;
+        get_bytes(data, len, &pos, &sp, &sn);
+        get_bytes(data, len, &pos, &dp, &dn);
+        char suf[64];
+        snprintf(suf, sizeof suf, "%.*s", (int)sn, (const char *)sp);
+        int rc = s2s_sample_put_copy(sample, suf, dp, dn, err);
+        if (rc != 0) {
+            json_decref(item);
+            return rc;
+        }
+    }
+    json_decref(sample->item);
+    sample->item = item;
+    return 0;
+bad:
+    return s2s_err_set(err, S2S_EIO, "sample %s: garbled synthesis result (%zu bytes)", sample->key,
+                       len);
+}
+
+static int write_all(int fd, const unsigned char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        p += w, n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Runs s2s_synth_item_result in a forked child (a fresh copy of the engine's state). */
+static int item_result_isolated(s2s_synth *s, const json_t *item, unsigned char **out,
+                                size_t *len, s2s_err *err)
+{
+    int fd[2];
+    if (pipe(fd) != 0) return s2s_err_errno(err, "pipe");
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]), close(fd[1]);
+        return s2s_err_errno(err, "fork");
+    }
+    if (pid == 0) {
+        close(fd[0]);
+        unsigned char *d = NULL;
+        size_t n = 0;
+        s2s_err e;
+        if (item_result_here(s, item, &d, &n, &e) != 0) _exit(3);
+        _exit(write_all(fd[1], d, n) == 0 ? 0 : 3);
+    }
+    close(fd[1]);
+    s2s_buf b = {0};
+    int rc = 0;
+    for (;;) {
+        if (s2s_buf_reserve(&b, 1 << 16, err) != 0) {
+            rc = S2S_ENOMEM;
+            break;
+        }
+        ssize_t r = read(fd[0], b.data + b.len, b.cap - b.len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            rc = s2s_err_errno(err, "reading from the synthesis child");
+            break;
+        }
+        if (r == 0) break;
+        b.len += (size_t)r;
+    }
+    close(fd[0]);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (!rc && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+        const char *id = s2s_item_id(item);
+        if (WIFSIGNALED(st))
+            rc = s2s_err_set(err, S2S_EIO, "item %s: synthesis process killed by signal %d",
+                             id ? id : "?", WTERMSIG(st));
+        else
+            rc = s2s_err_set(err, S2S_EIO, "item %s: synthesis process failed (status %d)",
+                             id ? id : "?", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    }
+    if (rc) {
+        s2s_buf_free(&b);
+        return rc;
+    }
+    *out = s2s_buf_steal(&b, len);
+    return 0;
+}
+
+int s2s_synth_item_result(s2s_synth *s, const json_t *item, unsigned char **out, size_t *len,
+                          s2s_err *err)
+{
+    return s->o.isolate ? item_result_isolated(s, item, out, len, err)
+                        : item_result_here(s, item, out, len, err);
+}
+
+int s2s_synth_sample(s2s_synth *s, s2s_sample *sample, s2s_err *err)
+{
+    unsigned char *d = NULL;
+    size_t n = 0;
+    int rc = s2s_synth_item_result(s, sample->item, &d, &n, err);
+    if (rc) return rc;
+    rc = s2s_synth_apply_result(sample, d, n, err);
+    free(d);
+    return rc;
+}
+
+int s2s_synth_list_voices(s2s_synth *s, FILE *fp, const char *lang, s2s_err *err)
+{
+    (void)s;
+    const espeak_VOICE **vs;
+    espeak_VOICE spec;
+    memset(&spec, 0, sizeof spec);
+    if (lang) {
+        spec.languages = lang;
+        vs = espeak_ListVoices(&spec);
+    } else {
+        vs = espeak_ListVoices(NULL);
+    }
+    for (size_t i = 0; vs && vs[i]; i++) {
+        const espeak_VOICE *v = vs[i];
+        for (const char *p = v->languages; p && *p; p += strlen(p + 1) + 2) {
+            fprintf(fp, "%s\t%s\t%s\n", p + 1, v->name ? v->name : "",
+                    v->identifier ? v->identifier : "");
+            if (lang) break; /* one line per voice, by its main language */
+        }
+    }
+    if (!lang) {
+        spec.languages = "variant";
+        vs = espeak_ListVoices(&spec);
+        for (size_t i = 0; vs && vs[i]; i++) {
+            const char *id = vs[i]->identifier ? vs[i]->identifier : "";
+            fprintf(fp, "+%s\t%s\t%s\n", strncmp(id, "!v/", 3) == 0 ? id + 3 : id,
+                    vs[i]->name ? vs[i]->name : "", id);
+        }
+    }
+    if (ferror(fp)) return s2s_err_errno(err, "writing the voice list");
+    return 0;
+}

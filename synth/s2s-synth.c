@@ -1,0 +1,494 @@
+/* s2s-synth — items -> tar stream of ID.json + ID.ctx.wav, ID.c0.wav, ... spoken by libespeak-ng
+ * (docs/synth.md). -j N runs N worker processes; the parent keeps input order, so the output
+ * bytes do not depend on N. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "s2s/err.h"
+#include "s2s/item.h"
+#include "s2s/sample.h"
+#include "s2s/synth.h"
+#include "s2s/util.h"
+
+static const char *prog = "s2s-synth";
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(
+        f,
+        "Usage: s2s-synth [OPTIONS] [FILE|-]...\n"
+        "\n"
+        "Speaks the context and the candidates of every item with libespeak-ng and writes the\n"
+        "tar stream of docs/stream.md: ID.json (the item plus an \"audio\" object and a\n"
+        "provenance record), ID.ctx.wav, ID.c0.wav, ID.c1.wav, ... (16-bit mono PCM WAV at\n"
+        "espeak-ng's native 22050 Hz; resampling is s2s-resample's job). Input: JSON lines of\n"
+        "items or a tar stream (auto-detected), from the FILEs or stdin. Text is plain UTF-8:\n"
+        "'<', '&' and '[[' are spoken as text, never read as SSML or phonemes.\n"
+        "Same input and options give byte-identical output, whatever -j (docs/synth.md).\n"
+        "\n"
+        "Voices:\n"
+        "  -v, --voice NAME   one voice for every item (\"en-us\", \"cmn\", \"en-us+f3\", ...)\n"
+        "      --voices A,B,C spread items over voices: the voice of an item is a pure\n"
+        "                     function of --seed and its id (FNV-1a 64 of \"SEED:ID\" mod count)\n"
+        "                     Default: by the item's lang: en -> en-us, zh -> cmn, any other\n"
+        "                     code espeak-ng knows (fr, de, ...) as itself. An unknown voice or\n"
+        "                     language is an error that names close matches.\n"
+        "      --seed N       seed for --voices (default 0; recorded in ID.json)\n"
+        "      --list-voices[=LANG]  print voices (LANG<TAB>NAME<TAB>FILE) and variants, exit\n"
+        "  -s, --rate WPM     speaking rate in words per minute, 80..450 (default 175)\n"
+        "  -p, --pitch P      base pitch 0..99 (default 50)\n"
+        "\n"
+        "What and how:\n"
+        "      --parts LIST   ctx, candidates or ctx,candidates (default)\n"
+        "      --trim         cut leading/trailing silence: keep 10 ms around the first and the\n"
+        "                     last sample above %d (about -50 dBFS)\n"
+        "      --normalize    scale each utterance to a peak of -1 dBFS\n"
+        "  -j, --jobs N       worker processes (default 1); espeak-ng is not thread-safe, so\n"
+        "                     each worker is a process with its own engine\n"
+        "      --no-isolate   speak every item in the worker itself instead of a fresh fork\n"
+        "                     (a bit faster, but audio then depends on the items spoken before\n"
+        "                     it in the same process, so -j changes bytes; see docs/synth.md)\n"
+        "      --shard I/N    keep only part I of N (by id hash)\n"
+        "  -k, --skip-bad     skip bad items (empty or whitespace-only text, text that is not\n"
+        "                     UTF-8, a language without a voice, invalid items) instead of\n"
+        "                     stopping; each is reported on stderr and counted\n"
+        "  -o, --output OUT   write to OUT (appears only when complete) instead of stdout\n"
+        "  -q, --quiet        no summary line on stderr\n"
+        "  -h, --help         this help\n"
+        "  -V, --version      version\n"
+        "\n"
+        "Example:\n"
+        "  s2s-import storycloze val.csv | s2s-synth -j2 --voice en-us | s2s-resample --rate "
+        "16000 \\\n"
+        "    | s2s-pack -o 'shards/sc-%%06d.tar'\n"
+        "  s2s-synth --voices en-us,en-us+f3,en-gb --seed 7 items.jsonl -o speech.tar\n"
+        "\n"
+        "Progress goes to stderr when it is a terminal; at the end a summary line gives items,\n"
+        "skipped bad items and clipped samples.\n"
+        "Exit status: 0 ok, 1 bad input data (\"item ID: why\"; nothing partial is left: -o\n"
+        "removes its temporary file, stdout gets no end-of-archive marker), 2 usage error,\n"
+        "3 I/O or system error, 130 interrupted.\n",
+        S2S_SYNTH_TRIM_THRESHOLD);
+}
+
+/* ---- worker processes ----------------------------------------------------------------------
+ * Parent -> worker: u64 length + item JSON (length 0: quit). Worker -> parent: u64 length +
+ * result bytes of s2s_synth_item_result. Round robin with one item in flight per worker, and
+ * results collected in dispatch order: that is input order. */
+typedef struct worker {
+    pid_t pid;
+    int job_fd, res_fd;
+    s2s_sample *sample; /* in flight, or NULL */
+} worker;
+
+static int read_full(int fd, void *p, size_t n)
+{
+    unsigned char *q = p;
+    while (n) {
+        ssize_t r = read(fd, q, n);
+        if (r < 0 && errno == EINTR) {
+            if (interrupted) return -2;
+            continue;
+        }
+        if (r <= 0) return -1;
+        q += r, n -= (size_t)r;
+    }
+    return 0;
+}
+
+static int write_full(int fd, const void *p, size_t n)
+{
+    const unsigned char *q = p;
+    while (n) {
+        ssize_t w = write(fd, q, n);
+        if (w < 0 && errno == EINTR) {
+            if (interrupted) return -2;
+            continue;
+        }
+        if (w < 0) return -1;
+        q += w, n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int send_frame(int fd, const void *p, uint64_t n)
+{
+    if (write_full(fd, &n, sizeof n) != 0) return -1;
+    return n ? write_full(fd, p, (size_t)n) : 0;
+}
+
+/* Returns 0 and a malloc'd frame, 1 at EOF before a frame, -1 on error. */
+static int recv_frame(int fd, unsigned char **p, size_t *n)
+{
+    uint64_t len;
+    int r = read_full(fd, &len, sizeof len);
+    if (r == -1) return 1;
+    if (r != 0 || len > ((uint64_t)1 << 40)) return -1;
+    unsigned char *d = malloc(len ? (size_t)len : 1);
+    if (!d) return -1;
+    if (len && read_full(fd, d, (size_t)len) != 0) {
+        free(d);
+        return -1;
+    }
+    *p = d, *n = (size_t)len;
+    return 0;
+}
+
+static void worker_main(s2s_synth *sy, int job_fd, int res_fd)
+{
+    for (;;) {
+        unsigned char *job = NULL;
+        size_t n = 0;
+        if (recv_frame(job_fd, &job, &n) != 0 || n == 0) {
+            free(job);
+            _exit(0);
+        }
+        json_error_t je;
+        json_t *item = json_loadb((const char *)job, n, 0, &je);
+        free(job);
+        if (!item) _exit(3);
+        unsigned char *res = NULL;
+        size_t rn = 0;
+        s2s_err err;
+        if (s2s_synth_item_result(sy, item, &res, &rn, &err) != 0) {
+            /* system failure (fork, pipe, memory): tell the parent in a result of our own */
+            fprintf(stderr, "%s: worker: %s\n", prog, err.msg);
+            _exit(3);
+        }
+        json_decref(item);
+        if (send_frame(res_fd, res, rn) != 0) _exit(3);
+        free(res);
+    }
+}
+
+static int start_workers(s2s_synth *sy, worker *w, int n, s2s_err *err)
+{
+    for (int i = 0; i < n; i++) {
+        int jp[2], rp[2];
+        if (pipe(jp) != 0) return s2s_err_errno(err, "pipe");
+        if (pipe(rp) != 0) {
+            close(jp[0]), close(jp[1]);
+            return s2s_err_errno(err, "pipe");
+        }
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0) {
+            close(jp[0]), close(jp[1]), close(rp[0]), close(rp[1]);
+            return s2s_err_errno(err, "fork");
+        }
+        if (pid == 0) {
+            /* Only our own ends stay open, so each worker sees EOF when the parent goes. */
+            for (int k = 0; k < i; k++) close(w[k].job_fd), close(w[k].res_fd);
+            close(jp[1]), close(rp[0]);
+            signal(SIGINT, SIG_DFL);
+            signal(SIGTERM, SIG_DFL);
+            worker_main(sy, jp[0], rp[1]);
+            _exit(0);
+        }
+        close(jp[0]), close(rp[1]);
+        w[i].pid = pid, w[i].job_fd = jp[1], w[i].res_fd = rp[0], w[i].sample = NULL;
+    }
+    return 0;
+}
+
+static void stop_workers(worker *w, int n, int kill_them)
+{
+    for (int i = 0; i < n; i++) {
+        if (w[i].pid <= 0) continue;
+        if (kill_them) kill(w[i].pid, SIGTERM);
+        else send_frame(w[i].job_fd, NULL, 0);
+        close(w[i].job_fd), close(w[i].res_fd);
+    }
+    for (int i = 0; i < n; i++) {
+        if (w[i].pid <= 0) continue;
+        int st;
+        while (waitpid(w[i].pid, &st, 0) < 0 && errno == EINTR) {
+        }
+        w[i].pid = 0;
+        s2s_sample_free(w[i].sample);
+        w[i].sample = NULL;
+    }
+}
+
+/* ---- main loop ---------------------------------------------------------------------------- */
+typedef struct run {
+    s2s_writer *out;
+    int skip_bad;
+    uint64_t written, skipped, clipped;
+    s2s_progress *prog;
+} run;
+
+/* Handles a finished sample (rc = its synthesis status): writes it, or skips/stops on a bad
+ * item. Takes s. Returns 0 to go on, else the error that stops the run. */
+static int finish(run *r, s2s_sample *s, int rc, s2s_err *err)
+{
+    if (rc == S2S_EDATA && r->skip_bad) {
+        fprintf(stderr, "%s: skipped: %s\n", prog, err->msg);
+        r->skipped++;
+        s2s_sample_free(s);
+        s2s_err_clear(err);
+        return 0;
+    }
+    if (rc) {
+        s2s_sample_free(s);
+        return rc;
+    }
+    json_t *cl = json_object_get(json_object_get(s->item, "audio"), "clipped");
+    if (json_is_integer(cl)) r->clipped += (uint64_t)json_integer_value(cl);
+    rc = s2s_writer_put(r->out, s, err);
+    s2s_sample_free(s);
+    if (rc) return rc;
+    r->written++;
+    s2s_progress_update(r->prog, r->written + r->skipped);
+    return 0;
+}
+
+static int collect(run *r, worker *w, s2s_err *err)
+{
+    s2s_sample *s = w->sample;
+    w->sample = NULL;
+    unsigned char *d = NULL;
+    size_t n = 0;
+    int fr = recv_frame(w->res_fd, &d, &n);
+    if (fr != 0) {
+        int rc = interrupted ? s2s_err_set(err, S2S_EINTR, "interrupted")
+                             : s2s_err_set(err, S2S_EIO, "worker %ld died while speaking item %s",
+                                           (long)w->pid, s->key);
+        s2s_sample_free(s);
+        return rc;
+    }
+    int rc = s2s_synth_apply_result(s, d, n, err);
+    free(d);
+    return finish(r, s, rc, err);
+}
+
+int main(int argc, char **argv)
+{
+    s2s_synth_opts o;
+    s2s_synth_opts_default(&o);
+    const char *output = NULL, *shard = NULL, *list_lang = NULL;
+    int jobs = 1, skip_bad = 0, quiet = 0, list = 0;
+    s2s_err err;
+    s2s_err_clear(&err);
+    enum { O_VOICES = 256, O_SEED, O_LIST, O_PARTS, O_TRIM, O_NORM, O_NOISO, O_SHARD };
+    static const struct option lo[] = {{"voice", required_argument, 0, 'v'},
+                                       {"voices", required_argument, 0, O_VOICES},
+                                       {"seed", required_argument, 0, O_SEED},
+                                       {"list-voices", optional_argument, 0, O_LIST},
+                                       {"rate", required_argument, 0, 's'},
+                                       {"pitch", required_argument, 0, 'p'},
+                                       {"parts", required_argument, 0, O_PARTS},
+                                       {"trim", no_argument, 0, O_TRIM},
+                                       {"normalize", no_argument, 0, O_NORM},
+                                       {"jobs", required_argument, 0, 'j'},
+                                       {"no-isolate", no_argument, 0, O_NOISO},
+                                       {"shard", required_argument, 0, O_SHARD},
+                                       {"skip-bad", no_argument, 0, 'k'},
+                                       {"output", required_argument, 0, 'o'},
+                                       {"quiet", no_argument, 0, 'q'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {"version", no_argument, 0, 'V'},
+                                       {0, 0, 0, 0}};
+    int c;
+    char *end;
+    while ((c = getopt_long(argc, argv, "v:s:p:j:ko:qhV", lo, NULL)) != -1) {
+        switch (c) {
+        case 'v': o.voice = optarg; break;
+        case O_VOICES: o.voices = optarg; break;
+        case O_SEED:
+            errno = 0;
+            o.seed = strtoull(optarg, &end, 10);
+            if (errno || *end || !*optarg || optarg[0] == '-') {
+                fprintf(stderr, "%s: --seed: not a non-negative integer: %s\n", prog, optarg);
+                return 2;
+            }
+            break;
+        case O_LIST:
+            list = 1;
+            list_lang = optarg;
+            break;
+        case 's':
+        case 'p':
+        case 'j': {
+            long v = strtol(optarg, &end, 10);
+            if (*end || !*optarg) {
+                fprintf(stderr, "%s: -%c: not an integer: %s\n", prog, c, optarg);
+                return 2;
+            }
+            if (c == 's') o.rate = (int)(v > 100000 ? 100000 : v < -1 ? -1 : v);
+            else if (c == 'p') o.pitch = (int)(v > 1000 ? 1000 : v < -1 ? -1 : v);
+            else if (v < 1 || v > 64) {
+                fprintf(stderr, "%s: --jobs must be 1..64\n", prog);
+                return 2;
+            } else
+                jobs = (int)v;
+            break;
+        }
+        case O_PARTS:
+            if (strcmp(optarg, "ctx") == 0) o.parts = S2S_SYNTH_CTX;
+            else if (strcmp(optarg, "candidates") == 0) o.parts = S2S_SYNTH_CANDIDATES;
+            else if (strcmp(optarg, "ctx,candidates") == 0 ||
+                     strcmp(optarg, "candidates,ctx") == 0)
+                o.parts = S2S_SYNTH_CTX | S2S_SYNTH_CANDIDATES;
+            else {
+                fprintf(stderr, "%s: --parts must be ctx, candidates or ctx,candidates\n", prog);
+                return 2;
+            }
+            break;
+        case O_TRIM: o.trim = 1; break;
+        case O_NORM: o.normalize = 1; break;
+        case O_NOISO: o.isolate = 0; break;
+        case O_SHARD: shard = optarg; break;
+        case 'k': skip_bad = 1; break;
+        case 'o': output = optarg; break;
+        case 'q': quiet = 1; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("%s %s\n", prog, S2S_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    s2s_part part = {0, 1};
+    if (shard && s2s_part_parse(shard, &part, &err) != 0) {
+        fprintf(stderr, "%s: --shard: %s\n", prog, err.msg);
+        return 2;
+    }
+    s2s_synth *sy = s2s_synth_new(&o, &err);
+    if (!sy) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return s2s_exit_status(err.code);
+    }
+    if (list) {
+        int rc = s2s_synth_list_voices(sy, stdout, list_lang, &err);
+        s2s_synth_free(sy);
+        if (!rc && fflush(stdout) != 0) rc = s2s_err_errno(&err, "stdout");
+        if (rc) fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return s2s_exit_status(rc);
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal; /* no SA_RESTART: blocking reads return EINTR */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    const char **paths = (const char **)(argv + optind);
+    size_t n_paths = (size_t)(argc - optind);
+    s2s_reader *in = s2s_reader_open(paths, n_paths, S2S_READ_NO_VALIDATE, &err);
+    if (!in) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        s2s_synth_free(sy);
+        return s2s_exit_status(err.code);
+    }
+    s2s_reader_set_part(in, &part);
+    run r = {0};
+    r.skip_bad = skip_bad;
+    r.out = s2s_writer_open(output, S2S_FMT_TAR, &err);
+    if (!r.out) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        s2s_reader_close(in);
+        s2s_synth_free(sy);
+        return s2s_exit_status(err.code);
+    }
+    worker *w = NULL;
+    int rc = 0;
+    if (jobs > 1) {
+        w = calloc((size_t)jobs, sizeof *w);
+        if (!w) rc = s2s_err_set(&err, S2S_ENOMEM, "out of memory");
+        else rc = start_workers(sy, w, jobs, &err);
+    }
+    r.prog = s2s_progress_new(prog, "items", 0);
+    uint64_t seq = 0;
+    while (!rc) {
+        if (interrupted) {
+            rc = s2s_err_set(&err, S2S_EINTR, "interrupted");
+            break;
+        }
+        s2s_sample *s = NULL;
+        int nr = s2s_reader_next(in, &s, &err);
+        if (nr < 0) {
+            /* A bad JSON line is a bad item: the reader goes on at the next line. A broken tar
+             * stream is not resumable. */
+            if (skip_bad && (nr == S2S_EDATA || nr == S2S_EFORMAT) &&
+                s2s_reader_format(in) == S2S_FMT_JSONL) {
+                fprintf(stderr, "%s: skipped: %s\n", prog, err.msg);
+                r.skipped++;
+                s2s_err_clear(&err);
+                continue;
+            }
+            rc = nr;
+            break;
+        }
+        if (nr == 0) break;
+        if (s2s_item_validate(s->item, &err) != 0) {
+            rc = finish(&r, s, S2S_EDATA, &err);
+            continue;
+        }
+        if (!w) {
+            rc = s2s_synth_sample(sy, s, &err);
+            rc = finish(&r, s, rc, &err);
+            continue;
+        }
+        worker *k = &w[seq % (uint64_t)jobs];
+        if (k->sample && (rc = collect(&r, k, &err)) != 0) {
+            s2s_sample_free(s);
+            break;
+        }
+        char *js = s2s_item_dumps(s->item);
+        if (!js) {
+            s2s_sample_free(s);
+            rc = s2s_err_set(&err, S2S_ENOMEM, "out of memory");
+            break;
+        }
+        if (send_frame(k->job_fd, js, strlen(js)) != 0) {
+            free(js);
+            rc = interrupted ? s2s_err_set(&err, S2S_EINTR, "interrupted")
+                             : s2s_err_set(&err, S2S_EIO, "worker %ld is gone (item %s)",
+                                           (long)k->pid, s->key);
+            s2s_sample_free(s);
+            break;
+        }
+        free(js);
+        k->sample = s;
+        seq++;
+    }
+    /* Results still in flight, in dispatch order. */
+    for (int i = 0; w && !rc && i < jobs; i++) {
+        worker *k = &w[(seq + (uint64_t)i) % (uint64_t)jobs];
+        if (k->sample) rc = collect(&r, k, &err);
+    }
+    if (w) {
+        stop_workers(w, jobs, rc != 0);
+        free(w);
+    }
+    s2s_progress_end(r.prog, r.written + r.skipped);
+    s2s_reader_close(in);
+    if (!rc) rc = s2s_writer_close(r.out, &err);
+    else s2s_writer_abort(r.out);
+    s2s_synth_free(sy);
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        if (r.skipped) fprintf(stderr, "%s: %" PRIu64 " bad items skipped before that\n", prog, r.skipped);
+        return s2s_exit_status(rc);
+    }
+    if (!quiet)
+        fprintf(stderr, "%s: %" PRIu64 " items spoken, %" PRIu64 " bad items skipped, %" PRIu64
+                        " clipped samples\n",
+                prog, r.written, r.skipped, r.clipped);
+    return 0;
+}
