@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# bench/resample.sh — s2s-resample (each engine and quality) against sox and ffmpeg, same run.
+#
+# Speed: MINUTES (default 60) of espeak-ng speech at 22050 Hz -> 16000 Hz, 16-bit WAV out,
+# wall time, median of REPS (default 3) runs; libsamplerate "best" runs once (it is ~25x slower
+# than sox). Our figure includes reading and writing the tar stream; sox/ffmpeg read and write WAV.
+# Quality, on float input and output (no dither, no 16-bit floor), against the exact answer:
+#   passband SNR: a 20 -> 7000 Hz linear chirp, 4 s, -6 dBFS, compared with the same chirp
+#     computed at 16000 Hz (what a perfect resampler gives);
+#   stop-band rejection: a 8500 -> 11000 Hz chirp (all above the new Nyquist): input power over
+#     output power.
+# Usage: bench/resample.sh [BUILD_DIR]   (env: MINUTES, REPS). Speech is cached in bench/out/.
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${1:-$SRC/build}
+BIN=$BUILD/bin
+M="python3 $SRC/tests/tools/audio_metrics.py"
+MINUTES=${MINUTES:-60}
+REPS=${REPS:-3}
+OUT=$SRC/bench/out/resample
+mkdir -p "$OUT"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+for t in sox ffmpeg espeak-ng python3; do
+  command -v $t >/dev/null || { echo "bench/resample.sh: needs $t" >&2; exit 3; }
+done
+[ -x "$BIN/s2s-resample" ] || { echo "bench/resample.sh: build first ($BIN/s2s-resample)" >&2; exit 3; }
+
+# ---- 1. speech: espeak-ng reading StoryCloze stories until MINUTES are full (cached) ----------
+speech=$OUT/speech-${MINUTES}min-22050.wav
+if [ ! -s "$speech" ]; then
+  csv=${S2S_SHARED:-$SRC/../shared}/corpora/storycloze_spring2016/cloze_test_val__spring2016.csv
+  python3 - "$csv" "$MINUTES" > "$TMP/text.txt" <<'EOF'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1], encoding="utf-8")))[1:]
+words, want, out = 0, int(sys.argv[2]) * 175 * 1.15, []   # espeak-ng speaks ~175 words/min
+while words < want:
+    for r in rows:
+        line = " ".join(r[1:5])
+        out.append(line)
+        words += len(line.split())
+        if words >= want:
+            break
+print("\n".join(out))
+EOF
+  espeak-ng -v en-us -f "$TMP/text.txt" -w "$TMP/raw.wav"
+  sox "$TMP/raw.wav" "$speech.tmp.wav" trim 0 $((MINUTES * 60))
+  mv "$speech.tmp.wav" "$speech"
+fi
+secs=$(soxi -D "$speech")
+python3 - "$speech" "$TMP/speech.tar" <<'EOF'
+import io, json, sys, tarfile
+item = {"id": "speech", "task": "cloze", "lang": "en", "context": {"text": "bench"},
+        "candidates": [{"text": "a", "label": 1}, {"text": "b", "label": 0}]}
+with tarfile.open(sys.argv[2], "w", format=tarfile.USTAR_FORMAT) as t:
+    for name, data in (("speech.json", json.dumps(item).encode()),
+                       ("speech.ctx.wav", open(sys.argv[1], "rb").read())):
+        ti = tarfile.TarInfo(name); ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+EOF
+
+# ---- 2. quality signals ----------------------------------------------------------------------
+$M gen sweep "$TMP/pass.wav" 22050 4 20 7000 0.5 f32
+$M gen sweep "$TMP/stop.wav" 22050 4 8500 11000 0.5 f32
+for s in pass stop; do
+  python3 - "$TMP/$s.wav" "$TMP/$s.tar" <<'EOF'
+import io, json, sys, tarfile
+item = {"id": "q", "task": "cloze", "lang": "en", "context": {"text": "q"},
+        "candidates": [{"text": "a", "label": 1}, {"text": "b", "label": 0}]}
+with tarfile.open(sys.argv[2], "w", format=tarfile.USTAR_FORMAT) as t:
+    for name, data in (("q.json", json.dumps(item).encode()), ("q.ctx.wav", open(sys.argv[1], "rb").read())):
+        ti = tarfile.TarInfo(name); ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+EOF
+done
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+timeit() { # reps cmd... -> median wall seconds
+  local reps=$1; shift
+  for ((i = 0; i < reps; i++)); do
+    local t0=$(date +%s.%N)
+    "$@" >/dev/null 2>&1 || { echo "bench/resample.sh: failed: $*" >&2; exit 1; }
+    echo "$(date +%s.%N) - $t0" | bc -l
+  done | median
+}
+
+# ---- 3. the runs -----------------------------------------------------------------------------
+run_sox() { sox "$speech" -r 16000 "$TMP/o.wav"; }
+run_ffmpeg() { ffmpeg -nostdin -loglevel error -y -i "$speech" -af aresample=resampler=soxr -ar 16000 "$TMP/o.wav"; }
+run_ours() { "$BIN/s2s-resample" -q --rate 16000 --engine "$1" --quality "$2" "$TMP/speech.tar" > "$TMP/o.tar"; }
+
+q_sox() { sox "$TMP/$1.wav" -e floating-point -b 32 -r 16000 "$TMP/$1.out.wav" 2>/dev/null; }
+q_ffmpeg() { ffmpeg -nostdin -loglevel error -y -i "$TMP/$1.wav" -af aresample=resampler=soxr -ar 16000 -c:a pcm_f32le "$TMP/$1.out.wav"; }
+q_ours() { "$BIN/s2s-resample" -q --rate 16000 --format f32 --engine "$2" --quality "$3" "$TMP/$1.tar" | tar -xO q.ctx.wav > "$TMP/$1.out.wav"; }
+quality() { # fn args... -> "snr rejection"
+  local fn=$1; shift
+  $fn pass "$@"; $fn stop "$@"
+  echo "$($M snr-sweep "$TMP/pass.out.wav" 4 20 7000 0.5) $($M reject "$TMP/stop.wav" "$TMP/stop.out.wav")"
+}
+
+echo "Resampling $(printf '%.1f' "$(echo "$secs / 60" | bc -l)") min of espeak-ng speech, 22050 -> 16000 Hz, s16 WAV;"
+echo "wall time median of $REPS (libsamplerate best: 1 run); $(nproc) shared cores; $(date -u +%F)."
+echo
+echo "| resampler | wall s | x sox speed | passband SNR dB | stop-band rejection dB |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+t_sox=$(timeit "$REPS" run_sox)
+read -r snr rej <<< "$(quality q_sox)"
+printf '| sox (default quality -h) | %.2f | 1.00 | %s | %s |\n' "$t_sox" "$snr" "$rej"
+t=$(timeit "$REPS" run_ffmpeg)
+read -r snr rej <<< "$(quality q_ffmpeg)"
+printf '| ffmpeg aresample=resampler=soxr | %.2f | %.2f | %s | %s |\n' "$t" "$(echo "$t_sox / $t" | bc -l)" "$snr" "$rej"
+for eq in "swr medium" "swr best" "swr fastest" "src best" "src medium" "src fastest"; do
+  set -- $eq
+  reps=$REPS
+  [ "$eq" = "src best" ] && reps=1
+  t=$(timeit "$reps" run_ours "$1" "$2")
+  read -r snr rej <<< "$(quality q_ours "$1" "$2")"
+  tag=""
+  [ "$eq" = "swr medium" ] && tag=" (default)"
+  printf '| s2s-resample --engine %s --quality %s%s | %.2f | %.2f | %s | %s |\n' "$1" "$2" "$tag" \
+    "$t" "$(echo "$t_sox / $t" | bc -l)" "$snr" "$rej"
+done
