@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "s2s/err.h"
 #include "s2s/item.h"
@@ -47,6 +48,8 @@ static void usage(FILE *fp) {
             "       SRILM/IRSTLM report it: sentences, words, OOVs, log10 probability, PP.\n"
             "       OOVs are scored as <unk> when the model has <unk>, else left out.\n"
             "  -t, --tok MODE   tokenize with MODE instead of the model's own mode\n"
+            "  --repeat N       score each TEXT N times (for timing; figures are per pass)\n"
+            "  --time           print load time and scoring speed (tokens/s, CPU) on stderr\n"
             "\n"
             "info   order, token mode, n-gram counts, vocabulary size, <unk>.\n"
             "\n"
@@ -95,6 +98,12 @@ static int parse_tok(const char *name, const char *lang, s2s_tok_mode *mode) {
         return 0;
     }
     return s2s_tok_mode_parse(name, mode);
+}
+
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* ---- train ----------------------------------------------------------------------------------- */
@@ -208,14 +217,28 @@ static int cmd_train(int argc, char **argv) {
 
 /* ---- ppl ------------------------------------------------------------------------------------- */
 static int cmd_ppl(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"tok", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"tok", required_argument, 0, 't'},
+                                         {"repeat", required_argument, 0, 'r'},
+                                         {"time", no_argument, 0, 'T'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *tok = NULL;
-    int c;
+    int c, timing = 0;
+    long repeat = 1;
     while ((c = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
         switch (c) {
         case 't':
             tok = optarg;
+            break;
+        case 'r': {
+            char *end;
+            repeat = strtol(optarg, &end, 10);
+            if (*end || repeat < 1 || repeat > 1000000)
+                return usage_error("bad --repeat '%s'", optarg);
+            break;
+        }
+        case 'T':
+            timing = 1;
             break;
         case 'h':
             usage(stdout);
@@ -230,8 +253,11 @@ static int cmd_ppl(int argc, char **argv) {
         return usage_error("bad --tok '%s' (words, chars, units)", tok);
     s2s_err err;
     s2s_err_clear(&err);
+    double t0 = cpu_seconds();
     s2s_lm *lm = s2s_lm_load_arpa(argv[optind], &err);
     if (!lm) return fail(&err);
+    if (timing)
+        fprintf(stderr, "%s: loaded %s in %.3f s CPU\n", prog, argv[optind], cpu_seconds() - t0);
     if (tok) s2s_lm_set_tok_mode(lm, mode);
     int n_in = argc - optind - 1;
     const char *stdin_only[] = {"-"};
@@ -241,15 +267,34 @@ static int cmd_ppl(int argc, char **argv) {
     for (int i = 0; i < n_in; i++) {
         const char *p = paths[i];
         const char *name = strcmp(p, "-") ? p : "<stdin>";
-        FILE *fp = strcmp(p, "-") ? fopen(p, "r") : stdin;
-        if (!fp) {
-            s2s_err_errno(&err, "%s: cannot open", name);
+        unsigned char *text;
+        size_t len;
+        if (s2s_read_file(p, &text, &len, &err) < 0) {
             status = fail(&err);
             break;
         }
         s2s_lm_ppl st;
-        int rc = s2s_lm_perplexity_ex(lm, fp, &st, &err);
-        if (fp != stdin) fclose(fp);
+        int rc = 0;
+        double t1 = cpu_seconds();
+        for (long r = 0; r < repeat && !rc; r++) {
+            FILE *fp = fmemopen(text, len ? len : 1, "r");
+            if (!fp) {
+                rc = s2s_err_errno(&err, "%s: fmemopen", name);
+                break;
+            }
+            if (!len) { /* fmemopen needs a size > 0: an empty text is one empty line */
+                fclose(fp);
+                fp = fmemopen((void *)"\n", 1, "r");
+                if (!fp) {
+                    rc = s2s_err_errno(&err, "%s: fmemopen", name);
+                    break;
+                }
+            }
+            rc = s2s_lm_perplexity_ex(lm, fp, &st, &err);
+            fclose(fp);
+        }
+        double dt = cpu_seconds() - t1;
+        free(text);
         if (rc < 0) {
             s2s_err_prefix(&err, "%s: ", name);
             status = fail(&err);
@@ -258,6 +303,9 @@ static int cmd_ppl(int argc, char **argv) {
         printf("file %s: %zu sentences, %zu words, %zu OOVs\n", name, st.sentences, st.words,
                st.oov);
         printf("scored=%zu logprob=%.6f ppl=%.6f\n", st.scored, st.logprob10, st.ppl);
+        if (timing)
+            fprintf(stderr, "%s: scored %zu tokens x %ld in %.3f s CPU: %.0f tokens/s\n", prog,
+                    st.scored, repeat, dt, dt > 0 ? (double)st.scored * (double)repeat / dt : 0);
     }
     s2s_lm_free(lm);
     return status;

@@ -73,7 +73,7 @@ for order in 2 3 4; do
     # all held-out text: OOVs are <unk> in both; IRSTLM's PP - PPwp removes its OOV penalty
     ours=$(our_ppl lm$order.arpa held.txt)
     line=$(irst lm$order.arpa held.se)
-    theirs=$(python3 -c "import sys; print("%.2f" % (float(sys.argv[1]) - float(sys.argv[2])))" \
+    theirs=$(python3 -c "import sys; print(format(float(sys.argv[1]) - float(sys.argv[2]), '.2f'))" \
         "$(irst_field "$line" PP)" "$(irst_field "$line" PPwp)")
     [ "$(irst_field "$line" Noov)" = "$("$LM" ppl lm$order.arpa held.txt | sed -n 's/.* \([0-9]*\) OOVs$/\1/p')" ] ||
         fail "order $order: OOV counts differ: $line"
@@ -106,7 +106,7 @@ tlm -tr=train.se -n=3 -lm=msb -o=irst.arpa >tlm.log 2>&1 || { cat tlm.log >&2; f
 for txt in held.noov held; do
     ours=$(our_ppl --tok units irst.arpa $txt.tok)
     line=$(irst irst.arpa $txt.se)
-    theirs=$(python3 -c "import sys; print("%.2f" % (float(sys.argv[1]) - float(sys.argv[2])))" \
+    theirs=$(python3 -c "import sys; print(format(float(sys.argv[1]) - float(sys.argv[2]), '.2f'))" \
         "$(irst_field "$line" PP)" "$(irst_field "$line" PPwp)")
     agree "$ours" "$theirs" || fail "IRSTLM's model on $txt: our PP $ours, compile-lm $theirs ($line)"
     echo "IRSTLM-trained 3-gram on $txt: PP ours $ours, compile-lm $theirs"
