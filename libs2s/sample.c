@@ -342,10 +342,11 @@ static int next_jsonl(s2s_reader *r, s2s_sample **out, s2s_err *err)
                                r->line, je.text, je.column);
         const char *id = json_is_object(item) ? s2s_item_id(item) : NULL;
         if (!id) {
+            int is_obj = json_is_object(item);
             json_decref(item);
             return s2s_err_set(err, S2S_EDATA, "%s:%ld: %s", r->name, r->line,
-                               json_is_object(item) ? "missing or non-string field \"id\""
-                                                    : "item is not a JSON object");
+                               is_obj ? "missing or non-string field \"id\""
+                                      : "item is not a JSON object");
         }
         s2s_sample *s = s2s_sample_new(id, err);
         if (!s) {

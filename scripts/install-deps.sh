@@ -9,7 +9,8 @@ pkgs=(build-essential cmake pkg-config
       libavformat-dev libavcodec-dev libavutil-dev libswresample-dev
       zlib1g-dev libjansson-dev libcmocka-dev
       espeak-ng sox libsox-fmt-all ffmpeg flac tar python3 time
-      irstlm sphinxbase-utils)
+      irstlm sphinxbase-utils
+      clang libclang-rt-14-dev valgrind cppcheck clang-tidy)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

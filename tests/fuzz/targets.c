@@ -1,0 +1,414 @@
+/* targets.c — the fuzz targets: one function per parser of outside data, each taking raw bytes.
+ *
+ * Shared by the libFuzzer harnesses (fuzz_main.c, built with -DS2S_FUZZ=ON) and by the regression
+ * test tests/unit/test_fuzz_regress.c, which replays tests/fuzz/regress/<target>/<file> through
+ * the same functions in every normal (and ASan) build. A target must never crash, leak, or
+ * read/write out of bounds on any input; returning an error is the expected outcome for garbage.
+ *
+ * Targets that read files (the library only opens paths there) write the bytes into a private
+ * temporary directory first (one per process, removed at exit). */
+#include <dirent.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "s2s/audio.h"
+#include "s2s/backend.h"
+#include "s2s/csv.h"
+#include "s2s/err.h"
+#include "s2s/import.h"
+#include "s2s/item.h"
+#include "s2s/ngram.h"
+#include "s2s/sample.h"
+#include "s2s/shard.h"
+#include "s2s/tar.h"
+#include "s2s/util.h"
+#include "s2s/worker.h"
+
+typedef int (*s2s_fuzz_fn)(const uint8_t *data, size_t size);
+
+static char fz_dir[256];
+
+static void fz_cleanup(void) {
+    if (!fz_dir[0]) return;
+    DIR *d = opendir(fz_dir);
+    if (d) {
+        struct dirent *e;
+        char p[600];
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.') continue;
+            snprintf(p, sizeof p, "%s/%s", fz_dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(fz_dir);
+    fz_dir[0] = 0;
+}
+
+/* Private temp dir of this process. */
+static const char *fz_tmpdir(void) {
+    if (fz_dir[0]) return fz_dir;
+    const char *t = getenv("TMPDIR");
+    snprintf(fz_dir, sizeof fz_dir, "%s/s2s-fuzz-XXXXXX", t && *t ? t : "/tmp");
+    if (!mkdtemp(fz_dir)) {
+        perror("mkdtemp");
+        abort();
+    }
+    atexit(fz_cleanup);
+    return fz_dir;
+}
+
+/* Writes bytes to DIR/name; returns the path in a static buffer (one per slot). */
+static const char *fz_file(int slot, const char *name, const uint8_t *data, size_t size) {
+    static char paths[4][600];
+    snprintf(paths[slot], sizeof paths[slot], "%s/%s", fz_tmpdir(), name);
+    FILE *f = fopen(paths[slot], "wb");
+    if (!f || (size && fwrite(data, 1, size, f) != size) || fclose(f) != 0) {
+        perror(paths[slot]);
+        abort();
+    }
+    return paths[slot];
+}
+
+static void fz_rm(const char *name) {
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s", fz_tmpdir(), name);
+    unlink(p);
+}
+
+/* A FILE* over the bytes (fmemopen refuses size 0 on some libcs: use an empty temp file). */
+static FILE *fz_fp(const uint8_t *data, size_t size) {
+    if (size == 0) return fopen(fz_file(3, "empty", data, 0), "rb");
+    FILE *f = fmemopen((void *)data, size, "rb");
+    if (!f) abort();
+    return f;
+}
+
+/* ---- tar reader: s2s_tar_* ---------------------------------------------------------------- */
+static int fz_tar(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    int mode = data[0];
+    FILE *f = fz_fp(data + 1, size - 1);
+    s2s_err err;
+    s2s_tar_reader *r = s2s_tar_reader_new(f, "fuzz.tar", &err);
+    if (r) {
+        s2s_tar_reader_set_lenient(r, mode & 1);
+        s2s_tar_entry *e;
+        int i = 0, rc;
+        while ((rc = s2s_tar_next(r, &e, &err)) == 1) {
+            (void)strlen(e->name); /* the name must be a valid string */
+            /* read every other member (or all): both the data path and the skip path */
+            if ((mode & 2) || (i & 1)) {
+                unsigned char *d = NULL;
+                size_t n = 0;
+                if (s2s_tar_read_data(r, &d, &n, &err) == 0) {
+                    if (d[n] != 0) abort(); /* promised NUL terminator */
+                    free(d);
+                } else {
+                    break;
+                }
+            }
+            i++;
+        }
+        s2s_tar_reader_free(r);
+    }
+    fclose(f);
+    return 0;
+}
+
+/* ---- sample stream reader: s2s_reader over a file (JSON lines or tar, gz members) --------- */
+static int fz_reader(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    int mode = data[0];
+    int flags =
+        mode & (S2S_READ_NO_VALIDATE | S2S_READ_KEEP_GZ | S2S_READ_LENIENT_END | S2S_READ_RAW);
+    const char *p = fz_file(0, "in.stream", data + 1, size - 1);
+    const char *paths[2] = {p, p}; /* twice: the second copy must fail as duplicates */
+    s2s_err err;
+    s2s_reader *r = s2s_reader_open(paths, (mode & 0x10) ? 2 : 1, flags, &err);
+    if (r) {
+        if (mode & 0x20) {
+            s2s_part part = {1, 2};
+            s2s_reader_set_part(r, &part);
+        }
+        s2s_sample *s;
+        while (s2s_reader_next(r, &s, &err) == 1) {
+            if (!s->key || (!s->item && !(flags & S2S_READ_RAW))) abort();
+            for (size_t i = 0; i < s->n_members; i++)
+                if (s->members[i].data[s->members[i].size] != 0) abort();
+            if (s->item) {
+                char *d = s2s_item_dumps(s->item);
+                free(d);
+            }
+            s2s_sample_free(s);
+        }
+        (void)s2s_reader_format(r);
+        s2s_reader_close(r);
+    }
+    return 0;
+}
+
+/* ---- items: JSON parse + s2s_item_validate + accessors ------------------------------------ */
+static int fz_item(const uint8_t *data, size_t size) {
+    json_error_t je;
+    json_t *j = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &je);
+    if (!j) return 0;
+    s2s_err err;
+    int ok = s2s_item_validate(j, &err) == 0;
+    (void)s2s_item_id(j);
+    (void)s2s_item_task(j);
+    (void)s2s_item_lang(j);
+    (void)s2s_item_context_text(j);
+    size_t n = s2s_item_n_candidates(j);
+    for (size_t i = 0; i < n + 1; i++) {
+        (void)s2s_item_candidate_text(j, i);
+        (void)s2s_item_candidate_label(j, i);
+    }
+    int right = s2s_item_right_index(j);
+    if (ok && (right < 0 || (size_t)right >= n)) abort(); /* a valid item has its right answer */
+    if (ok && json_is_object(j)) {
+        s2s_item_add_provenance(j, "fuzz", json_pack("{s:i}", "k", 1), &err);
+        char *d = s2s_item_dumps(j);
+        free(d);
+    }
+    json_decref(j);
+    return 0;
+}
+
+/* ---- CSV reader ---------------------------------------------------------------------------- */
+static int fz_csv(const uint8_t *data, size_t size) {
+    FILE *f = fz_fp(data, size);
+    s2s_err err;
+    s2s_csv *c = s2s_csv_new(f, "fuzz.csv", &err);
+    if (c) {
+        char **fields;
+        size_t n;
+        long line, last = 0;
+        while (s2s_csv_next(c, &fields, &n, &line, &err) == 1) {
+            if (n < 1 || line < last) abort();
+            last = line;
+            for (size_t i = 0; i < n; i++)
+                (void)strlen(fields[i]);
+        }
+        s2s_csv_free(c);
+    }
+    fclose(f);
+    return 0;
+}
+
+/* ---- importers: storycloze / cmmlu / s2sbench / items ------------------------------------- */
+static int fz_import_cb(json_t *item, void *arg, s2s_err *err) {
+    (void)arg;
+    if (s2s_item_validate(item, err) != 0) abort(); /* importers hand out valid items only */
+    char *d = s2s_item_dumps(item);
+    free(d);
+    return 0;
+}
+
+static int fz_import(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    static const char *formats[] = {"storycloze", "cmmlu", "s2sbench", "items"};
+    const char *fmt = formats[data[0] & 3];
+    s2s_import_opts o = {NULL, NULL, (data[0] >> 2) & 1};
+    s2s_err err;
+    s2s_importer *im = s2s_importer_new(fmt, &o, fz_import_cb, NULL, &err);
+    if (!im) abort();
+    const char *p = fz_file(0, "in.csv", data + 1, size - 1);
+    long n = s2s_importer_file(im, p, &err);
+    if (n >= 0 && (data[0] & 8)) n = s2s_importer_file(im, p, &err); /* dups across files */
+    uint64_t sk = s2s_importer_skipped(im);
+    for (uint64_t i = 0; i < sk; i++)
+        if (!s2s_importer_skip_reason(im, i)) abort();
+    s2s_importer_free(im);
+    return 0;
+}
+
+/* ---- shard index file (NAME.tar.idx) ------------------------------------------------------ */
+static int fz_index(const uint8_t *data, size_t size) {
+    const char *p = fz_file(0, "s.tar.idx", data, size);
+    s2s_err err;
+    s2s_index *ix = s2s_index_read(p, &err);
+    if (ix) {
+        for (size_t i = 0; i < ix->n_samples; i++)
+            if (ix->samples[i].first + ix->samples[i].n > ix->n_members) abort();
+        s2s_index_free(ix);
+    }
+    return 0;
+}
+
+/* ---- a shard and its index: verify, get, read as a stream ---------------------------------
+ * Input: 4 bytes big-endian length L of the index text, the index, then the shard bytes. */
+static int fz_shard(const uint8_t *data, size_t size) {
+    if (size < 4) return 0;
+    size_t l = ((size_t)data[0] << 24) | ((size_t)data[1] << 16) | ((size_t)data[2] << 8) | data[3];
+    if (l > size - 4) l = size - 4;
+    fz_file(1, "s.tar.idx", data + 4, l);
+    const char *shard = fz_file(0, "s.tar", data + 4 + l, size - 4 - l);
+    s2s_err err;
+    s2s_idset *keys = s2s_idset_new();
+    uint64_t n = 0;
+    (void)s2s_shard_verify(shard, NULL, keys, &n, &err);
+    s2s_idset_free(keys);
+    s2s_index *ix = s2s_index_read(fz_file(2, "s.tar.idx", data + 4, l), &err);
+    if (ix) {
+        if (ix->n_samples) {
+            const char *const shards[1] = {shard};
+            s2s_sample *s = NULL;
+            if (s2s_shard_get(shards, 1, ix->samples[0].key, &s, &err) == 1) {
+                (void)s2s_shard_sample_to_stream(s, &err);
+                s2s_sample_free(s);
+            }
+        }
+        s2s_index_free(ix);
+    }
+    const char *paths[1] = {shard};
+    s2s_reader *r = s2s_reader_open(paths, 1, 0, &err);
+    if (r) {
+        s2s_sample *s;
+        while (s2s_reader_next(r, &s, &err) == 1) {
+            (void)s2s_shard_sample_to_stream(s, &err);
+            s2s_sample_free(s);
+        }
+        s2s_reader_close(r);
+    }
+    return 0;
+}
+
+/* ---- dataset.json ------------------------------------------------------------------------- */
+static int fz_dataset(const uint8_t *data, size_t size) {
+    fz_file(0, "dataset.json", data, size);
+    s2s_err err;
+    char **paths = NULL;
+    size_t n = 0;
+    if (s2s_dataset_shards(fz_tmpdir(), &paths, &n, &err) == 0) s2s_paths_free(paths, n);
+    (void)s2s_dataset_verify(fz_tmpdir(), &err);
+    fz_rm("dataset.json");
+    return 0;
+}
+
+/* ---- ARPA n-gram files -------------------------------------------------------------------- */
+static int fz_arpa(const uint8_t *data, size_t size) {
+    const char *p = fz_file(0, "lm.arpa", data, size);
+    s2s_err err;
+    s2s_lm *lm = s2s_lm_load_arpa(p, &err);
+    if (lm) {
+        int order = s2s_lm_order(lm);
+        if (order < 1) abort();
+        size_t v = s2s_lm_vocab_size(lm);
+        const char *ctx[3], *cont[3];
+        for (size_t i = 0; i < 3; i++) {
+            ctx[i] = v ? s2s_lm_vocab_word(lm, (i * 7) % v) : "a";
+            cont[i] = v ? s2s_lm_vocab_word(lm, (i * 5 + 1) % v) : "b";
+        }
+        double nll;
+        size_t ntok, oov;
+        (void)s2s_lm_score(lm, ctx, 3, cont, 3, 1, &nll, &ntok, &oov, &err);
+        const char *unk[1] = {"zzz-not-a-word"};
+        (void)s2s_lm_score(lm, unk, 1, unk, 1, 0, &nll, &ntok, &oov, &err);
+        FILE *null = fopen("/dev/null", "w");
+        if (null) {
+            (void)s2s_lm_write_arpa(lm, null, &err);
+            fclose(null);
+        }
+        s2s_lm_free(lm);
+    }
+    return 0;
+}
+
+/* ---- member codecs: gunzip, FLAC, any audio (what arrives in streams and shards) ----------- */
+static int fz_codec(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    unsigned char *out = NULL;
+    size_t n = 0;
+    s2s_err err;
+    switch (data[0] % 3) {
+    case 0:
+        if (s2s_gunzip(data + 1, size - 1, &out, &n, &err) == 0) free(out);
+        break;
+    case 1:
+        if (s2s_flac_decode(data + 1, size - 1, &out, &n, &err) == 0) free(out);
+        break;
+    default: {
+        s2s_audio a;
+        memset(&a, 0, sizeof a);
+        (void)s2s_audio_decode(data + 1, size - 1, "fuzz.wav", &a, &err);
+        s2s_audio_free(&a); /* also after failure (s2s/audio.h) */
+        break;
+    }
+    }
+    return 0;
+}
+
+/* ---- upstream losses file (losses:FILE backend) ------------------------------------------- */
+static int fz_losses(const uint8_t *data, size_t size) {
+    const char *p = fz_file(0, "result.jsonl", data, size);
+    char spec[700];
+    snprintf(spec, sizeof spec, "losses:%s", p);
+    s2s_err err;
+    s2s_backend *b = s2s_backend_open(spec, &err);
+    if (b) s2s_backend_free(b);
+    return 0;
+}
+
+/* ---- worker replies: a "worker" that prints the fuzz bytes (after a valid hello unless the
+ * first byte says otherwise) while the backend has requests 0..3 in flight. Slow (a process per
+ * input), but it drives the real reply parser and the fault path. */
+static int fz_worker(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    const char *hello = "{\"hello\":\"s2s-worker\",\"protocol\":1,\"model_id\":\"fz\"}\n";
+    size_t hl = (data[0] & 1) ? 0 : strlen(hello);
+    uint8_t *buf = malloc(hl + size);
+    if (!buf) abort();
+    memcpy(buf, hello, hl);
+    memcpy(buf + hl, data + 1, size - 1);
+    const char *p = fz_file(0, "replies", buf, hl + size - 1);
+    free(buf);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "exec cat '%s'", p);
+    s2s_worker_opts o = {2.0, 0, 4};
+    s2s_err err;
+    s2s_backend *b = s2s_backend_worker_open("worker:fuzz", cmd, &o, &err);
+    if (!b) return 0;
+    unsigned needs;
+    (void)s2s_backend_needs(b, S2S_MODE_T2T, &needs, &err);
+    int rc = 0;
+    for (uint64_t id = 0; id < 4 && rc == 0 && s2s_backend_in_flight(b) < s2s_backend_capacity(b);
+         id++) {
+        s2s_request rq;
+        memset(&rq, 0, sizeof rq);
+        rq.req_id = id;
+        rq.item_id = "fz-1";
+        rq.mode = S2S_MODE_T2T;
+        rq.ctx_text = "a b";
+        rq.cand_text = "c";
+        rc = s2s_backend_submit(b, &rq, &err);
+    }
+    s2s_reply rep[8];
+    while (rc >= 0 && s2s_backend_in_flight(b) > 0) {
+        rc = s2s_backend_poll(b, rep, 8, 1, &err);
+        if (rc == 0) break;
+    }
+    s2s_backend_free(b);
+    return 0;
+}
+
+typedef struct s2s_fuzz_target {
+    const char *name;
+    s2s_fuzz_fn fn;
+} s2s_fuzz_target;
+
+static const s2s_fuzz_target s2s_fuzz_targets[] = {
+    {"tar", fz_tar},       {"reader", fz_reader}, {"item", fz_item},     {"csv", fz_csv},
+    {"import", fz_import}, {"index", fz_index},   {"shard", fz_shard},   {"dataset", fz_dataset},
+    {"arpa", fz_arpa},     {"codec", fz_codec},   {"losses", fz_losses}, {"worker", fz_worker},
+};
+
+static const s2s_fuzz_target *s2s_fuzz_find(const char *name) {
+    for (size_t i = 0; i < sizeof s2s_fuzz_targets / sizeof *s2s_fuzz_targets; i++)
+        if (strcmp(s2s_fuzz_targets[i].name, name) == 0) return &s2s_fuzz_targets[i];
+    return NULL;
+}
