@@ -207,6 +207,11 @@ s2s_tok_mode s2s_lm_tok_mode(const s2s_lm *lm) {
 
 void s2s_lm_set_tok_mode(s2s_lm *lm, s2s_tok_mode mode) {
     lm->mode = mode;
+    lm->mode_known = 1;
+}
+
+int s2s_lm_tok_mode_known(const s2s_lm *lm) {
+    return lm->mode_known;
 }
 
 size_t s2s_lm_count(const s2s_lm *lm, int n) {
@@ -405,6 +410,7 @@ s2s_lm *s2s_lm_load_arpa(const char *path, s2s_err *err) {
                 if (s2s_tok_mode_parse(m, &lm->mode) < 0)
                     FAIL(S2S_EFORMAT, "%s:%zu: unknown token mode \"%s\" (words, chars, units)",
                          name, lineno, m);
+                lm->mode_known = 1;
             } else if (strcmp(s, "\\data\\") == 0) {
                 state = 1;
             }

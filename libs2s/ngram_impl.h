@@ -57,6 +57,7 @@ typedef struct ng_slot {
 struct s2s_lm {
     int order;
     s2s_tok_mode mode;
+    int mode_known; /* mode from training, a \s2s-tok line, or s2s_lm_set_tok_mode */
     ng_vocab vocab;
     uint32_t unk, bos, eos; /* ids, NG_NONE when absent */
     ng_entry *ent;

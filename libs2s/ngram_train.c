@@ -319,6 +319,7 @@ s2s_lm *s2s_lm_trainer_finish(s2s_lm_trainer *t, s2s_err *err) {
     memset(&t->vocab, 0, sizeof t->vocab);
     lm->order = N;
     lm->mode = t->mode;
+    lm->mode_known = 1;
     lm->bos = t->bos, lm->eos = t->eos, lm->unk = t->unk;
     for (int k = 1; k <= N; k++)
         for (int j = 0; j < 3; j++)

@@ -55,6 +55,9 @@ void s2s_lm_free(s2s_lm *lm);
 int s2s_lm_order(const s2s_lm *lm);
 s2s_tok_mode s2s_lm_tok_mode(const s2s_lm *lm);
 void s2s_lm_set_tok_mode(s2s_lm *lm, s2s_tok_mode mode);
+/* 1 if the token mode is known: the model was trained here, its file has a \s2s-tok line, or
+ * s2s_lm_set_tok_mode was called; 0 if it is the WORDS default of a foreign ARPA file. */
+int s2s_lm_tok_mode_known(const s2s_lm *lm);
 
 /* Name of a token mode ("words", "chars", "units"); parses one (negative if unknown). */
 const char *s2s_tok_mode_name(s2s_tok_mode mode);

@@ -255,6 +255,7 @@ static void test_arpa_roundtrip(void **state) {
         if (!back) fail_msg("load: %s", err.msg);
         assert_int_equal(s2s_lm_order(back), order);
         assert_int_equal(s2s_lm_tok_mode(back), S2S_TOK_WORDS);
+        assert_int_equal(s2s_lm_tok_mode_known(back), 1);
         assert_int_equal(s2s_lm_has_unk(back), 1);
         for (int n = 1; n <= order; n++)
             assert_int_equal(s2s_lm_count(back, n), s2s_lm_count(lm, n));
@@ -333,6 +334,7 @@ static void test_arpa_foreign(void **state) {
     s2s_lm *lm = s2s_lm_load_arpa(p, &err);
     if (!lm) fail_msg("load: %s", err.msg);
     assert_int_equal(s2s_lm_tok_mode(lm), S2S_TOK_UNITS);
+    assert_int_equal(s2s_lm_tok_mode_known(lm), 1);
     assert_int_equal(s2s_lm_order(lm), 2);
     assert_int_equal(s2s_lm_has_unk(lm), 0);
     assert_true(fabs(lp(lm, "", "7") - (-0.2 * M_LN10)) < 1e-12);
@@ -379,6 +381,19 @@ static void expect_arpa_error(const char *text, const char *want) {
 static void test_arpa_errors(void **state) {
     (void)state;
     expect_arpa_error("just text\n", ":1: no \\data\\ line");
+    {
+        const char *p = tmp_path("nomode");
+        write_file(p, HEAD "\\2-grams:\n-0.1\t<s> a\n\\end\\\n");
+        s2s_err e;
+        s2s_lm *lm = s2s_lm_load_arpa(p, &e);
+        assert_non_null(lm);
+        assert_int_equal(s2s_lm_tok_mode(lm), S2S_TOK_WORDS);
+        assert_int_equal(s2s_lm_tok_mode_known(lm), 0);
+        s2s_lm_set_tok_mode(lm, S2S_TOK_UNITS);
+        assert_int_equal(s2s_lm_tok_mode_known(lm), 1);
+        s2s_lm_free(lm);
+        unlink(p);
+    }
     expect_arpa_error(HEAD "\\end\\\n", ":10: missing \\2-grams: section");
     expect_arpa_error(HEAD "\\2-grams:\n-0.1\t<s> a\n", ":11: missing \\end\\");
     expect_arpa_error(HEAD "\\2-grams:\n-0.1\t<s> a\n-0.2\ta </s>\n\\end\\\n",
