@@ -188,8 +188,12 @@ static int ngram_answer(void *self, const s2s_request *rq, s2s_reply *out, s2s_e
             free(all);
         }
     } else {
-        rc = s2s_lm_score(lm, (const char *const *)ct, (size_t)n, (const char *const *)kt,
-                          (size_t)m, g->eos, &nll, &ntok, NULL, &e);
+        /* Only the last order-1 context tokens can matter (the <s> the model puts before a
+         * shorter history is then out of reach too): skip the lookups of the rest. */
+        size_t win = (size_t)(s2s_lm_order(lm) > 1 ? s2s_lm_order(lm) - 1 : 0);
+        size_t skip = (size_t)n > win ? (size_t)n - win : 0;
+        rc = s2s_lm_score(lm, (const char *const *)ct + skip, (size_t)n - skip,
+                          (const char *const *)kt, (size_t)m, g->eos, &nll, &ntok, NULL, &e);
     }
     s2s_tokens_free(ct, (size_t)n);
     s2s_tokens_free(kt, (size_t)m);
@@ -277,6 +281,7 @@ s2s_backend *s2s_backend_ngram_open(const char *spec, const char *kind, const ch
     /* "a.arpa,b.arpa": a text model and a unit model; the identity hashes both files */
     s2s_sha256 ctx;
     s2s_sha256_init(&ctx);
+    char first_sha[65] = "", hex[65];
     char *save = NULL;
     for (char *p = strtok_r(list, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
         if (g->nm == 2) {
@@ -286,6 +291,7 @@ s2s_backend *s2s_backend_ngram_open(const char *spec, const char *kind, const ch
         ngram_model *m = &g->m[g->nm];
         char sha[65];
         if (s2s_sha256_file(p, sha, err)) goto fail;
+        if (g->nm == 0) memcpy(first_sha, sha, sizeof sha);
         s2s_sha256_update(&ctx, sha, 64);
         if (!(m->path = strdup(p))) {
             s2s_err_set(err, S2S_ENOMEM, "out of memory");
@@ -305,9 +311,8 @@ s2s_backend *s2s_backend_ngram_open(const char *spec, const char *kind, const ch
                     "--lm '%s': two models must be one text model and one unit model", spec);
         goto fail;
     }
-    char hex[65];
     if (g->nm == 1) {
-        if (s2s_sha256_file(g->m[0].path, hex, err)) goto fail;
+        memcpy(hex, first_sha, sizeof hex);
     } else {
         unsigned char d[32];
         s2s_sha256_final(&ctx, d);

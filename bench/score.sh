@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# bench/score.sh — end-to-end n-gram scoring throughput of s2s-score (t2t, word 3-gram) against the
+# raw n-gram scoring rate of the same model on the same text (s2s-lm ppl), same run.
+#
+# Data: the StoryCloze Spring 2016 val+test stories imported with s2s-import, repeated COPIES
+# times (default 10) under new ids; model: 3-gram trained by s2s-lm on context + right ending.
+# Anchor: `s2s-lm ppl` over the same (context + candidate) lines that s2s-score asks about
+# (`s2s-lm text --what all`): the raw model reading and scoring every token of them.
+# Ours: s2s-score reading the items, tokenizing, scoring every candidate given its context, the
+# protocol, and writing pairs.jsonl and report.json (--bootstrap 0, then the default 1000).
+# Rates are tokens per second on one core (both are single-threaded); "tokens" are the same
+# context + candidate tokens for both, so the ratio is the scorer's overhead. Median of REPS (3).
+# Usage: bench/score.sh [BUILD_DIR]   (env: COPIES, REPS)
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$(cd "${1:-$SRC/build}" && pwd)
+BIN=$BUILD/bin
+COPIES=${COPIES:-10}
+REPS=${REPS:-3}
+CORP=${S2S_SHARED:-$SRC/../shared}/corpora/storycloze_spring2016
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+for t in s2s-import s2s-lm s2s-score; do
+  [ -x "$BIN/$t" ] || { echo "bench/score.sh: build first ($BIN/$t)" >&2; exit 3; }
+done
+cd "$TMP"
+"$BIN/s2s-import" storycloze "$CORP"/*.csv > one.jsonl 2>/dev/null
+python3 - "$COPIES" <<'PY'
+import json, sys
+items = [json.loads(l) for l in open("one.jsonl")]
+with open("items.jsonl", "w") as f:
+    for c in range(int(sys.argv[1])):
+        for it in items:
+            it = dict(it); it["id"] = f"{it['id']}-{c}"
+            f.write(json.dumps(it) + "\n")
+PY
+"$BIN/s2s-lm" text --what ctx+right one.jsonl 2>/dev/null | "$BIN/s2s-lm" train --order 3 -o words.arpa 2>/dev/null
+"$BIN/s2s-lm" text --what all items.jsonl > all.txt 2>/dev/null
+nitems=$(wc -l < items.jsonl)
+
+now() { date +%s.%N; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+timeit() { # prints the median wall time of REPS runs of "$@"
+  for _ in $(seq "$REPS"); do
+    t0=$(now); "$@" >/dev/null 2>&1; t1=$(now)
+    echo "$t1 - $t0" | bc -l
+  done | median
+}
+t_ppl=$(timeit "$BIN/s2s-lm" ppl words.arpa all.txt)
+ppl_out=$("$BIN/s2s-lm" ppl words.arpa all.txt 2>&1)
+# tokens of the context + candidate lines: words + </s> per sentence, as ppl scored them
+tokens=$(echo "$ppl_out" | sed -n 's/.*scored=\([0-9]*\).*/\1/p')
+sentences=$(echo "$ppl_out" | sed -n 's/.* \([0-9]*\) sentences.*/\1/p')
+ctxcand=$((tokens - sentences)) # s2s-score scores no </s> by default
+t_score=$(timeit "$BIN/s2s-score" --lm ngram:words.arpa --bootstrap 0 -o out items.jsonl)
+t_full=$(timeit "$BIN/s2s-score" --lm ngram:words.arpa -o out2 items.jsonl)
+t_cache=$(timeit "$BIN/s2s-score" --lm 'ngram:words.arpa?cache=0.1' --bootstrap 0 -o out3 items.jsonl)
+cand=$(python3 -c '
+import json
+print(sum(json.loads(l)["plausible"]["ntok"] + json.loads(l)["implausible"]["ntok"] for l in open("out/pairs.jsonl")))')
+rate() { echo "$1 / $2" | bc -l | xargs printf '%.0f'; }
+echo "items: $nitems, candidate requests: $((nitems * 2)), context+candidate tokens: $ctxcand, candidate tokens: $cand"
+echo
+echo "| what | wall s (median of $REPS) | tokens/s (ctx+cand) | candidate tokens/s |"
+echo "| --- | --- | --- | --- |"
+printf '| anchor: s2s-lm ppl, same lines (raw n-gram) | %.3f | %s | - |\n' "$t_ppl" "$(rate "$tokens" "$t_ppl")"
+printf '| s2s-score t2t, --bootstrap 0 | %.3f | %s | %s |\n' "$t_score" "$(rate "$ctxcand" "$t_score")" "$(rate "$cand" "$t_score")"
+printf '| s2s-score t2t, bootstrap 1000 (default) | %.3f | %s | %s |\n' "$t_full" "$(rate "$ctxcand" "$t_full")" "$(rate "$cand" "$t_full")"
+printf '| s2s-score t2t, cache=0.1 | %.3f | %s | %s |\n' "$t_cache" "$(rate "$ctxcand" "$t_cache")" "$(rate "$cand" "$t_cache")"
