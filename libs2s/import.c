@@ -807,7 +807,7 @@ static long import_s2sbench(s2s_importer *im, const char *path, s2s_err *err) {
     long nrec;
     long rc = each_json_line(im, path, s2sb_line, &ctx, &nrec, err);
     if (rc >= 0) {
-        qsort(ctx.recs, ctx.n, sizeof *ctx.recs, cmp_rec);
+        if (ctx.n) qsort(ctx.recs, ctx.n, sizeof *ctx.recs, cmp_rec);
         if (!im->skip_bad) rc = s2sb_pairs(im, &ctx, display_name(path), 1, err);
         if (rc >= 0) rc = s2sb_pairs(im, &ctx, display_name(path), 0, err);
     }

@@ -99,11 +99,14 @@ pass "cmmlu single file = its part of the directory run"
 
 # ---- --shard I/N ----------------------------------------------------------------------------
 ids() { python3 -c 'import json,sys; [print(json.loads(l)["id"]) for l in sys.stdin]'; }
-ids <"$T/sc.jsonl" | sort >"$T/all.ids"
+# the first 600 stories keep the 28 runs fast under ASan
+head -601 "$SC" >"$T/sc600.csv"
+"$IMP" storycloze -q "$T/sc600.csv" | ids | sort >"$T/all.ids"
+[ "$(wc -l <"$T/all.ids")" = 600 ] || fail "sc600: $(wc -l <"$T/all.ids") items"
 for N in 1 2 3 4 5 6 7; do
     : >"$T/union.ids"
     for ((I = 0; I < N; I++)); do
-        "$IMP" storycloze --shard "$I/$N" -q "$SC" | ids >>"$T/union.ids"
+        "$IMP" storycloze --shard "$I/$N" -q "$T/sc600.csv" | ids >>"$T/union.ids"
     done
     sort "$T/union.ids" | cmp -s - "$T/all.ids" || fail "--shard */$N: union != whole"
     [ -z "$(sort "$T/union.ids" | uniq -d)" ] || fail "--shard */$N: duplicates"
