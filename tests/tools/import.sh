@@ -98,7 +98,8 @@ grep '"id":"scmmlu_agronomy_' "$T/cm.jsonl" | cmp -s - "$T/agro.jsonl" || fail "
 pass "cmmlu single file = its part of the directory run"
 
 # ---- --shard I/N ----------------------------------------------------------------------------
-ids() { python3 -c 'import json,sys; [print(json.loads(l)["id"]) for l in sys.stdin]'; }
+# our items start with the id (importer key order), so sed is an exact and fast id reader
+ids() { sed -n 's/^{"id":"\([^"]*\)".*/\1/p'; }
 # the first 600 stories keep the 28 runs fast under ASan
 head -601 "$SC" >"$T/sc600.csv"
 "$IMP" storycloze -q "$T/sc600.csv" | ids | sort >"$T/all.ids"
