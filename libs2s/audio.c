@@ -60,15 +60,6 @@ static int fvec_reserve(fvec *v, size_t extra) {
     return 0;
 }
 
-static int check_samples(const s2s_audio *a, s2s_err *err) {
-    if (a->n == 0) return s2s_err_set(err, S2S_EDATA, "zero-length audio (no samples)");
-    for (size_t i = 0; i < a->n; i++)
-        if (!isfinite(a->samples[i]))
-            return s2s_err_set(err, S2S_EDATA, "%s sample at %zu (of %zu)",
-                               isnan(a->samples[i]) ? "NaN" : "infinite", i, a->n);
-    return 0;
-}
-
 /* ---- libsndfile virtual I/O over memory (read) and a growable buffer (write) ---------------- */
 typedef struct {
     unsigned char *data;
@@ -150,85 +141,6 @@ static int wav_check_truncated(const unsigned char *d, size_t size, s2s_err *err
 }
 
 /* Returns 1 if handled (result in rc), 0 if libsndfile cannot open it (fall back to libav). */
-static int decode_sndfile(const unsigned char *data, size_t size, s2s_audio *out, int *rc,
-                          s2s_err *err) {
-    int is_wav = size >= 12 && memcmp(data, "RIFF", 4) == 0 && memcmp(data + 8, "WAVE", 4) == 0;
-    int is_flac = size >= 4 && memcmp(data, "fLaC", 4) == 0;
-    if (!is_wav && !is_flac) return 0;
-    if (is_wav && (*rc = wav_check_truncated(data, size, err)) < 0) return 1;
-    membuf m = {(unsigned char *)data, (sf_count_t)size, 0, 0, 0};
-    SF_INFO info;
-    memset(&info, 0, sizeof info);
-    SNDFILE *sf = sf_open_virtual(&mb_io, SFM_READ, &info, &m);
-    if (!sf) return 0;
-    int type = info.format & SF_FORMAT_TYPEMASK, sub = info.format & SF_FORMAT_SUBMASK;
-    if ((type != SF_FORMAT_WAV && type != SF_FORMAT_WAVEX && type != SF_FORMAT_FLAC) ||
-        info.channels < 1 || info.samplerate < 1) {
-        sf_close(sf);
-        return 0;
-    }
-    out->rate = info.samplerate;
-    out->src_channels = info.channels;
-    out->src_container = type == SF_FORMAT_FLAC ? S2S_AUDIO_FLAC : S2S_AUDIO_WAV;
-    out->src_format = sub == SF_FORMAT_PCM_16                            ? S2S_AUDIO_S16
-                      : sub == SF_FORMAT_FLOAT && type != SF_FORMAT_FLAC ? S2S_AUDIO_F32
-                                                                         : S2S_AUDIO_FMT_OTHER;
-    snprintf(out->codec, sizeof out->codec, "%s",
-             type == SF_FORMAT_FLAC    ? "flac"
-             : sub == SF_FORMAT_PCM_16 ? "pcm_s16le"
-             : sub == SF_FORMAT_FLOAT  ? "pcm_f32le"
-             : sub == SF_FORMAT_PCM_24 ? "pcm_s24le"
-             : sub == SF_FORMAT_PCM_32 ? "pcm_s32le"
-             : sub == SF_FORMAT_PCM_U8 ? "pcm_u8"
-             : sub == SF_FORMAT_DOUBLE ? "pcm_f64le"
-                                       : "wav");
-    /* Float files are read as they are (no normalisation applies); integers are scaled 1/2^(b-1).
-     */
-    int ch = info.channels;
-    fvec v = {0};
-    float block[4096];
-    sf_count_t per = (sf_count_t)(sizeof block / sizeof block[0]) / ch, got;
-    if (per < 1) {
-        sf_close(sf);
-        *rc = s2s_err_set(err, S2S_EUNSUP, "%d channels are too many", ch);
-        return 1;
-    }
-    while ((got = sf_readf_float(sf, block, per)) > 0) {
-        if (fvec_reserve(&v, (size_t)got) < 0) {
-            free(v.p);
-            sf_close(sf);
-            *rc = s2s_err_set(err, S2S_ENOMEM, "out of memory decoding audio");
-            return 1;
-        }
-        for (sf_count_t i = 0; i < got; i++) {
-            float s = 0;
-            for (int c = 0; c < ch; c++)
-                s += block[i * ch + c];
-            v.p[v.n++] = ch == 1 ? s : s / (float)ch;
-        }
-    }
-    int serr = sf_error(sf);
-    char smsg[256];
-    snprintf(smsg, sizeof smsg, "%s", sf_strerror(sf));
-    sf_close(sf);
-    out->samples = v.p;
-    out->n = v.n;
-    if (serr != SF_ERR_NO_ERROR) {
-        *rc = s2s_err_set(err, S2S_EFORMAT, "corrupt %s: %s", is_flac ? "FLAC" : "WAV", smsg);
-        return 1;
-    }
-    /* FLAC knows its length (STREAMINFO total samples; 0 = unknown): fewer means truncated. */
-    if (type == SF_FORMAT_FLAC && info.frames > 0 && info.frames != SF_COUNT_MAX &&
-        (sf_count_t)v.n < info.frames) {
-        *rc =
-            s2s_err_set(err, S2S_EFORMAT, "truncated or corrupt FLAC: %zu of %lld samples decoded",
-                        v.n, (long long)info.frames);
-        return 1;
-    }
-    *rc = check_samples(out, err);
-    return 1;
-}
-
 /* ---- libavformat/libavcodec over a memory buffer -------------------------------------------- */
 typedef struct {
     const unsigned char *data;
@@ -284,168 +196,308 @@ static int av_fail(s2s_err *err, int code, const char *what, int averr) {
     return s2s_err_set(err, code, "%s: %s", what, b);
 }
 
-static int append_frame(fvec *v, const AVFrame *f, s2s_err *err) {
-    int ch = f->ch_layout.nb_channels;
-    if (ch < 1) return s2s_err_set(err, S2S_EFORMAT, "decoded frame without channels");
-    if (fvec_reserve(v, (size_t)f->nb_samples) < 0)
-        return s2s_err_set(err, S2S_ENOMEM, "out of memory decoding audio");
-    for (int i = 0; i < f->nb_samples; i++) {
-        double s = 0;
-        for (int c = 0; c < ch; c++)
-            s += get_sample(f, f->format, c, i, ch);
-        v->p[v->n++] = (float)(s / ch);
+/* ---- streaming reader ------------------------------------------------------------------------ */
+struct s2s_audio_reader {
+    int kind; /* 1 libsndfile, 2 libav */
+    int ch, is_flac, done;
+    size_t count;
+    /* libsndfile */
+    membuf mb;
+    SNDFILE *sf;
+    sf_count_t frames; /* FLAC: declared total (0/unknown: <= 0) */
+    float blk[8192];
+    /* libav */
+    avmem am;
+    AVIOContext *io;
+    AVFormatContext *fc;
+    AVCodecContext *cc;
+    AVPacket *pkt;
+    AVFrame *fr;
+    int si, rate, frame_pos, have_frame, sent_eof;
+    int64_t want; /* samples the container declares, -1 unknown */
+};
+
+void s2s_audio_reader_close(s2s_audio_reader *r) {
+    if (!r) return;
+    if (r->sf) sf_close(r->sf);
+    av_frame_free(&r->fr);
+    av_packet_free(&r->pkt);
+    avcodec_free_context(&r->cc);
+    avformat_close_input(&r->fc);
+    if (r->io) {
+        av_freep(&r->io->buffer);
+        avio_context_free(&r->io);
+    }
+    free(r);
+}
+
+size_t s2s_audio_reader_count(const s2s_audio_reader *r) {
+    return r->count;
+}
+
+/* Returns 1 if libsndfile took it, 0 if it cannot (try libav), negative on error. */
+static int open_sndfile(s2s_audio_reader *r, const unsigned char *data, size_t size, s2s_audio *out,
+                        s2s_err *err) {
+    int is_wav = size >= 12 && memcmp(data, "RIFF", 4) == 0 && memcmp(data + 8, "WAVE", 4) == 0;
+    int is_flac = size >= 4 && memcmp(data, "fLaC", 4) == 0;
+    if (!is_wav && !is_flac) return 0;
+    int rc;
+    if (is_wav && (rc = wav_check_truncated(data, size, err)) < 0) return rc;
+    r->mb = (membuf){(unsigned char *)data, (sf_count_t)size, 0, 0, 0};
+    SF_INFO info;
+    memset(&info, 0, sizeof info);
+    r->sf = sf_open_virtual(&mb_io, SFM_READ, &info, &r->mb);
+    if (!r->sf) return 0;
+    int type = info.format & SF_FORMAT_TYPEMASK, sub = info.format & SF_FORMAT_SUBMASK;
+    if ((type != SF_FORMAT_WAV && type != SF_FORMAT_WAVEX && type != SF_FORMAT_FLAC) ||
+        info.channels < 1 || info.channels > 64 || info.samplerate < 1) {
+        sf_close(r->sf);
+        r->sf = NULL;
+        return 0;
+    }
+    r->kind = 1;
+    r->ch = info.channels;
+    r->is_flac = type == SF_FORMAT_FLAC;
+    r->frames = r->is_flac && info.frames != SF_COUNT_MAX ? info.frames : 0;
+    out->rate = info.samplerate;
+    out->src_channels = info.channels;
+    out->src_container = r->is_flac ? S2S_AUDIO_FLAC : S2S_AUDIO_WAV;
+    out->src_format = sub == SF_FORMAT_PCM_16                 ? S2S_AUDIO_S16
+                      : sub == SF_FORMAT_FLOAT && !r->is_flac ? S2S_AUDIO_F32
+                                                              : S2S_AUDIO_FMT_OTHER;
+    snprintf(out->codec, sizeof out->codec, "%s",
+             r->is_flac                ? "flac"
+             : sub == SF_FORMAT_PCM_16 ? "pcm_s16le"
+             : sub == SF_FORMAT_FLOAT  ? "pcm_f32le"
+             : sub == SF_FORMAT_PCM_24 ? "pcm_s24le"
+             : sub == SF_FORMAT_PCM_32 ? "pcm_s32le"
+             : sub == SF_FORMAT_PCM_U8 ? "pcm_u8"
+             : sub == SF_FORMAT_DOUBLE ? "pcm_f64le"
+                                       : "wav");
+    return 1;
+}
+
+static int open_libav(s2s_audio_reader *r, const unsigned char *data, size_t size, const char *name,
+                      s2s_audio *out, s2s_err *err) {
+    r->kind = 2;
+    r->am = (avmem){data, size, 0};
+    r->want = -1;
+    int e;
+    unsigned char *iobuf = av_malloc(32768);
+    if (!iobuf) goto nomem;
+    r->io = avio_alloc_context(iobuf, 32768, 0, &r->am, av_read, NULL, av_seek);
+    if (!r->io) {
+        av_free(iobuf);
+        goto nomem;
+    }
+    if (!(r->fc = avformat_alloc_context())) goto nomem;
+    r->fc->pb = r->io;
+    r->fc->flags |= AVFMT_FLAG_CUSTOM_IO;
+    if ((e = avformat_open_input(&r->fc, name ? name : "", NULL, NULL)) < 0) {
+        r->fc = NULL; /* freed by avformat_open_input on failure */
+        return av_fail(err, S2S_EFORMAT,
+                       "not readable as audio (truncated, corrupt or unknown format)", e);
+    }
+    if ((e = avformat_find_stream_info(r->fc, NULL)) < 0)
+        return av_fail(err, S2S_EFORMAT, "cannot read stream info (truncated or corrupt)", e);
+    r->si = av_find_best_stream(r->fc, AVMEDIA_TYPE_AUDIO, -1, -1, NULL, 0);
+    if (r->si < 0)
+        return s2s_err_set(err, S2S_EFORMAT, "no audio stream (format %s)", r->fc->iformat->name);
+    AVStream *st = r->fc->streams[r->si];
+    const AVCodec *codec = avcodec_find_decoder(st->codecpar->codec_id);
+    if (!codec)
+        return s2s_err_set(err, S2S_EUNSUP, "unsupported codec %s",
+                           avcodec_get_name(st->codecpar->codec_id));
+    if (!(r->cc = avcodec_alloc_context3(codec))) goto nomem;
+    if ((e = avcodec_parameters_to_context(r->cc, st->codecpar)) < 0 ||
+        (e = avcodec_open2(r->cc, codec, NULL)) < 0)
+        return av_fail(err, S2S_EUNSUP, "cannot open the decoder", e);
+    r->rate = r->cc->sample_rate;
+    if (r->rate < 1) return s2s_err_set(err, S2S_EFORMAT, "no sample rate");
+    if (!(r->pkt = av_packet_alloc()) || !(r->fr = av_frame_alloc())) goto nomem;
+    /* A container that states its length (not estimated from the bit rate) lets us notice a cut. */
+    if (st->duration > 0 && st->duration != AV_NOPTS_VALUE &&
+        r->fc->duration_estimation_method != AVFMT_DURATION_FROM_BITRATE)
+        r->want = av_rescale_q(st->duration, st->time_base, (AVRational){1, r->rate});
+    out->rate = r->rate;
+    out->src_channels = r->cc->ch_layout.nb_channels;
+    out->src_container = S2S_AUDIO_OTHER;
+    out->src_format = S2S_AUDIO_FMT_OTHER;
+    if (strcmp(r->fc->iformat->name, "wav") == 0) {
+        out->src_container = S2S_AUDIO_WAV;
+        if (st->codecpar->codec_id == AV_CODEC_ID_PCM_S16LE) out->src_format = S2S_AUDIO_S16;
+        if (st->codecpar->codec_id == AV_CODEC_ID_PCM_F32LE) out->src_format = S2S_AUDIO_F32;
+    } else if (strcmp(r->fc->iformat->name, "flac") == 0) {
+        out->src_container = S2S_AUDIO_FLAC;
+    }
+    snprintf(out->codec, sizeof out->codec, "%s", codec->name);
+    return 0;
+nomem:
+    return s2s_err_set(err, S2S_ENOMEM, "out of memory decoding audio");
+}
+
+s2s_audio_reader *s2s_audio_reader_open(const void *data, size_t size, const char *name,
+                                        s2s_audio *info, s2s_err *err) {
+    memset(info, 0, sizeof *info);
+    if (!data || size == 0) {
+        s2s_err_set(err, S2S_EDATA, "zero-length audio (empty file)");
+        return NULL;
+    }
+    s2s_audio_reader *r = calloc(1, sizeof *r);
+    if (!r) {
+        s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        return NULL;
+    }
+    int rc = open_sndfile(r, data, size, info, err);
+    if (rc == 0) {
+        memset(info, 0, sizeof *info);
+        rc = open_libav(r, data, size, name, info, err);
+    } else if (rc > 0) {
+        rc = 0;
+    }
+    if (rc < 0) {
+        s2s_audio_reader_close(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Fills buf from libav frames; returns count (0 = end). */
+static long read_libav(s2s_audio_reader *r, float *buf, size_t max, s2s_err *err) {
+    size_t n = 0;
+    int e;
+    while (n < max && !r->done) {
+        if (r->have_frame) {
+            AVFrame *f = r->fr;
+            int ch = f->ch_layout.nb_channels;
+            if (ch < 1) return s2s_err_set(err, S2S_EFORMAT, "decoded frame without channels");
+            while (r->frame_pos < f->nb_samples && n < max) {
+                double s = 0;
+                for (int c = 0; c < ch; c++)
+                    s += get_sample(f, f->format, c, r->frame_pos, ch);
+                buf[n++] = (float)(s / ch);
+                r->frame_pos++;
+            }
+            if (r->frame_pos >= f->nb_samples) {
+                av_frame_unref(f);
+                r->have_frame = 0;
+            }
+            continue;
+        }
+        e = avcodec_receive_frame(r->cc, r->fr);
+        if (e == 0) {
+            if (r->fr->sample_rate != r->rate) {
+                av_frame_unref(r->fr);
+                return s2s_err_set(err, S2S_EUNSUP, "sample rate changes inside the stream");
+            }
+            r->have_frame = 1;
+            r->frame_pos = 0;
+            continue;
+        }
+        if (e == AVERROR_EOF) {
+            r->done = 1;
+            break;
+        }
+        if (e != AVERROR(EAGAIN)) return av_fail(err, S2S_EFORMAT, "corrupt audio data", e);
+        if (r->sent_eof) { /* decoder wants more after the end: treat as done */
+            r->done = 1;
+            break;
+        }
+        e = av_read_frame(r->fc, r->pkt);
+        if (e == AVERROR_EOF) {
+            avcodec_send_packet(r->cc, NULL);
+            r->sent_eof = 1;
+            continue;
+        }
+        if (e < 0) return av_fail(err, S2S_EFORMAT, "truncated or corrupt file", e);
+        if (r->pkt->stream_index != r->si) {
+            av_packet_unref(r->pkt);
+            continue;
+        }
+        if (r->pkt->flags & AV_PKT_FLAG_CORRUPT) {
+            av_packet_unref(r->pkt);
+            return s2s_err_set(err, S2S_EFORMAT, "truncated or corrupt file: damaged packet");
+        }
+        e = avcodec_send_packet(r->cc, r->pkt);
+        av_packet_unref(r->pkt);
+        if (e < 0 && e != AVERROR(EAGAIN))
+            return av_fail(err, S2S_EFORMAT, "corrupt audio data", e);
+    }
+    return (long)n;
+}
+
+static long read_sndfile(s2s_audio_reader *r, float *buf, size_t max, s2s_err *err) {
+    int ch = r->ch;
+    size_t n = 0;
+    while (n < max && !r->done) {
+        sf_count_t per = (sf_count_t)(sizeof r->blk / sizeof r->blk[0]) / ch;
+        if ((sf_count_t)(max - n) < per) per = (sf_count_t)(max - n);
+        float *dst = ch == 1 ? buf + n : r->blk;
+        sf_count_t got = sf_readf_float(r->sf, dst, per);
+        if (got <= 0) {
+            r->done = 1;
+            break;
+        }
+        if (ch > 1)
+            for (sf_count_t i = 0; i < got; i++) {
+                float s = 0;
+                for (int c = 0; c < ch; c++)
+                    s += r->blk[i * ch + c];
+                buf[n + (size_t)i] = s / (float)ch;
+            }
+        n += (size_t)got;
+    }
+    if (r->done && sf_error(r->sf) != SF_ERR_NO_ERROR)
+        return s2s_err_set(err, S2S_EFORMAT, "corrupt %s: %s", r->is_flac ? "FLAC" : "WAV",
+                           sf_strerror(r->sf));
+    return (long)n;
+}
+
+long s2s_audio_reader_read(s2s_audio_reader *r, float *buf, size_t max, s2s_err *err) {
+    if (max > LONG_MAX) max = LONG_MAX;
+    long n = r->kind == 1 ? read_sndfile(r, buf, max, err) : read_libav(r, buf, max, err);
+    if (n < 0) return n;
+    for (long i = 0; i < n; i++)
+        if (!isfinite(buf[i]))
+            return s2s_err_set(err, S2S_EDATA, "%s sample at %zu",
+                               isnan(buf[i]) ? "NaN" : "infinite", r->count + (size_t)i);
+    r->count += (size_t)n;
+    if (n > 0) return n;
+    /* The end: was it the whole file? */
+    if (r->count == 0) return s2s_err_set(err, S2S_EDATA, "zero-length audio (no samples)");
+    if (r->kind == 1 && r->frames > 0 && (sf_count_t)r->count < r->frames)
+        return s2s_err_set(err, S2S_EFORMAT,
+                           "truncated or corrupt FLAC: %zu of %lld samples decoded", r->count,
+                           (long long)r->frames);
+    if (r->kind == 2 && r->want > 0) {
+        /* Tolerance: 50 ms plus one codec frame (encoder delay and padding). */
+        int64_t slack = r->rate / 20 + (r->cc->frame_size > 0 ? r->cc->frame_size : 2048);
+        if ((int64_t)r->count + slack < r->want)
+            return s2s_err_set(err, S2S_EFORMAT, "truncated: %zu of %lld samples decoded", r->count,
+                               (long long)r->want);
     }
     return 0;
 }
 
-static int drain(AVCodecContext *cc, AVFrame *fr, fvec *v, int rate, s2s_err *err) {
-    for (;;) {
-        int r = avcodec_receive_frame(cc, fr);
-        if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) return 0;
-        if (r < 0) return av_fail(err, S2S_EFORMAT, "corrupt audio data", r);
-        if (fr->sample_rate != rate) {
-            av_frame_unref(fr);
-            return s2s_err_set(err, S2S_EUNSUP, "sample rate changes inside the stream");
-        }
-        r = append_frame(v, fr, err);
-        av_frame_unref(fr);
-        if (r < 0) return r;
-    }
-}
-
-static int decode_libav(const unsigned char *data, size_t size, const char *name, s2s_audio *out,
-                        s2s_err *err) {
-    avmem m = {data, size, 0};
-    AVFormatContext *fc = NULL;
-    AVIOContext *io = NULL;
-    AVCodecContext *cc = NULL;
-    AVPacket *pkt = NULL;
-    AVFrame *fr = NULL;
-    fvec v = {0};
-    int rc = 0, r;
-    unsigned char *iobuf = av_malloc(32768);
-    if (!iobuf) goto nomem;
-    io = avio_alloc_context(iobuf, 32768, 0, &m, av_read, NULL, av_seek);
-    if (!io) {
-        av_free(iobuf);
-        goto nomem;
-    }
-    fc = avformat_alloc_context();
-    if (!fc) goto nomem;
-    fc->pb = io;
-    fc->flags |= AVFMT_FLAG_CUSTOM_IO;
-    if ((r = avformat_open_input(&fc, name ? name : "", NULL, NULL)) < 0) {
-        fc = NULL; /* freed by avformat_open_input on failure */
-        rc = av_fail(err, S2S_EFORMAT, "not a readable audio file", r);
-        goto done;
-    }
-    if ((r = avformat_find_stream_info(fc, NULL)) < 0) {
-        rc = av_fail(err, S2S_EFORMAT, "cannot read stream info", r);
-        goto done;
-    }
-    int si = av_find_best_stream(fc, AVMEDIA_TYPE_AUDIO, -1, -1, NULL, 0);
-    if (si < 0) {
-        rc = s2s_err_set(err, S2S_EFORMAT, "no audio stream (format %s)", fc->iformat->name);
-        goto done;
-    }
-    AVStream *st = fc->streams[si];
-    const AVCodec *codec = avcodec_find_decoder(st->codecpar->codec_id);
-    if (!codec) {
-        rc = s2s_err_set(err, S2S_EUNSUP, "unsupported codec %s",
-                         avcodec_get_name(st->codecpar->codec_id));
-        goto done;
-    }
-    cc = avcodec_alloc_context3(codec);
-    if (!cc) goto nomem;
-    if ((r = avcodec_parameters_to_context(cc, st->codecpar)) < 0 ||
-        (r = avcodec_open2(cc, codec, NULL)) < 0) {
-        rc = av_fail(err, S2S_EUNSUP, "cannot open the decoder", r);
-        goto done;
-    }
-    int rate = cc->sample_rate;
-    if (rate < 1) {
-        rc = s2s_err_set(err, S2S_EFORMAT, "no sample rate");
-        goto done;
-    }
-    pkt = av_packet_alloc();
-    fr = av_frame_alloc();
-    if (!pkt || !fr) goto nomem;
-    for (;;) {
-        r = av_read_frame(fc, pkt);
-        if (r == AVERROR_EOF) break;
-        if (r < 0) {
-            rc = av_fail(err, S2S_EFORMAT, "truncated or corrupt file", r);
-            goto done;
-        }
-        if (pkt->stream_index != si) {
-            av_packet_unref(pkt);
-            continue;
-        }
-        if (pkt->flags & AV_PKT_FLAG_CORRUPT) {
-            av_packet_unref(pkt);
-            rc = s2s_err_set(err, S2S_EFORMAT, "truncated or corrupt file: damaged packet");
-            goto done;
-        }
-        r = avcodec_send_packet(cc, pkt);
-        av_packet_unref(pkt);
-        if (r < 0 && r != AVERROR(EAGAIN)) {
-            rc = av_fail(err, S2S_EFORMAT, "corrupt audio data", r);
-            goto done;
-        }
-        if ((rc = drain(cc, fr, &v, rate, err)) < 0) goto done;
-    }
-    avcodec_send_packet(cc, NULL);
-    if ((rc = drain(cc, fr, &v, rate, err)) < 0) goto done;
-    /* A container that states its length (not estimated from the bit rate) and gives clearly
-     * fewer samples was cut short. Tolerance: 50 ms plus one codec frame. */
-    if (st->duration > 0 && st->duration != AV_NOPTS_VALUE &&
-        fc->duration_estimation_method != AVFMT_DURATION_FROM_BITRATE) {
-        int64_t want = av_rescale_q(st->duration, st->time_base, (AVRational){1, rate});
-        int64_t slack = rate / 20 + (cc->frame_size > 0 ? cc->frame_size : 2048);
-        if ((int64_t)v.n + slack < want) {
-            rc = s2s_err_set(err, S2S_EFORMAT, "truncated: %zu of %lld samples decoded", v.n,
-                             (long long)want);
-            goto done;
-        }
-    }
-    out->rate = rate;
-    out->src_channels = cc->ch_layout.nb_channels;
-    out->src_container = S2S_AUDIO_OTHER;
-    out->src_format = S2S_AUDIO_FMT_OTHER;
-    if (strcmp(fc->iformat->name, "wav") == 0) {
-        out->src_container = S2S_AUDIO_WAV;
-        if (st->codecpar->codec_id == AV_CODEC_ID_PCM_S16LE) out->src_format = S2S_AUDIO_S16;
-        if (st->codecpar->codec_id == AV_CODEC_ID_PCM_F32LE) out->src_format = S2S_AUDIO_F32;
-    } else if (strcmp(fc->iformat->name, "flac") == 0) {
-        out->src_container = S2S_AUDIO_FLAC;
-    }
-    snprintf(out->codec, sizeof out->codec, "%s", codec->name);
-    goto done;
-nomem:
-    rc = s2s_err_set(err, S2S_ENOMEM, "out of memory decoding audio");
-done:
-    av_frame_free(&fr);
-    av_packet_free(&pkt);
-    avcodec_free_context(&cc);
-    avformat_close_input(&fc);
-    if (io) {
-        av_freep(&io->buffer);
-        avio_context_free(&io);
-    }
-    out->samples = v.p;
-    out->n = v.n;
-    if (rc == 0) rc = check_samples(out, err);
-    return rc;
-}
-
 int s2s_audio_decode(const void *data, size_t size, const char *name, s2s_audio *out,
                      s2s_err *err) {
-    memset(out, 0, sizeof *out);
-    if (!data || size == 0) return s2s_err_set(err, S2S_EDATA, "zero-length audio (empty file)");
-    int rc = 0;
-    if (decode_sndfile(data, size, out, &rc, err)) return rc;
-    s2s_audio_free(out);
-    return decode_libav(data, size, name, out, err);
+    s2s_audio_reader *r = s2s_audio_reader_open(data, size, name, out, err);
+    if (!r) return err ? err->code : S2S_EFORMAT;
+    fvec v = {0};
+    long got;
+    for (;;) {
+        if (fvec_reserve(&v, 65536) < 0) {
+            got = s2s_err_set(err, S2S_ENOMEM, "out of memory decoding audio");
+            break;
+        }
+        got = s2s_audio_reader_read(r, v.p + v.n, 65536, err);
+        if (got <= 0) break;
+        v.n += (size_t)got;
+    }
+    s2s_audio_reader_close(r);
+    out->samples = v.p;
+    out->n = v.n;
+    return got < 0 ? (int)got : 0;
 }
 
 /* ---- encoding ------------------------------------------------------------------------------- */
@@ -456,71 +508,131 @@ static inline short f2s16(float x) {
     return (short)lrintf(y);
 }
 
-static int encode(const float *f, const int16_t *s, size_t n, int rate, int container,
-                  int sample_format, unsigned char **out, size_t *outsize, s2s_err *err) {
-    *out = NULL;
-    *outsize = 0;
-    if (rate < 1) return s2s_err_set(err, S2S_EINVAL, "bad sample rate %d", rate);
-    if (container != S2S_AUDIO_WAV && container != S2S_AUDIO_FLAC)
-        return s2s_err_set(err, S2S_EINVAL, "container must be WAV or FLAC");
-    if (sample_format != S2S_AUDIO_S16 && sample_format != S2S_AUDIO_F32)
-        return s2s_err_set(err, S2S_EINVAL, "sample format must be s16 or f32");
-    if (container == S2S_AUDIO_FLAC && sample_format == S2S_AUDIO_F32)
-        return s2s_err_set(err, S2S_EINVAL, "FLAC cannot hold float samples (use s16 or WAV)");
-    if (container == S2S_AUDIO_FLAC && rate > 655350)
-        return s2s_err_set(err, S2S_EINVAL, "FLAC cannot hold rate %d", rate);
+struct s2s_audio_writer {
+    SNDFILE *sf;
+    membuf m;
+    int format;
+    short blk[8192];
+};
+
+void s2s_audio_writer_abort(s2s_audio_writer *w) {
+    if (!w) return;
+    if (w->sf) sf_close(w->sf);
+    free(w->m.data);
+    free(w);
+}
+
+s2s_audio_writer *s2s_audio_writer_new(int rate, int container, int sample_format, s2s_err *err) {
+    if (rate < 1) {
+        s2s_err_set(err, S2S_EINVAL, "bad sample rate %d", rate);
+        return NULL;
+    }
+    if (container != S2S_AUDIO_WAV && container != S2S_AUDIO_FLAC) {
+        s2s_err_set(err, S2S_EINVAL, "container must be WAV or FLAC");
+        return NULL;
+    }
+    if (sample_format != S2S_AUDIO_S16 && sample_format != S2S_AUDIO_F32) {
+        s2s_err_set(err, S2S_EINVAL, "sample format must be s16 or f32");
+        return NULL;
+    }
+    if (container == S2S_AUDIO_FLAC && sample_format == S2S_AUDIO_F32) {
+        s2s_err_set(err, S2S_EINVAL, "FLAC cannot hold float samples (use s16 or WAV)");
+        return NULL;
+    }
+    if (container == S2S_AUDIO_FLAC && rate > 655350) {
+        s2s_err_set(err, S2S_EINVAL, "FLAC cannot hold rate %d", rate);
+        return NULL;
+    }
+    s2s_audio_writer *w = calloc(1, sizeof *w);
+    if (!w) {
+        s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        return NULL;
+    }
+    w->m.writable = 1;
+    w->format = sample_format;
     SF_INFO info;
     memset(&info, 0, sizeof info);
     info.samplerate = rate;
     info.channels = 1;
     info.format = (container == S2S_AUDIO_WAV ? SF_FORMAT_WAV : SF_FORMAT_FLAC) |
                   (sample_format == S2S_AUDIO_F32 ? SF_FORMAT_FLOAT : SF_FORMAT_PCM_16);
-    membuf m = {NULL, 0, 0, 0, 1};
-    SNDFILE *sf = sf_open_virtual(&mb_io, SFM_WRITE, &info, &m);
-    if (!sf) {
-        free(m.data);
-        return s2s_err_set(err, S2S_EIO, "libsndfile: %s", sf_strerror(NULL));
+    w->sf = sf_open_virtual(&mb_io, SFM_WRITE, &info, &w->m);
+    if (!w->sf) {
+        s2s_err_set(err, S2S_EIO, "libsndfile: %s", sf_strerror(NULL));
+        s2s_audio_writer_abort(w);
+        return NULL;
     }
     /* The PEAK chunk of float WAVs carries a timestamp: off, for byte-identical output. */
-    sf_command(sf, SFC_SET_ADD_PEAK_CHUNK, NULL, SF_FALSE);
-    short blk[4096];
-    size_t done = 0;
-    int ok = 1;
-    while (ok && done < n) {
-        size_t k = n - done < 4096 ? n - done : 4096;
-        sf_count_t w;
-        if (sample_format == S2S_AUDIO_F32) {
-            w = sf_writef_float(sf, f + done, (sf_count_t)k);
-        } else if (s) {
-            w = sf_writef_short(sf, s + done, (sf_count_t)k);
-        } else {
-            for (size_t i = 0; i < k; i++)
-                blk[i] = f2s16(f[done + i]);
-            w = sf_writef_short(sf, blk, (sf_count_t)k);
-        }
-        ok = w == (sf_count_t)k;
+    sf_command(w->sf, SFC_SET_ADD_PEAK_CHUNK, NULL, SF_FALSE);
+    return w;
+}
+
+static int write_s16(s2s_audio_writer *w, const short *s, size_t n, s2s_err *err) {
+    if (sf_writef_short(w->sf, s, (sf_count_t)n) != (sf_count_t)n)
+        return s2s_err_set(err, S2S_EIO, "encoding audio failed: %s", sf_strerror(w->sf));
+    return 0;
+}
+
+int s2s_audio_writer_write(s2s_audio_writer *w, const float *x, size_t n, s2s_err *err) {
+    if (w->format == S2S_AUDIO_F32) {
+        if (sf_writef_float(w->sf, x, (sf_count_t)n) != (sf_count_t)n)
+            return s2s_err_set(err, S2S_EIO, "encoding audio failed: %s", sf_strerror(w->sf));
+        return 0;
+    }
+    const size_t cap = sizeof w->blk / sizeof w->blk[0];
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < cap ? n - done : cap;
+        for (size_t i = 0; i < k; i++)
+            w->blk[i] = f2s16(x[done + i]);
+        int rc = write_s16(w, w->blk, k, err);
+        if (rc < 0) return rc;
         done += k;
     }
-    char smsg[256];
-    snprintf(smsg, sizeof smsg, "%s", sf_strerror(sf));
-    if (sf_close(sf) != 0) ok = 0;
-    if (!ok) {
-        free(m.data);
-        return s2s_err_set(err, S2S_EIO, "encoding audio failed: %s", smsg);
+    return 0;
+}
+
+int s2s_audio_writer_finish(s2s_audio_writer *w, unsigned char **out, size_t *outsize,
+                            s2s_err *err) {
+    *out = NULL;
+    *outsize = 0;
+    int bad = sf_close(w->sf) != 0;
+    w->sf = NULL;
+    if (bad) {
+        s2s_audio_writer_abort(w);
+        return s2s_err_set(err, S2S_EIO, "encoding audio failed when closing");
     }
-    *out = m.data;
-    *outsize = (size_t)m.size;
+    *out = w->m.data;
+    *outsize = (size_t)w->m.size;
+    free(w);
     return 0;
 }
 
 int s2s_audio_encode(const s2s_audio *a, int container, int sample_format, unsigned char **out,
                      size_t *outsize, s2s_err *err) {
+    *out = NULL;
+    *outsize = 0;
     if (!a || (!a->samples && a->n)) return s2s_err_set(err, S2S_EINVAL, "no samples to encode");
-    return encode(a->samples, NULL, a->n, a->rate, container, sample_format, out, outsize, err);
+    s2s_audio_writer *w = s2s_audio_writer_new(a->rate, container, sample_format, err);
+    if (!w) return err ? err->code : S2S_EINVAL;
+    int rc = s2s_audio_writer_write(w, a->samples, a->n, err);
+    if (rc < 0) {
+        s2s_audio_writer_abort(w);
+        return rc;
+    }
+    return s2s_audio_writer_finish(w, out, outsize, err);
 }
 
 int s2s_audio_encode_s16(const int16_t *pcm, size_t n, int rate, int container, unsigned char **out,
                          size_t *outsize, s2s_err *err) {
+    *out = NULL;
+    *outsize = 0;
     if (!pcm && n) return s2s_err_set(err, S2S_EINVAL, "no samples to encode");
-    return encode(NULL, pcm, n, rate, container, S2S_AUDIO_S16, out, outsize, err);
+    s2s_audio_writer *w = s2s_audio_writer_new(rate, container, S2S_AUDIO_S16, err);
+    if (!w) return err ? err->code : S2S_EINVAL;
+    int rc = n ? write_s16(w, pcm, n, err) : 0;
+    if (rc < 0) {
+        s2s_audio_writer_abort(w);
+        return rc;
+    }
+    return s2s_audio_writer_finish(w, out, outsize, err);
 }

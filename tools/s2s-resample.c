@@ -90,42 +90,45 @@ static size_t stem_len(const char *suffix) {
     return dot ? (size_t)(dot - suffix) : strlen(suffix);
 }
 
-/* Decodes, converts and encodes one audio blob. *out NULL + return 0 means "pass through". */
+/* Decodes, converts and encodes one audio blob block by block (memory: the input and output
+ * files plus fixed-size blocks). *out NULL + return 0 means "already right: pass through". */
 static int convert(const opts *o, const unsigned char *data, size_t size, const char *name,
                    int allow_passthrough, unsigned char **out, size_t *outsize, s2s_err *err) {
-    s2s_audio a;
+    enum { BLOCK = 32768 };
+    static float block[BLOCK];
+    s2s_audio info;
     *out = NULL;
     *outsize = 0;
-    int rc = s2s_audio_decode(data, size, name, &a, err);
-    if (rc < 0) {
-        s2s_audio_free(&a);
-        return rc;
+    s2s_audio_reader *rd = s2s_audio_reader_open(data, size, name, &info, err);
+    if (!rd) return err->code;
+    int pass = allow_passthrough && info.rate == o->rate && info.src_channels == 1 &&
+               info.src_container == o->container && info.src_format == o->format;
+    s2s_resampler *rs = NULL;
+    s2s_audio_writer *w = NULL;
+    if (!pass) {
+        rs = s2s_resampler_new(o->engine, o->quality, info.rate, o->rate, err);
+        w = rs ? s2s_audio_writer_new(o->rate, o->container, o->format, err) : NULL;
     }
-    if (allow_passthrough && a.rate == o->rate && a.src_channels == 1 &&
-        a.src_container == o->container && a.src_format == o->format) {
-        s2s_audio_free(&a);
-        return 0;
+    int rc = pass || w ? 0 : err->code;
+    const float *y;
+    size_t ny;
+    long got;
+    /* Pass-through members are still decoded to the end: truncation and NaN are caught. */
+    while (rc == 0 && (got = s2s_audio_reader_read(rd, block, BLOCK, err)) != 0) {
+        if (got < 0)
+            rc = (int)got;
+        else if (!pass && (rc = s2s_resampler_process(rs, block, (size_t)got, &y, &ny, err)) == 0)
+            rc = s2s_audio_writer_write(w, y, ny, err);
     }
-    if (a.rate != o->rate) {
-        float *y;
-        size_t ny;
-        rc = s2s_resample_buffer(o->engine, o->quality, a.samples, a.n, a.rate, o->rate, &y, &ny,
-                                 err);
-        if (rc < 0) {
-            s2s_audio_free(&a);
-            return rc;
-        }
-        free(a.samples);
-        a.samples = y;
-        a.n = ny;
-        a.rate = o->rate;
-    }
-    if (a.n == 0) {
-        s2s_audio_free(&a);
-        return s2s_err_set(err, S2S_EDATA, "too short: no samples left at %d Hz", o->rate);
-    }
-    rc = s2s_audio_encode(&a, o->container, o->format, out, outsize, err);
-    s2s_audio_free(&a);
+    if (rc == 0 && !pass && (rc = s2s_resampler_flush(rs, &y, &ny, err)) == 0)
+        rc = s2s_audio_writer_write(w, y, ny, err);
+    if (rc == 0 && !pass &&
+        s2s_resample_out_len(s2s_audio_reader_count(rd), info.rate, o->rate) == 0)
+        rc = s2s_err_set(err, S2S_EDATA, "too short: no samples left at %d Hz", o->rate);
+    s2s_audio_reader_close(rd);
+    s2s_resampler_free(rs);
+    if (rc == 0 && w) return s2s_audio_writer_finish(w, out, outsize, err);
+    s2s_audio_writer_abort(w);
     return rc;
 }
 

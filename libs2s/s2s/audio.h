@@ -55,6 +55,35 @@ int s2s_audio_encode(const s2s_audio *a, int container, int sample_format, unsig
 int s2s_audio_encode_s16(const int16_t *pcm, size_t n, int rate, int container, unsigned char **out,
                          size_t *outsize, s2s_err *err);
 
+/* ---- streaming: decode and encode block by block (memory flat whatever the length) -------- */
+typedef struct s2s_audio_reader s2s_audio_reader;
+
+/* Opens data[0..size-1] for decoding (data must stay valid until close). Fills *info like
+ * s2s_audio_decode except samples (NULL) and n (0). Returns NULL on failure (err set as for
+ * s2s_audio_decode). */
+s2s_audio_reader *s2s_audio_reader_open(const void *data, size_t size, const char *name,
+                                        s2s_audio *info, s2s_err *err);
+/* Decodes up to max mono samples into buf. Returns the count (> 0), 0 at the end of the audio
+ * (after the end checks: truncation, zero length), or a negative S2S_E* (NaN or infinite
+ * samples give S2S_EDATA). */
+long s2s_audio_reader_read(s2s_audio_reader *r, float *buf, size_t max, s2s_err *err);
+/* Samples returned so far. */
+size_t s2s_audio_reader_count(const s2s_audio_reader *r);
+/* Frees the reader. Safe with NULL. */
+void s2s_audio_reader_close(s2s_audio_reader *r);
+
+typedef struct s2s_audio_writer s2s_audio_writer;
+
+/* Starts an in-memory WAV or FLAC file (same container/format rules as s2s_audio_encode). */
+s2s_audio_writer *s2s_audio_writer_new(int rate, int container, int sample_format, s2s_err *err);
+/* Appends x[0..n-1] (mono). */
+int s2s_audio_writer_write(s2s_audio_writer *w, const float *x, size_t n, s2s_err *err);
+/* Ends the file: *out (malloc'd, caller frees), *outsize. Frees w, also on failure. */
+int s2s_audio_writer_finish(s2s_audio_writer *w, unsigned char **out, size_t *outsize,
+                            s2s_err *err);
+/* Drops an unfinished file. Safe with NULL. */
+void s2s_audio_writer_abort(s2s_audio_writer *w);
+
 /* Frees a->samples and zeroes the struct. Safe on a zeroed or already freed struct. */
 void s2s_audio_free(s2s_audio *a);
 
