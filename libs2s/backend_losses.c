@@ -20,14 +20,13 @@ typedef struct loss_ent {
     long line;
 } loss_ent;
 
-typedef struct losses_be {
+typedef struct loss_table {
     char *path;
     loss_ent *tab;
     size_t cap, n;
-} losses_be;
+} loss_table;
 
-static void losses_destroy(void *self) {
-    losses_be *L = self;
+static void table_free(loss_table *L) {
     if (!L) return;
     for (size_t i = 0; i < L->cap; i++)
         free(L->tab ? L->tab[i].k : NULL);
@@ -36,8 +35,8 @@ static void losses_destroy(void *self) {
     free(L);
 }
 
-/* Text of an uttid or key value: integers in decimal, strings as they are; NULL for null/absent;
- * "" (and *bad = 1) for anything else. */
+/* Text of an uttid or key value into buf: integers in decimal, strings as they are. Returns 1,
+ * 0 for null/absent (buf ""), -1 for any other type. */
 static int value_text(const json_t *v, char *buf, size_t n) {
     if (!v || json_is_null(v)) {
         buf[0] = 0;
@@ -64,14 +63,14 @@ static char *join_key(const char *uttid, const char *key) {
     return k;
 }
 
-static size_t slot(const losses_be *L, const char *k) {
+static size_t slot(const loss_table *L, const char *k) {
     size_t i = (size_t)s2s_fnv1a64(k) & (L->cap - 1);
     while (L->tab[i].k && strcmp(L->tab[i].k, k))
         i = (i + 1) & (L->cap - 1);
     return i;
 }
 
-static int grow(losses_be *L, s2s_err *err) {
+static int grow(loss_table *L, s2s_err *err) {
     size_t nc = L->cap ? L->cap * 2 : 1024;
     loss_ent *old = L->tab;
     size_t oc = L->cap;
@@ -94,8 +93,22 @@ static int lookup_field(const json_t *item, const json_t *cand, const char *name
     return value_text(json_object_get(item, name), buf, n);
 }
 
+typedef struct losses_be {
+    loss_table *t[S2S_MODE_COUNT]; /* the distinct files */
+    int nt;
+    loss_table *mode[S2S_MODE_COUNT]; /* file for each mode, NULL = none */
+} losses_be;
+
+static void losses_destroy(void *self) {
+    losses_be *B = self;
+    if (!B) return;
+    for (int i = 0; i < B->nt; i++)
+        table_free(B->t[i]);
+    free(B);
+}
+
 static int losses_answer(void *self, const s2s_request *rq, s2s_reply *out, s2s_err *err) {
-    losses_be *L = self;
+    loss_table *L = ((losses_be *)self)->mode[rq->mode];
     (void)err;
     const json_t *cands = json_object_get(rq->item, "candidates");
     const json_t *cand = json_array_get(cands, rq->cand);
@@ -130,7 +143,11 @@ static int losses_answer(void *self, const s2s_request *rq, s2s_reply *out, s2s_
 }
 
 static int losses_needs(void *self, s2s_mode mode, unsigned *needs, s2s_err *err) {
-    (void)self, (void)mode, (void)err;
+    losses_be *B = self;
+    if (!B->mode[mode])
+        return s2s_err_set(err, S2S_EUNSUP,
+                           "no losses file for mode %s (give one as losses:%s=FILE,...)",
+                           s2s_mode_name(mode), s2s_mode_name(mode));
     *needs = S2S_NEED_UTTID;
     return 0;
 }
@@ -138,7 +155,7 @@ static int losses_needs(void *self, s2s_mode mode, unsigned *needs, s2s_err *err
 static const s2s_backend_ops losses_ops = {
     .kind = "losses", .needs = losses_needs, .answer = losses_answer, .destroy = losses_destroy};
 
-static int load(losses_be *L, const char *path, s2s_err *err) {
+static int load(loss_table *L, const char *path, s2s_err *err) {
     unsigned char *data;
     size_t len;
     int rc = s2s_read_file(path, &data, &len, err);
@@ -218,22 +235,91 @@ static int load(losses_be *L, const char *path, s2s_err *err) {
     return rc;
 }
 
+static loss_table *table_open(const char *path, char sha[65], s2s_err *err) {
+    loss_table *L = calloc(1, sizeof *L);
+    if (!L || !(L->path = strdup(path))) {
+        free(L);
+        s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (s2s_sha256_file(path, sha, err) || grow(L, err) || load(L, path, err)) {
+        table_free(L);
+        return NULL;
+    }
+    return L;
+}
+
+/* "FILE" (every mode) or "MODE=FILE,MODE=FILE" (upstream writes one result.jsonl per mode:
+ * t2t and s2t in one run give the degradation). */
 s2s_backend *s2s_backend_losses_open(const char *spec, const char *path, const char *opts,
                                      s2s_err *err) {
     if (opts && *opts) {
         s2s_err_set(err, S2S_EINVAL, "--lm '%s': losses takes no options", spec);
         return NULL;
     }
-    losses_be *L = calloc(1, sizeof *L);
-    if (!L || !(L->path = strdup(path))) {
-        free(L);
+    losses_be *B = calloc(1, sizeof *B);
+    char *list = strdup(path);
+    if (!B || !list) {
+        free(B);
+        free(list);
         s2s_err_set(err, S2S_ENOMEM, "out of memory");
         return NULL;
     }
-    char sha[65];
-    if (s2s_sha256_file(path, sha, err) || grow(L, err) || load(L, path, err)) {
-        losses_destroy(L);
-        return NULL;
+    char sha[65], hex[65] = "";
+    s2s_sha256 ctx;
+    s2s_sha256_init(&ctx);
+    const char *eq = strchr(list, '=');
+    s2s_mode m = S2S_MODE_T2T;
+    char mname[8];
+    size_t ml = eq ? (size_t)(eq - list) : 0;
+    int per_mode = eq && ml < sizeof mname;
+    if (per_mode) {
+        memcpy(mname, list, ml);
+        mname[ml] = 0;
+        per_mode = s2s_mode_parse(mname, &m, NULL) == 0;
     }
-    return s2s_backend_new(&losses_ops, L, spec, sha, err);
+    if (!per_mode) {
+        loss_table *L = table_open(path, sha, err);
+        if (!L) goto fail;
+        B->t[B->nt++] = L;
+        for (int i = 0; i < S2S_MODE_COUNT; i++)
+            B->mode[i] = L;
+        memcpy(hex, sha, sizeof hex);
+    } else {
+        char *save = NULL;
+        for (char *p = strtok_r(list, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+            char *e = strchr(p, '=');
+            if (!e) {
+                s2s_err_set(err, S2S_EINVAL, "--lm '%s': '%s' is not MODE=FILE", spec, p);
+                goto fail;
+            }
+            *e = 0;
+            if (s2s_mode_parse(p, &m, err)) {
+                s2s_err_prefix(err, "--lm '%s': ", spec);
+                goto fail;
+            }
+            if (B->mode[m]) {
+                s2s_err_set(err, S2S_EINVAL, "--lm '%s': mode %s given twice", spec, p);
+                goto fail;
+            }
+            loss_table *L = table_open(e + 1, sha, err);
+            if (!L) goto fail;
+            B->t[B->nt++] = L;
+            B->mode[m] = L;
+            s2s_sha256_update(&ctx, p, strlen(p));
+            s2s_sha256_update(&ctx, "=", 1);
+            s2s_sha256_update(&ctx, sha, 64);
+            s2s_sha256_update(&ctx, "\n", 1);
+        }
+        unsigned char d[32];
+        s2s_sha256_final(&ctx, d);
+        for (int i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    }
+    free(list);
+    return s2s_backend_new(&losses_ops, B, spec, hex, err);
+fail:
+    free(list);
+    losses_destroy(B);
+    return NULL;
 }

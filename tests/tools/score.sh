@@ -289,6 +289,32 @@ for u, a in ans.items():
 m = json.load(open("lc/report.json"))["modes"]["s2t"]
 assert m["accuracy"] == c / t and m["pairs"] == t, (m["accuracy"], c / t)
 PY
+# upstream writes one result.jsonl per mode: t2t and s2t files in one run give the degradation
+python3 - <<'PY'
+import json
+with open("result_story_t2t.jsonl", "w") as w:
+    for l in open("result_story.jsonl"):
+        d = json.loads(l)
+        d["loss"] = [d["loss"][0] - (0.7 if d["uttid"] % 2 == 0 else 0)]  # text context helps
+        w.write(json.dumps(d) + "\n")
+PY
+"$BIN/s2s-score" --mode t2t,s2t --lm losses:t2t=result_story_t2t.jsonl,s2t=result_story.jsonl \
+    --compat s2sbench -o lts story_items.jsonl >/dev/null 2>&1 || fail "per-mode losses"
+python3 - <<'PY' || fail "per-mode losses degradation"
+import json
+r = json.load(open("lts/report.json"))
+t, s = r["modes"]["t2t"], r["modes"]["s2t"]
+assert s == json.load(open("ls/report.json"))["modes"]["s2t"]
+assert t["accuracy"] > s["accuracy"]
+d = r["degradation"]["t2t-s2t"]
+assert abs(d["difference"] - (t["accuracy"] - s["accuracy"])) < 1e-12
+assert d["mcnemar"]["b"] > 0 and d["mcnemar"]["c"] == 0 and d["mcnemar"]["p"] < 0.05, d
+PY
+set +e
+"$BIN/s2s-score" --mode t2t --lm losses:s2t=result_story.jsonl -o bad5 story_items.jsonl \
+    2>err5.txt; rc5=$?
+set -e
+[ "$rc5" = 1 ] && grep -q "no losses file for mode t2t" err5.txt || fail "missing mode file: $(cat err5.txt)"
 # items that do not carry upstream uttids cannot be joined to losses
 set +e
 "$BIN/s2s-score" --mode s2t --lm losses:result_story.jsonl -o bad4 items.jsonl 2>err4.txt; rc4=$?
