@@ -17,8 +17,11 @@
  *                                           cache=L   interpolate a unigram cache of the context
  *                                                     (and the candidate so far) with weight L
  *                                           eos=1     also score </s> after the candidate
+ *   ngram:TEXT.arpa,UNITS.arpa            a text model for t2t and a unit model for s2s
  *   losses:FILE                           upstream S2SBench result.jsonl (uttid, key, loss)
- * (worker:COMMAND is the next issue's; it implements s2s_backend_ops below.) */
+ *   losses:t2t=FILE,s2t=FILE              one result.jsonl per mode
+ *   worker:COMMAND                        a child process speaking docs/worker.md (s2s/worker.h)
+ */
 #ifndef S2S_BACKEND_H
 #define S2S_BACKEND_H
 
