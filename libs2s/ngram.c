@@ -13,6 +13,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include "s2s/util.h"
 
@@ -364,21 +366,51 @@ static int ng_parse_double(const char *s, double *out) {
     return 0;
 }
 
+/* getline over zlib, which reads gzip-compressed and plain files alike. Returns the length,
+ * -1 at the end, -2 on ENOMEM, -3 on a NUL byte inside a line. */
+static long ng_gz_getline(gzFile gz, char **buf, size_t *cap) {
+    size_t len = 0;
+    if (!*buf) {
+        *cap = 4096;
+        if (!(*buf = malloc(*cap))) return -2;
+    }
+    for (;;) {
+        if (!gzgets(gz, *buf + len, (int)(*cap - len > INT32_MAX ? INT32_MAX : *cap - len)))
+            return len ? (long)len : -1;
+        size_t got = strlen(*buf + len);
+        len += got;
+        if (len && (*buf)[len - 1] == '\n') return (long)len;
+        if (len + 1 < *cap) return gzeof(gz) ? (long)len : -3; /* short without newline */
+        size_t nc = *cap * 2;
+        char *nb = realloc(*buf, nc);
+        if (!nb) return -2;
+        *buf = nb, *cap = nc;
+    }
+}
+
 s2s_lm *s2s_lm_load_arpa(const char *path, s2s_err *err) {
-    const char *name = path && strcmp(path, "-") ? path : "<stdin>";
-    FILE *fp = path && strcmp(path, "-") ? fopen(path, "r") : stdin;
+    int use_stdin = !path || strcmp(path, "-") == 0;
+    const char *name = use_stdin ? "<stdin>" : path;
+    gzFile fp = NULL;
+    if (use_stdin) {
+        int fd = dup(0);
+        if (fd >= 0 && !(fp = gzdopen(fd, "rb"))) close(fd);
+    } else {
+        fp = gzopen(path, "rb");
+    }
     if (!fp) {
         s2s_err_errno(err, "%s: cannot open", name);
         return NULL;
     }
+    gzbuffer(fp, 1 << 17);
     s2s_lm *lm = ng_lm_new(err);
     if (!lm) {
-        if (fp != stdin) fclose(fp);
+        gzclose(fp);
         return NULL;
     }
     char *line = NULL;
     size_t cap = 0;
-    ssize_t got;
+    long got;
     size_t lineno = 0;
     int rc = 0;
     size_t want[S2S_NGRAM_MAX_ORDER + 1] = {0};
@@ -396,10 +428,10 @@ s2s_lm *s2s_lm_load_arpa(const char *path, s2s_err *err) {
         goto fail;                                                                                 \
     } while (0)
 
-    while ((got = getline(&line, &cap, fp)) != -1) {
+    while ((got = ng_gz_getline(fp, &line, &cap)) != -1) {
         lineno++;
-        if ((size_t)got != strlen(line))
-            FAIL(S2S_EFORMAT, "%s:%zu: NUL byte in the line", name, lineno);
+        if (got == -2) FAIL(S2S_ENOMEM, "%s:%zu: out of memory", name, lineno);
+        if (got == -3) FAIL(S2S_EFORMAT, "%s:%zu: NUL byte in the line", name, lineno);
         char *s = ng_trim(line);
         if (state == 0) {
             const char *c = s;
@@ -510,9 +542,16 @@ s2s_lm *s2s_lm_load_arpa(const char *path, s2s_err *err) {
         if (ng_lm_add(lm, ids, section, lp, bow, nf == section + 2, err) < 0) goto fail_rc;
         have++;
     }
-    if (ferror(fp)) {
-        rc = s2s_err_errno(err, "%s: read failed", name);
-        goto fail;
+    {
+        int zerr = Z_OK;
+        const char *zmsg = gzerror(fp, &zerr);
+        if (zerr == Z_ERRNO) {
+            rc = s2s_err_errno(err, "%s: read failed", name);
+            goto fail;
+        }
+        if (zerr != Z_OK && zerr != Z_BUF_ERROR)
+            FAIL(S2S_EFORMAT, "%s:%zu: bad gzip data: %s", name, lineno, zmsg);
+        if (zerr == Z_BUF_ERROR) FAIL(S2S_EFORMAT, "%s:%zu: truncated gzip data", name, lineno);
     }
     if (state == 0) FAIL(S2S_EFORMAT, "%s:%zu: no \\data\\ line (not an ARPA file)", name, lineno);
     if (!ends) {
@@ -526,7 +565,7 @@ s2s_lm *s2s_lm_load_arpa(const char *path, s2s_err *err) {
 #undef FAIL
     free(line);
     line = NULL;
-    if (fp != stdin) fclose(fp);
+    gzclose(fp);
     fp = NULL;
     lm->unk = ng_vocab_find(&lm->vocab, "<unk>");
     lm->bos = ng_vocab_find(&lm->vocab, "<s>");
@@ -548,7 +587,7 @@ fail_rc:
 fail:
     (void)rc;
     free(line);
-    if (fp && fp != stdin) fclose(fp);
+    if (fp) gzclose(fp);
     s2s_lm_free(lm);
     return NULL;
 }

@@ -81,6 +81,11 @@ for order in 2 3 4; do
     echo "order $order, all 400 held-out lines: PP ours $ours, IRSTLM (PP-PPwp) $theirs"
 done
 
+# A gzip-compressed ARPA file reads the same.
+gzip -c lm3.arpa >lm3.arpa.gz
+[ "$(our_ppl lm3.arpa.gz held.txt)" = "$(our_ppl lm3.arpa held.txt)" ] || fail "lm3.arpa.gz scores differently"
+gzip -dc lm3.arpa.gz | "$LM" info - | grep -q '^ngram 3: ' || fail "info - (stdin)"
+
 # Deterministic: same text, same bytes.
 "$LM" train --order 3 -o again.arpa train.txt 2>/dev/null
 cmp -s lm3.arpa again.arpa || fail "two trainings on the same text differ"

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <zlib.h>
 
 #include "s2s/ngram.h"
 
@@ -307,6 +308,42 @@ static void test_arpa_roundtrip(void **state) {
     free_corpus(corpus, N);
 }
 
+/* gzip-compressed ARPA files are read like plain ones; a truncated one is an error. */
+static void test_arpa_gzip(void **state) {
+    (void)state;
+    s2s_lm *lm = train(3, HAND, 4, NULL);
+    const char *plain = tmp_path("gz-plain"), *gz = tmp_path("gz"), *cut = tmp_path("gz-cut");
+    s2s_err err;
+    FILE *fp = fopen(plain, "w");
+    assert_int_equal(s2s_lm_write_arpa(lm, fp, &err), 0);
+    fclose(fp);
+    size_t len;
+    char *text = slurp(plain, &len);
+    gzFile g = gzopen(gz, "wb");
+    assert_non_null(g);
+    assert_int_equal(gzwrite(g, text, (unsigned)len), (int)len);
+    gzclose(g);
+    s2s_lm *back = s2s_lm_load_arpa(gz, &err);
+    if (!back) fail_msg("gz: %s", err.msg);
+    assert_true(lp(back, "a", "b") == lp(lm, "a", "b"));
+    assert_int_equal(s2s_lm_count(back, 3), 5);
+    s2s_lm_free(back);
+    size_t glen;
+    char *gzbytes = slurp(gz, &glen);
+    fp = fopen(cut, "wb");
+    fwrite(gzbytes, 1, glen / 2, fp);
+    fclose(fp);
+    assert_null(s2s_lm_load_arpa(cut, &err));
+    assert_int_equal(err.code, S2S_EFORMAT);
+    if (!strstr(err.msg, cut)) fail_msg("truncated gz: %s", err.msg);
+    free(text);
+    free(gzbytes);
+    s2s_lm_free(lm);
+    unlink(plain);
+    unlink(gz);
+    unlink(cut);
+}
+
 /* A hand-written ARPA file in another tool's style (IRSTLM count lines, no <unk>, backoff
  * missing on some lines): read, scored by the backoff rule, rewritten, mode comment honoured. */
 static void test_arpa_foreign(void **state) {
@@ -415,6 +452,16 @@ static void test_arpa_errors(void **state) {
     expect_arpa_error("\\data\\\nngram 1=1\n\\1-grams:\n-1\ta\n\\end\\\n", "lack <s>");
     expect_arpa_error(HEAD "\\2-grams:\n-0.1\t<s> a\n\\end\\\nmore\n", ":13: text after \\end\\");
 
+    {
+        const char *p = tmp_path("nul");
+        FILE *fp = fopen(p, "wb");
+        fwrite("\\data\\\nngram 1=1\n\\1-grams:\n-1\ta\0b\n\\end\\\n", 1, 40, fp);
+        fclose(fp);
+        s2s_err e;
+        assert_null(s2s_lm_load_arpa(p, &e));
+        if (!strstr(e.msg, ":4: NUL byte")) fail_msg("NUL: %s", e.msg);
+        unlink(p);
+    }
     s2s_err err;
     assert_null(s2s_lm_load_arpa("/nonexistent/x.arpa", &err));
     assert_int_equal(err.code, S2S_EIO);
@@ -519,9 +566,9 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kn_hand),      cmocka_unit_test(test_kn_discounts),
         cmocka_unit_test(test_sums_to_one),  cmocka_unit_test(test_arpa_roundtrip),
-        cmocka_unit_test(test_arpa_foreign), cmocka_unit_test(test_arpa_errors),
-        cmocka_unit_test(test_tokenize),     cmocka_unit_test(test_chars_model),
-        cmocka_unit_test(test_train_errors),
+        cmocka_unit_test(test_arpa_foreign), cmocka_unit_test(test_arpa_gzip),
+        cmocka_unit_test(test_arpa_errors),  cmocka_unit_test(test_tokenize),
+        cmocka_unit_test(test_chars_model),  cmocka_unit_test(test_train_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
