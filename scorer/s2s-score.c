@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,12 @@
 #include "s2s/util.h"
 
 static const char *prog = "s2s-score";
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
 
 static void usage(FILE *fp) {
     fprintf(
@@ -262,7 +269,13 @@ int main(int argc, char **argv) {
     if (r && shard) s2s_reader_set_part(r, &part);
     s2s_progress *pg =
         s2s_progress_new("s2s-score", "items", shard ? 0 : expected_samples(argv + optind, nin));
-    while (!rc) {
+    /* Ctrl-C: stop reading, remove temporary files, write nothing, exit 130. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    while (!rc && !interrupted) {
         s2s_sample *s = NULL;
         int got = s2s_reader_next(r, &s, &err);
         if (got < 0) {
@@ -280,7 +293,8 @@ int main(int argc, char **argv) {
         s2s_sample_free(s);
         s2s_progress_update(pg, s2s_scorer_items(sc));
     }
-    if (!rc) rc = s2s_scorer_finish(sc, &err);
+    if (!rc && !interrupted) rc = s2s_scorer_finish(sc, &err);
+    if (interrupted) rc = s2s_err_set(&err, S2S_EINTR, "interrupted: nothing written");
     s2s_progress_end(pg, s2s_scorer_items(sc));
     json_t *rep = NULL;
     if (!rc) {

@@ -320,4 +320,17 @@ set +e
 "$BIN/s2s-score" --mode s2t --lm losses:result_story.jsonl -o bad4 items.jsonl 2>err4.txt; rc4=$?
 set -e
 [ "$rc4" = 1 ] && grep -q "uttid" err4.txt || fail "losses without uttid: $(cat err4.txt)"
+# Ctrl-C while reading a stream that has not ended: exit 130, nothing written
+mkfifo fifo
+(exec 3>fifo; head -n 5 items.jsonl >&3; sleep 5) &
+writer=$!
+"$BIN/s2s-score" --lm ngram:words.arpa -o outi fifo 2>erri.txt &
+scorer=$!
+sleep 0.5
+kill -INT $scorer
+set +e; wait $scorer; rci=$?; set -e
+kill $writer 2>/dev/null || true
+wait $writer 2>/dev/null || true
+[ "$rci" = 130 ] || fail "SIGINT: exit $rci, want 130 ($(cat erri.txt))"
+[ ! -e outi/report.json ] || fail "SIGINT: report written"
 echo "score.sh: ok"
