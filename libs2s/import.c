@@ -264,13 +264,18 @@ static json_t *sc_item(s2s_importer *im, char **f, const int *col, const char *f
             return NULL;
         }
         const char *s = json_string_value(t);
-        if (*s) {
-            if ((ctx.len && s2s_buf_append(&ctx, " ", 1, err) < 0) ||
-                s2s_buf_append(&ctx, s, strlen(s), err) < 0) {
-                json_decref(t);
-                s2s_buf_free(&ctx);
-                return NULL;
-            }
+        if (!*s) {
+            s2s_err_set(err, S2S_EDATA, "%s:%ld: InputSentence%d is empty", display_name(file),
+                        line, k - SC_S1 + 1);
+            json_decref(t);
+            s2s_buf_free(&ctx);
+            return NULL;
+        }
+        if ((ctx.len && s2s_buf_append(&ctx, " ", 1, err) < 0) ||
+            s2s_buf_append(&ctx, s, strlen(s), err) < 0) {
+            json_decref(t);
+            s2s_buf_free(&ctx);
+            return NULL;
         }
         json_decref(t);
     }
