@@ -1,0 +1,556 @@
+/* kmeans.c — k-means++ / Lloyd training, the codebook file and nearest-centroid search. */
+#include "s2s/kmeans.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "s2s/stats.h"
+#include "s2s/util.h"
+
+#define CB_MAGIC "s2s-codebook 1\n"
+#define CB_MAX_K 65536
+#define CB_MAX_DIM 4096
+#define KPAD 16 /* centroids padded to a multiple of 16 floats: whole AVX-512 vectors */
+
+void s2s_kmeans_opts_default(s2s_kmeans_opts *o) {
+    o->k = 100;
+    o->seed = 1;
+    o->max_iters = 100;
+    o->tol = 1e-6;
+}
+
+/* ---- the search kernel --------------------------------------------------------------------
+ * Scores of 4 frames against all centres at once: acc_f[k] = ||c_k||^2 - 2 x_f . c_k, summed
+ * over d in order 0..dim-1, each k independently: the loop over k vectorises (no reduction is
+ * reordered, so every SIMD width gives the same floats). ct is dim x kp (dimension-major).
+ * target_clones builds an AVX2 copy picked at load time; O3 turns the vectoriser on fully.
+ * Measured (bench/tokenize.sh, K=100, D=80): see docs/tokenize.md. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
+    !defined(__SANITIZE_ADDRESS__)
+#define S2S_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define S2S_CLONES
+#endif
+
+S2S_CLONES __attribute__((optimize("O3"))) static void
+score4(const float *restrict ct, const float *restrict norm, size_t kp, size_t dim,
+       const float *restrict x0, const float *restrict x1, const float *restrict x2,
+       const float *restrict x3, float *restrict a0, float *restrict a1, float *restrict a2,
+       float *restrict a3) {
+    for (size_t k = 0; k < kp; k++) {
+        a0[k] = norm[k];
+        a1[k] = norm[k];
+        a2[k] = norm[k];
+        a3[k] = norm[k];
+    }
+    for (size_t d = 0; d < dim; d++) {
+        const float *restrict row = ct + d * kp;
+        float v0 = -2.0f * x0[d], v1 = -2.0f * x1[d], v2 = -2.0f * x2[d], v3 = -2.0f * x3[d];
+        for (size_t k = 0; k < kp; k++) {
+            float r = row[k];
+            a0[k] += v0 * r;
+            a1[k] += v1 * r;
+            a2[k] += v2 * r;
+            a3[k] += v3 * r;
+        }
+    }
+}
+
+/* Index of the smallest score (first on ties) among the real k; *best its value. */
+static int32_t argmin(const float *a, size_t k, float *best) {
+    size_t bi = 0;
+    float bv = a[0];
+    for (size_t i = 1; i < k; i++)
+        if (a[i] < bv) {
+            bv = a[i];
+            bi = i;
+        }
+    if (best) *best = bv;
+    return (int32_t)bi;
+}
+
+/* Transposed, padded centres and their squared norms (padding: +huge, never chosen). */
+typedef struct search {
+    size_t k, kp, dim;
+    float *ct, *norm;
+} search;
+
+static void search_fill(search *s, const float *c) {
+    for (size_t j = 0; j < s->kp; j++) {
+        double n2 = 0;
+        for (size_t d = 0; d < s->dim; d++) {
+            float v = j < s->k ? c[j * s->dim + d] : 0.0f;
+            s->ct[d * s->kp + j] = v;
+            n2 += (double)v * v;
+        }
+        s->norm[j] = j < s->k ? (float)n2 : 3.0e38f;
+    }
+}
+
+static int search_init(search *s, size_t k, size_t dim) {
+    s->k = k;
+    s->dim = dim;
+    s->kp = (k + KPAD - 1) / KPAD * KPAD;
+    s->ct = malloc(s->kp * dim * sizeof *s->ct);
+    s->norm = malloc(s->kp * sizeof *s->norm);
+    return s->ct && s->norm ? 0 : -1;
+}
+
+static void search_free(search *s) {
+    free(s->ct);
+    free(s->norm);
+}
+
+/* Nearest centre for n frames; best[i] (optional) gets the score ||c||^2 - 2 x.c. acc holds
+ * 4 * kp floats. */
+static void search_run(const search *s, const float *x, size_t n, int32_t *units, float *best,
+                       float *acc) {
+    size_t kp = s->kp, dim = s->dim;
+    float *a[4] = {acc, acc + kp, acc + 2 * kp, acc + 3 * kp};
+    for (size_t i = 0; i < n; i += 4) {
+        size_t m = n - i < 4 ? n - i : 4;
+        const float *xs[4];
+        for (size_t j = 0; j < 4; j++)
+            xs[j] = x + (i + (j < m ? j : 0)) * dim;
+        score4(s->ct, s->norm, kp, dim, xs[0], xs[1], xs[2], xs[3], a[0], a[1], a[2], a[3]);
+        for (size_t j = 0; j < m; j++)
+            units[i + j] = argmin(a[j], s->k, best ? &best[i + j] : NULL);
+    }
+}
+
+/* ---- training ------------------------------------------------------------------------------ */
+static double dist2(const float *a, const float *b, size_t dim) {
+    double s = 0;
+    for (size_t d = 0; d < dim; d++) {
+        double t = (double)a[d] - b[d];
+        s += t * t;
+    }
+    return s;
+}
+
+static double uniform01(s2s_rng *r) {
+    return (double)(s2s_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+int s2s_kmeans_train(const float *x, size_t n, size_t dim, const s2s_kmeans_opts *o, float *c,
+                     s2s_kmeans_stats *stats, s2s_err *err) {
+    size_t k = o->k;
+    if (k < 1 || k > CB_MAX_K)
+        return s2s_err_set(err, S2S_EINVAL, "k = %zu out of range 1..%d", k, CB_MAX_K);
+    if (dim < 1 || dim > CB_MAX_DIM)
+        return s2s_err_set(err, S2S_EINVAL, "dimension %zu out of range 1..%d", dim, CB_MAX_DIM);
+    if (o->max_iters < 0) return s2s_err_set(err, S2S_EINVAL, "negative iteration bound");
+    if (n < k)
+        return s2s_err_set(err, S2S_EINVAL, "%zu frames are too few for k = %zu clusters", n, k);
+    for (size_t i = 0; i < n * dim; i++)
+        if (!isfinite(x[i]))
+            return s2s_err_set(err, S2S_EDATA, "frame %zu holds a non-finite value", i / dim);
+    s2s_kmeans_stats st = {0, 0, 0.0, 0};
+    double *mind = malloc(n * sizeof *mind);
+    double *sums = malloc(k * dim * sizeof *sums);
+    size_t *cnt = malloc(k * sizeof *cnt);
+    int32_t *as = malloc(n * sizeof *as), *prev = malloc(n * sizeof *prev);
+    float *best = malloc(n * sizeof *best), *x2 = malloc(n * sizeof *x2);
+    search s = {0};
+    int rc = 0;
+    if (!mind || !sums || !cnt || !as || !prev || !best || !x2 || search_init(&s, k, dim) < 0) {
+        rc = s2s_err_set(err, S2S_ENOMEM, "out of memory (%zu frames, k = %zu)", n, k);
+        goto out;
+    }
+    float *acc = malloc(4 * s.kp * sizeof *acc);
+    if (!acc) {
+        rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        goto out;
+    }
+    /* k-means++ (Arthur & Vassilvitskii 2007): each next centre drawn with probability
+     * proportional to the squared distance to the nearest centre so far. */
+    s2s_rng rng;
+    s2s_rng_seed(&rng, o->seed);
+    size_t pick = (size_t)s2s_rng_below(&rng, n);
+    memcpy(c, x + pick * dim, dim * sizeof *c);
+    for (size_t i = 0; i < n; i++)
+        mind[i] = dist2(x + i * dim, c, dim);
+    for (size_t j = 1; j < k; j++) {
+        double total = 0;
+        for (size_t i = 0; i < n; i++)
+            total += mind[i];
+        if (!(total > 0)) {
+            rc = s2s_err_set(err, S2S_EDATA,
+                             "only %zu distinct frames among %zu: cannot make k = %zu clusters", j,
+                             n, k);
+            free(acc);
+            goto out;
+        }
+        double r = uniform01(&rng) * total, cum = 0;
+        pick = n;
+        for (size_t i = 0; i < n; i++) {
+            if (mind[i] <= 0) continue;
+            cum += mind[i];
+            pick = i;
+            if (cum > r) break;
+        }
+        float *cj = c + j * dim;
+        memcpy(cj, x + pick * dim, dim * sizeof *c);
+        for (size_t i = 0; i < n; i++) {
+            double dd = dist2(x + i * dim, cj, dim);
+            if (dd < mind[i]) mind[i] = dd;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        double s2 = 0;
+        for (size_t d = 0; d < dim; d++)
+            s2 += (double)x[i * dim + d] * x[i * dim + d];
+        x2[i] = (float)s2;
+        prev[i] = -1;
+    }
+    /* Lloyd. */
+    double last = HUGE_VAL;
+    for (int it = 0;; it++) {
+        search_fill(&s, c);
+        search_run(&s, x, n, as, best, acc);
+        double inertia = 0;
+        size_t changed = 0;
+        for (size_t i = 0; i < n; i++) {
+            double e = (double)x2[i] + best[i];
+            inertia += e > 0 ? e : 0;
+            changed += as[i] != prev[i];
+        }
+        st.inertia = inertia;
+        if (changed == 0 || (o->tol > 0 && last - inertia < o->tol * last)) {
+            st.converged = 1;
+            break;
+        }
+        if (it >= o->max_iters) break;
+        last = inertia;
+        memcpy(prev, as, n * sizeof *as);
+        memset(sums, 0, k * dim * sizeof *sums);
+        memset(cnt, 0, k * sizeof *cnt);
+        for (size_t i = 0; i < n; i++) {
+            double *sj = sums + (size_t)as[i] * dim;
+            const float *xi = x + i * dim;
+            for (size_t d = 0; d < dim; d++)
+                sj[d] += xi[d];
+            cnt[as[i]]++;
+        }
+        for (size_t j = 0; j < k; j++) {
+            if (cnt[j] == 0) {
+                /* Empty cluster: move it to the frame farthest from its centre (first on
+                 * ties), then make that frame ineligible for the next empty one. */
+                size_t far = 0;
+                double fv = -1;
+                for (size_t i = 0; i < n; i++) {
+                    double e = (double)x2[i] + best[i];
+                    if (e > fv) {
+                        fv = e;
+                        far = i;
+                    }
+                }
+                memcpy(c + j * dim, x + far * dim, dim * sizeof *c);
+                best[far] = -x2[far];
+                st.reseeded++;
+                continue;
+            }
+            for (size_t d = 0; d < dim; d++)
+                c[j * dim + d] = (float)(sums[j * dim + d] / (double)cnt[j]);
+        }
+        st.iters = it + 1;
+    }
+    free(acc);
+out:
+    if (stats) *stats = st;
+    free(mind);
+    free(sums);
+    free(cnt);
+    free(as);
+    free(prev);
+    free(best);
+    free(x2);
+    search_free(&s);
+    return rc;
+}
+
+/* ---- codebook ------------------------------------------------------------------------------ */
+struct s2s_codebook {
+    size_t k, dim;
+    float *c;
+    search s;
+    s2s_fbank_opts fo;
+    json_t *info;
+    char hash[65];
+};
+
+void s2s_codebook_free(s2s_codebook *cb) {
+    if (!cb) return;
+    free(cb->c);
+    search_free(&cb->s);
+    json_decref(cb->info);
+    free(cb);
+}
+
+/* Allocates and fills everything but the hash. Steals info. */
+static s2s_codebook *cb_make(const float *c, size_t k, size_t dim, const s2s_fbank_opts *fo,
+                             json_t *info, s2s_err *err) {
+    s2s_codebook *cb = calloc(1, sizeof *cb);
+    if (!cb || !(cb->c = malloc(k * dim * sizeof *cb->c)) || search_init(&cb->s, k, dim) < 0) {
+        json_decref(info);
+        s2s_codebook_free(cb);
+        s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        return NULL;
+    }
+    cb->k = k;
+    cb->dim = dim;
+    cb->fo = *fo;
+    cb->info = info;
+    memcpy(cb->c, c, k * dim * sizeof *c);
+    search_fill(&cb->s, cb->c);
+    return cb;
+}
+
+s2s_codebook *s2s_codebook_new(const float *centroids, size_t k, size_t dim,
+                               const s2s_fbank_opts *fo, json_t *info, s2s_err *err) {
+    if (k < 1 || k > CB_MAX_K || dim < 1 || dim > CB_MAX_DIM || s2s_fbank_opts_check(fo, err) < 0 ||
+        (size_t)fo->n_mels != dim || (info && !json_is_object(info))) {
+        json_decref(info);
+        if (!err || !err->code)
+            s2s_err_set(err, S2S_EINVAL, "codebook: k = %zu, dim = %zu do not fit the features", k,
+                        dim);
+        return NULL;
+    }
+    for (size_t i = 0; i < k * dim; i++)
+        if (!isfinite(centroids[i])) {
+            json_decref(info);
+            s2s_err_set(err, S2S_EDATA, "codebook: centre %zu is not finite", i / dim);
+            return NULL;
+        }
+    s2s_codebook *cb = cb_make(centroids, k, dim, fo, info, err);
+    if (!cb) return NULL;
+    unsigned char *bytes;
+    size_t len;
+    if (s2s_codebook_serialize(cb, &bytes, &len, err) < 0) {
+        s2s_codebook_free(cb);
+        return NULL;
+    }
+    s2s_sha256_hex(bytes, len, cb->hash);
+    free(bytes);
+    return cb;
+}
+
+static void put_f32le(unsigned char *p, float v) {
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    p[0] = (unsigned char)u;
+    p[1] = (unsigned char)(u >> 8);
+    p[2] = (unsigned char)(u >> 16);
+    p[3] = (unsigned char)(u >> 24);
+}
+
+static float get_f32le(const unsigned char *p) {
+    uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    float v;
+    memcpy(&v, &u, 4);
+    return v;
+}
+
+int s2s_codebook_serialize(const s2s_codebook *cb, unsigned char **out, size_t *len, s2s_err *err) {
+    size_t nb = cb->k * cb->dim * 4;
+    unsigned char *data = malloc(nb ? nb : 1);
+    if (!data) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    for (size_t i = 0; i < cb->k * cb->dim; i++)
+        put_f32le(data + 4 * i, cb->c[i]);
+    char hex[65];
+    s2s_sha256_hex(data, nb, hex);
+    json_t *h = json_pack("{s:s, s:i, s:I, s:I, s:s, s:o, s:O?, s:s}", "format", "s2s-codebook",
+                          "version", 1, "k", (json_int_t)cb->k, "dim", (json_int_t)cb->dim, "dtype",
+                          "float32le", "features", s2s_fbank_opts_to_json(&cb->fo), "train",
+                          cb->info, "data_sha256", hex);
+    char *js = h ? json_dumps(h, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+    json_decref(h);
+    if (!js) {
+        free(data);
+        return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    }
+    size_t ml = strlen(CB_MAGIC), jl = strlen(js);
+    unsigned char *buf = malloc(ml + jl + 1 + nb);
+    if (!buf) {
+        free(js);
+        free(data);
+        return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    }
+    memcpy(buf, CB_MAGIC, ml);
+    memcpy(buf + ml, js, jl);
+    buf[ml + jl] = '\n';
+    memcpy(buf + ml + jl + 1, data, nb);
+    free(js);
+    free(data);
+    *out = buf;
+    *len = ml + jl + 1 + nb;
+    return 0;
+}
+
+int s2s_codebook_save(const s2s_codebook *cb, const char *path, s2s_err *err) {
+    unsigned char *bytes;
+    size_t len;
+    int rc = s2s_codebook_serialize(cb, &bytes, &len, err);
+    if (rc < 0) return rc;
+    s2s_ofile *of = s2s_ofile_open(path, err);
+    if (!of) {
+        free(bytes);
+        return err && err->code ? err->code : S2S_EIO;
+    }
+    if (fwrite(bytes, 1, len, s2s_ofile_fp(of)) != len) {
+        free(bytes);
+        s2s_ofile_abort(of);
+        return s2s_err_errno(err, "%s: write", path);
+    }
+    free(bytes);
+    return s2s_ofile_commit(of, err);
+}
+
+s2s_codebook *s2s_codebook_parse(const unsigned char *data, size_t len, const char *name,
+                                 s2s_err *err) {
+    const char *nm = name ? name : "codebook";
+    size_t ml = strlen(CB_MAGIC);
+    if (len < 13 || memcmp(data, "s2s-codebook ", 13) != 0) {
+        s2s_err_set(err, S2S_EFORMAT, "%s: not an s2s codebook (no \"s2s-codebook\" magic)", nm);
+        return NULL;
+    }
+    if (len < ml || memcmp(data, CB_MAGIC, ml) != 0) {
+        s2s_err_set(err, S2S_EUNSUP, "%s: unsupported codebook version (this reader knows 1)", nm);
+        return NULL;
+    }
+    const unsigned char *nl = memchr(data + ml, '\n', len - ml);
+    if (!nl) {
+        s2s_err_set(err, S2S_EFORMAT, "%s: truncated header (no end of the JSON line)", nm);
+        return NULL;
+    }
+    json_error_t je;
+    json_t *h = json_loadb((const char *)data + ml, (size_t)(nl - data) - ml, 0, &je);
+    if (!h) {
+        s2s_err_set(err, S2S_EFORMAT, "%s: header is not JSON: %s", nm, je.text);
+        return NULL;
+    }
+    s2s_codebook *cb = NULL;
+    json_t *jk = json_object_get(h, "k"), *jd = json_object_get(h, "dim");
+    const char *dtype = json_string_value(json_object_get(h, "dtype"));
+    const char *hex = json_string_value(json_object_get(h, "data_sha256"));
+    json_t *info = json_object_get(h, "train");
+    s2s_fbank_opts fo;
+    if (!json_is_integer(jk) || json_integer_value(jk) < 1 || json_integer_value(jk) > CB_MAX_K ||
+        !json_is_integer(jd) || json_integer_value(jd) < 1 || json_integer_value(jd) > CB_MAX_DIM) {
+        s2s_err_set(err, S2S_EFORMAT, "%s: header needs integer \"k\" (1..%d) and \"dim\" (1..%d)",
+                    nm, CB_MAX_K, CB_MAX_DIM);
+        goto out;
+    }
+    if (!dtype || strcmp(dtype, "float32le") != 0 || !hex || strlen(hex) != 64) {
+        s2s_err_set(err, S2S_EFORMAT,
+                    "%s: header needs \"dtype\": \"float32le\" and a 64-digit \"data_sha256\"", nm);
+        goto out;
+    }
+    if (s2s_fbank_opts_from_json(json_object_get(h, "features"), &fo, err) < 0) {
+        s2s_err_prefix(err, "%s: ", nm);
+        goto out;
+    }
+    size_t k = (size_t)json_integer_value(jk), dim = (size_t)json_integer_value(jd);
+    if ((size_t)fo.n_mels != dim) {
+        s2s_err_set(err, S2S_EFORMAT,
+                    "%s: wrong dimension: centres have %zu dimensions but the features have %d "
+                    "mel bins",
+                    nm, dim, fo.n_mels);
+        goto out;
+    }
+    size_t off = (size_t)(nl - data) + 1, want = k * dim * 4;
+    if (len - off != want) {
+        s2s_err_set(err, S2S_EFORMAT,
+                    "%s: %s: %zu bytes of centres, expected %zu (k %zu x dim %zu x 4)", nm,
+                    len - off < want ? "truncated" : "trailing bytes", len - off, want, k, dim);
+        goto out;
+    }
+    char got[65];
+    s2s_sha256_hex(data + off, want, got);
+    if (strcmp(got, hex) != 0) {
+        s2s_err_set(err, S2S_EDATA,
+                    "%s: content hash mismatch (header data_sha256 %.12s..., centres hash to "
+                    "%.12s...): the file is corrupt",
+                    nm, hex, got);
+        goto out;
+    }
+    float *c = malloc(want);
+    if (!c) {
+        s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < k * dim; i++) {
+        c[i] = get_f32le(data + off + 4 * i);
+        if (!isfinite(c[i])) {
+            s2s_err_set(err, S2S_EDATA, "%s: centre %zu is not finite", nm, i / dim);
+            free(c);
+            goto out;
+        }
+    }
+    cb = cb_make(c, k, dim, &fo, json_is_object(info) ? json_incref(info) : NULL, err);
+    free(c);
+    if (cb) s2s_sha256_hex(data, len, cb->hash);
+out:
+    json_decref(h);
+    return cb;
+}
+
+s2s_codebook *s2s_codebook_load(const char *path, s2s_err *err) {
+    unsigned char *data;
+    size_t len;
+    if (s2s_read_file(path, &data, &len, err) < 0) return NULL;
+    s2s_codebook *cb = s2s_codebook_parse(data, len, path, err);
+    free(data);
+    return cb;
+}
+
+size_t s2s_codebook_k(const s2s_codebook *cb) {
+    return cb->k;
+}
+size_t s2s_codebook_dim(const s2s_codebook *cb) {
+    return cb->dim;
+}
+const float *s2s_codebook_centroids(const s2s_codebook *cb) {
+    return cb->c;
+}
+const s2s_fbank_opts *s2s_codebook_fbank_opts(const s2s_codebook *cb) {
+    return &cb->fo;
+}
+const char *s2s_codebook_hash(const s2s_codebook *cb) {
+    return cb->hash;
+}
+const json_t *s2s_codebook_info(const s2s_codebook *cb) {
+    return cb->info;
+}
+
+int s2s_codebook_assign(const s2s_codebook *cb, const float *x, size_t n, int32_t *units,
+                        s2s_err *err) {
+    float stack[4 * 1024]; /* enough for k <= 1024 */
+    size_t need = 4 * cb->s.kp;
+    float *acc = need <= 4 * 1024 ? stack : malloc(need * sizeof *acc);
+    if (!acc) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    search_run(&cb->s, x, n, units, NULL, acc);
+    if (acc != stack) free(acc);
+    return 0;
+}
+
+char *s2s_units_format(const int32_t *units, size_t n, size_t *len) {
+    char *s = malloc(n * 12 + 1), *p = s;
+    if (!s) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        char tmp[12];
+        int t = 0;
+        uint32_t v = (uint32_t)units[i];
+        do {
+            tmp[t++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v);
+        while (t)
+            *p++ = tmp[--t];
+        *p++ = i + 1 < n ? ' ' : '\n';
+    }
+    *p = 0;
+    if (len) *len = (size_t)(p - s);
+    return s;
+}

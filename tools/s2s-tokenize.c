@@ -1,0 +1,1140 @@
+/* s2s-tokenize — speech to discrete units: log-mel features + k-means codebook (train, apply),
+ * or attach units made by another tokenizer (import). */
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libavutil/log.h>
+
+#include "s2s/audio.h"
+#include "s2s/err.h"
+#include "s2s/features.h"
+#include "s2s/item.h"
+#include "s2s/kmeans.h"
+#include "s2s/sample.h"
+#include "s2s/stats.h"
+#include "s2s/util.h"
+
+static const char *prog = "s2s-tokenize";
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+static void usage(FILE *f) {
+    fprintf(
+        f,
+        "Usage: s2s-tokenize --codebook CODEBOOK [OPTIONS] [INPUT...]\n"
+        "       s2s-tokenize train -k K -o CODEBOOK [TRAIN OPTIONS] [INPUT...]\n"
+        "       s2s-tokenize import [OPTIONS] UNITS_FILE [INPUT...]\n"
+        "\n"
+        "Reads a sample stream (tar stream, shards or JSON lines; stdin when no INPUT).\n"
+        "\n"
+        "Tokenize (default): for every audio member ID.STEM.EXT (ctx.wav, c0.flac, ...) computes\n"
+        "log-mel features with the settings stored in the codebook (80 mels, 25 ms window, 10 ms\n"
+        "hop at 16 kHz by default) and writes the nearest centre of every frame as member\n"
+        "ID.STEM.units: integers separated by spaces, one per 10 ms frame, raw (repeats kept;\n"
+        "de-duplication is the scorer's --dedup). Audio shorter than one window gives an empty\n"
+        "member, recorded as 0 frames. ID.json gets \"units\": {codebook (SHA-256 of the file),\n"
+        "k, features, dim, hop_ms, frame_rate, frames: {STEM: count}} and a provenance record.\n"
+        "Audio at another rate than the codebook's is an error: run s2s-resample --rate 16000.\n"
+        "  -c, --codebook FILE   the codebook (from 'train'; format: docs/codebook.md)\n"
+        "  -j, --jobs N          worker threads (default 1); output identical for every N\n"
+        "  -s, --shard I/N       keep only part I of N (by id hash)\n"
+        "  -k, --skip-bad        drop samples with bad audio (wrong rate, corrupt) instead of\n"
+        "                        stopping; each is reported on stderr and counted\n"
+        "  -o, --output OUT      write to OUT (appears only when complete) instead of stdout\n"
+        "  -q, --quiet           no summary line on stderr\n"
+        "\n"
+        "train: samples up to --max-frames feature frames from every audio member of the input\n"
+        "(reservoir sampling, seeded: the same input and seed pick the same frames) and learns\n"
+        "K centres by k-means++ and Lloyd iterations.\n"
+        "  -k, --clusters K      number of units (required; 50, 100, 200 are usual)\n"
+        "  -o, --output FILE     codebook to write (required; appears only when complete)\n"
+        "      --seed S          seed of the frame sampling and of k-means++ (default 1)\n"
+        "      --max-frames N    frames kept for training (default 200000 = 33 min of speech)\n"
+        "      --iters I         Lloyd iterations at most (default 100)\n"
+        "      --tol T           stop when the inertia improves by less than T (relative,\n"
+        "                        default 1e-6)\n"
+        "      --mels M          mel bins = feature dimension (default 80)\n"
+        "      --rate R          feature sample rate (default 16000)\n"
+        "      --frame-ms MS     window (default 25)      --hop-ms MS   hop (default 10)\n"
+        "      --low-hz F        lowest mel edge (default 20)\n"
+        "      --high-hz F       highest mel edge; <= 0: Nyquist + F (default 0)\n"
+        "      --preemph C       pre-emphasis (default 0.97)\n"
+        "      --window W        povey (default) | hamming | hann\n"
+        "      --cmvn            per-utterance mean/variance normalisation\n"
+        "\n"
+        "import: attaches units made elsewhere (HuBERT, mHuBERT, SpeechTokenizer, ...). "
+        "UNITS_FILE\n"
+        "is GSLM/fairseq 'NAME|u1 u2 ...' lines, where NAME is ID (= the context), ID.STEM or a\n"
+        "path whose base name is ID.STEM.EXT; or JSON lines {\"id\": ID, \"member\": STEM,\n"
+        "\"units\": [u1, ...]} (member defaults to ctx). Format detected from the first line.\n"
+        "A line whose id is not in the stream, and a sample with no line, are errors.\n"
+        "      --units-k K       vocabulary size of the imported units (recorded; units >= K are\n"
+        "                        an error)\n"
+        "      --name NAME       tokenizer name recorded in ID.json (e.g. hubert-base-l9-km100)\n"
+        "  plus -s, -k (skips samples without units), -o, -q as above.\n"
+        "\n"
+        "  -h, --help            this help\n"
+        "  -V, --version         version\n"
+        "\n"
+        "Examples:\n"
+        "  s2s-tokenize train -k 100 -o units-100.cb speech16k.tar\n"
+        "  s2s-import storycloze val.csv | s2s-synth --voice en-us | s2s-resample --rate 16000 \\\n"
+        "    | s2s-tokenize --codebook units-100.cb -j 2 | s2s-pack -o 'shards/s-%%06d.tar'\n"
+        "  s2s-tokenize import hubert_km100.txt speech16k.tar > with-units.tar\n"
+        "\n"
+        "Exit status: 0 ok, 1 bad input data (message says sample and member), 2 usage error,\n"
+        "3 I/O or system error, 130 interrupted.\n");
+}
+
+static int usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "%s: ", prog);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry '%s --help'.\n", prog);
+    return 2;
+}
+
+static int is_data_error(int rc) {
+    return rc == S2S_EDATA || rc == S2S_EFORMAT || rc == S2S_EUNSUP;
+}
+
+/* An audio member "STEM.EXT" with a single dot; *stem_len gets the length of STEM. */
+static int audio_member(const char *suffix, size_t *stem_len) {
+    const char *dot = strchr(suffix, '.');
+    if (!dot || strchr(dot + 1, '.') || !s2s_audio_is_audio_name(suffix)) return 0;
+    *stem_len = (size_t)(dot - suffix);
+    return 1;
+}
+
+/* Decodes a member to mono float at the feature rate. */
+static int decode_member(const s2s_sample *s, const s2s_member *m, int rate, s2s_audio *a,
+                         s2s_err *err) {
+    int rc = s2s_audio_decode(m->data, m->size, m->suffix, a, err);
+    if (rc < 0) return s2s_err_prefix(err, "sample %s %s: ", s->key, m->suffix);
+    if (a->rate != rate)
+        return s2s_err_set(err, S2S_EDATA,
+                           "sample %s %s: audio is at %d Hz but the features need %d Hz: run "
+                           "s2s-resample --rate %d first",
+                           s->key, m->suffix, a->rate, rate, rate);
+    return 0;
+}
+
+/* Grows a float buffer to hold n floats. */
+static int grow(float **buf, size_t *cap, size_t n, s2s_err *err) {
+    if (n <= *cap) return 0;
+    size_t c = *cap ? *cap : 4096;
+    while (c < n)
+        c *= 2;
+    float *p = realloc(*buf, c * sizeof *p);
+    if (!p) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    *buf = p;
+    *cap = c;
+    return 0;
+}
+
+/* ================================ tokenize =================================================== */
+typedef struct tok_ctx {
+    const s2s_codebook *cb;
+    s2s_fbank *fb;
+    float *feat;
+    size_t cap;
+    int32_t *units;
+    size_t ucap;
+    uint64_t frames; /* total, for the summary */
+} tok_ctx;
+
+static int tok_sample(tok_ctx *t, s2s_sample *s, s2s_err *err) {
+    const s2s_fbank_opts *fo = s2s_codebook_fbank_opts(t->cb);
+    size_t dim = s2s_codebook_dim(t->cb);
+    json_t *frames = json_object();
+    if (!frames) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    size_t n0 = s->n_members;
+    int rc = 0;
+    for (size_t i = 0; i < n0 && rc == 0; i++) {
+        size_t sl;
+        if (!audio_member(s->members[i].suffix, &sl)) continue;
+        s2s_audio a;
+        memset(&a, 0, sizeof a);
+        if ((rc = decode_member(s, &s->members[i], fo->rate, &a, err)) < 0) {
+            s2s_audio_free(&a);
+            break;
+        }
+        size_t nf = s2s_fbank_n_frames(t->fb, a.n);
+        if ((rc = grow(&t->feat, &t->cap, nf * dim, err)) < 0) {
+            s2s_audio_free(&a);
+            break;
+        }
+        if (nf > t->ucap) {
+            int32_t *u = realloc(t->units, nf * sizeof *u);
+            if (!u) {
+                s2s_audio_free(&a);
+                rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+                break;
+            }
+            t->units = u;
+            t->ucap = nf;
+        }
+        long got = s2s_fbank_compute(t->fb, a.samples, a.n, t->feat, err);
+        s2s_audio_free(&a);
+        if (got < 0) {
+            rc = s2s_err_prefix(err, "sample %s %s: ", s->key, s->members[i].suffix);
+            break;
+        }
+        if ((rc = s2s_codebook_assign(t->cb, t->feat, nf, t->units, err)) < 0) break;
+        size_t len;
+        char *txt = s2s_units_format(t->units, nf, &len);
+        char stem[256], suffix[270];
+        if (sl >= sizeof stem) sl = sizeof stem - 1;
+        memcpy(stem, s->members[i].suffix, sl);
+        stem[sl] = 0;
+        snprintf(suffix, sizeof suffix, "%s.units", stem);
+        if (!txt || json_object_set_new(frames, stem, json_integer((json_int_t)nf)) < 0) {
+            free(txt);
+            rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+            break;
+        }
+        /* members may move (realloc) when a new one is added: indices stay valid. */
+        if ((rc = s2s_sample_put(s, suffix, (unsigned char *)txt, len, err)) < 0) break;
+        t->frames += nf;
+    }
+    if (rc == 0 && s->item) {
+        json_t *u = json_pack("{s:s, s:I, s:s, s:i, s:b, s:f, s:f, s:O}", "codebook",
+                              s2s_codebook_hash(t->cb), "k", (json_int_t)s2s_codebook_k(t->cb),
+                              "features", "logmel", "dim", fo->n_mels, "cmvn", fo->cmvn, "hop_ms",
+                              fo->hop_ms, "frame_rate", 1000.0 / fo->hop_ms, "frames", frames);
+        json_t *p = json_pack("{s:s, s:I}", "codebook", s2s_codebook_hash(t->cb), "k",
+                              (json_int_t)s2s_codebook_k(t->cb));
+        if (!u || !p || json_object_set_new(s->item, "units", u) < 0) {
+            json_decref(p);
+            rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        } else {
+            rc = s2s_item_add_provenance(s->item, prog, p, err);
+        }
+    }
+    json_decref(frames);
+    return rc;
+}
+
+/* ---- -j N: worker threads over a ring of samples, written in input order ------------------- */
+enum { SLOT_FREE, SLOT_TODO, SLOT_BUSY, SLOT_DONE };
+typedef struct slot {
+    s2s_sample *s;
+    int state, rc;
+    s2s_err err;
+} slot;
+
+typedef struct pool {
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+    slot *slots;
+    size_t q;          /* ring size */
+    uint64_t next_job; /* next sequence number a worker takes */
+    uint64_t tail;     /* sequence numbers < tail have been queued */
+    int quit;
+    tok_ctx *ctx; /* one per worker */
+    const s2s_codebook *cb;
+} pool;
+
+typedef struct worker_arg {
+    pool *p;
+    tok_ctx *t;
+} worker_arg;
+
+static void *worker(void *arg) {
+    worker_arg *wa = arg;
+    pool *p = wa->p;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->quit && p->next_job >= p->tail)
+            pthread_cond_wait(&p->work, &p->mu);
+        if (p->quit) break;
+        slot *sl = &p->slots[p->next_job % p->q];
+        p->next_job++;
+        sl->state = SLOT_BUSY;
+        pthread_mutex_unlock(&p->mu);
+        s2s_err_clear(&sl->err);
+        int rc = tok_sample(wa->t, sl->s, &sl->err);
+        pthread_mutex_lock(&p->mu);
+        sl->rc = rc;
+        sl->state = SLOT_DONE;
+        pthread_cond_broadcast(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+typedef struct run_stats {
+    uint64_t done, bad;
+} run_stats;
+
+/* Writes (or skips) a processed sample; frees it. */
+static int emit(s2s_writer *w, s2s_sample *s, int rc, const s2s_err *serr, int skip_bad,
+                run_stats *st, s2s_err *err) {
+    if (rc < 0 && skip_bad && is_data_error(rc)) {
+        fprintf(stderr, "%s: skipped: %s\n", prog, serr->msg);
+        st->bad++;
+        s2s_sample_free(s);
+        return 0;
+    }
+    if (rc < 0) {
+        *err = *serr;
+        s2s_sample_free(s);
+        return rc;
+    }
+    rc = s2s_writer_put(w, s, err);
+    s2s_sample_free(s);
+    if (rc == 0) st->done++;
+    return rc;
+}
+
+static int run_tokenize(s2s_reader *r, s2s_writer *w, const s2s_codebook *cb, int jobs,
+                        int skip_bad, run_stats *st, uint64_t *frames, s2s_err *err) {
+    int n_ctx = jobs > 1 ? jobs : 1, rc = 0;
+    tok_ctx *ctx = calloc((size_t)n_ctx, sizeof *ctx);
+    if (!ctx) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    for (int i = 0; i < n_ctx && rc == 0; i++) {
+        ctx[i].cb = cb;
+        if (!(ctx[i].fb = s2s_fbank_new(s2s_codebook_fbank_opts(cb), err))) rc = err->code;
+    }
+    s2s_progress *pg = s2s_progress_new(prog, "samples", 0);
+    if (rc == 0 && jobs <= 1) {
+        for (;;) {
+            s2s_sample *s = NULL;
+            int got = s2s_reader_next(r, &s, err);
+            if (got <= 0) {
+                rc = got;
+                break;
+            }
+            if (interrupted) {
+                s2s_sample_free(s);
+                rc = s2s_err_set(err, S2S_EINTR, "interrupted");
+                break;
+            }
+            s2s_err serr;
+            s2s_err_clear(&serr);
+            int prc = tok_sample(&ctx[0], s, &serr);
+            if ((rc = emit(w, s, prc, &serr, skip_bad, st, err)) < 0) break;
+            s2s_progress_update(pg, st->done);
+        }
+    } else if (rc == 0) {
+        pool p;
+        memset(&p, 0, sizeof p);
+        p.q = (size_t)jobs * 4;
+        p.slots = calloc(p.q, sizeof *p.slots);
+        pthread_t *th = calloc((size_t)jobs, sizeof *th);
+        worker_arg *wa = calloc((size_t)jobs, sizeof *wa);
+        int started = 0;
+        if (!p.slots || !th || !wa) rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        pthread_mutex_init(&p.mu, NULL);
+        pthread_cond_init(&p.work, NULL);
+        pthread_cond_init(&p.done, NULL);
+        for (int i = 0; rc == 0 && i < jobs; i++) {
+            wa[i].p = &p;
+            wa[i].t = &ctx[i];
+            if (pthread_create(&th[i], NULL, worker, &wa[i]) != 0) {
+                rc = s2s_err_set(err, S2S_EIO, "cannot start worker thread %d", i);
+                break;
+            }
+            started++;
+        }
+        uint64_t head = 0;
+        int eof = 0;
+        while (rc == 0) {
+            /* Write finished samples in order. */
+            pthread_mutex_lock(&p.mu);
+            while (head < p.tail && p.slots[head % p.q].state == SLOT_DONE) {
+                slot *sl = &p.slots[head % p.q];
+                s2s_sample *s = sl->s;
+                int prc = sl->rc;
+                s2s_err serr = sl->err;
+                sl->s = NULL;
+                sl->state = SLOT_FREE;
+                head++;
+                pthread_mutex_unlock(&p.mu);
+                rc = emit(w, s, prc, &serr, skip_bad, st, err);
+                s2s_progress_update(pg, st->done);
+                pthread_mutex_lock(&p.mu);
+                if (rc < 0) break;
+            }
+            if (rc < 0 || (eof && head == p.tail)) {
+                pthread_mutex_unlock(&p.mu);
+                break;
+            }
+            if (!eof && p.tail - head < p.q) {
+                pthread_mutex_unlock(&p.mu);
+                s2s_sample *s = NULL;
+                int got = s2s_reader_next(r, &s, err);
+                if (got < 0) {
+                    rc = got;
+                    break;
+                }
+                if (interrupted) {
+                    s2s_sample_free(s);
+                    rc = s2s_err_set(err, S2S_EINTR, "interrupted");
+                    break;
+                }
+                if (got == 0) {
+                    eof = 1;
+                    continue;
+                }
+                pthread_mutex_lock(&p.mu);
+                slot *sl = &p.slots[p.tail % p.q];
+                sl->s = s;
+                sl->state = SLOT_TODO;
+                p.tail++;
+                pthread_cond_signal(&p.work);
+                pthread_mutex_unlock(&p.mu);
+                continue;
+            }
+            pthread_cond_wait(&p.done, &p.mu);
+            pthread_mutex_unlock(&p.mu);
+        }
+        pthread_mutex_lock(&p.mu);
+        p.quit = 1;
+        pthread_cond_broadcast(&p.work);
+        pthread_mutex_unlock(&p.mu);
+        for (int i = 0; i < started; i++)
+            pthread_join(th[i], NULL);
+        if (p.slots)
+            for (size_t i = 0; i < p.q; i++)
+                s2s_sample_free(p.slots[i].s);
+        pthread_mutex_destroy(&p.mu);
+        pthread_cond_destroy(&p.work);
+        pthread_cond_destroy(&p.done);
+        free(p.slots);
+        free(th);
+        free(wa);
+    }
+    s2s_progress_end(pg, st->done);
+    for (int i = 0; i < n_ctx; i++) {
+        *frames += ctx[i].frames;
+        s2s_fbank_free(ctx[i].fb);
+        free(ctx[i].feat);
+        free(ctx[i].units);
+    }
+    free(ctx);
+    return rc;
+}
+
+/* ================================ train ====================================================== */
+typedef struct reservoir {
+    float *x; /* max x dim */
+    size_t max, dim, have;
+    uint64_t seen;
+    s2s_rng rng;
+} reservoir;
+
+/* Algorithm R: frame t (0-based, over the whole input in order) is kept with probability
+ * max/(t+1), replacing a uniformly chosen kept frame. */
+static void reservoir_add(reservoir *rv, const float *f, size_t nf) {
+    for (size_t i = 0; i < nf; i++, rv->seen++) {
+        const float *src = f + i * rv->dim;
+        if (rv->seen < rv->max) {
+            memcpy(rv->x + rv->have * rv->dim, src, rv->dim * sizeof *src);
+            rv->have++;
+            continue;
+        }
+        uint64_t j = s2s_rng_below(&rv->rng, rv->seen + 1);
+        if (j < rv->max) memcpy(rv->x + j * rv->dim, src, rv->dim * sizeof *src);
+    }
+}
+
+static int main_train(int argc, char **argv) {
+    enum {
+        O_SEED = 256,
+        O_MAXF,
+        O_ITERS,
+        O_TOL,
+        O_MELS,
+        O_RATE,
+        O_FRAME,
+        O_HOP,
+        O_LOW,
+        O_HIGH,
+        O_PRE,
+        O_WIN,
+        O_CMVN
+    };
+    static const struct option longopts[] = {{"clusters", required_argument, 0, 'k'},
+                                             {"output", required_argument, 0, 'o'},
+                                             {"seed", required_argument, 0, O_SEED},
+                                             {"max-frames", required_argument, 0, O_MAXF},
+                                             {"iters", required_argument, 0, O_ITERS},
+                                             {"tol", required_argument, 0, O_TOL},
+                                             {"mels", required_argument, 0, O_MELS},
+                                             {"rate", required_argument, 0, O_RATE},
+                                             {"frame-ms", required_argument, 0, O_FRAME},
+                                             {"hop-ms", required_argument, 0, O_HOP},
+                                             {"low-hz", required_argument, 0, O_LOW},
+                                             {"high-hz", required_argument, 0, O_HIGH},
+                                             {"preemph", required_argument, 0, O_PRE},
+                                             {"window", required_argument, 0, O_WIN},
+                                             {"cmvn", no_argument, 0, O_CMVN},
+                                             {"quiet", no_argument, 0, 'q'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {"version", no_argument, 0, 'V'},
+                                             {0, 0, 0, 0}};
+    s2s_fbank_opts fo;
+    s2s_fbank_opts_default(&fo);
+    s2s_kmeans_opts ko;
+    s2s_kmeans_opts_default(&ko);
+    ko.k = 0;
+    unsigned long long max_frames = 200000;
+    const char *out = NULL;
+    int quiet = 0, opt;
+    s2s_err err;
+    s2s_err_clear(&err);
+    while ((opt = getopt_long(argc, argv, "k:o:qhV", longopts, NULL)) != -1) {
+        char *end = NULL;
+        double v = 0;
+        if (optarg) v = strtod(optarg, &end);
+        int bad = optarg && (end == optarg || *end);
+        switch (opt) {
+        case 'k':
+            if (bad || v < 1 || v > 65536 || v != (long)v)
+                return usage_error("-k: '%s' is not a number of clusters (1..65536)", optarg);
+            ko.k = (size_t)v;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case O_SEED:
+            if (bad || v < 0 || v != (double)(unsigned long long)v)
+                return usage_error("--seed: '%s' is not a non-negative integer", optarg);
+            ko.seed = strtoull(optarg, NULL, 10);
+            break;
+        case O_MAXF:
+            if (bad || v < 1 || v > 1e9 || v != (long)v)
+                return usage_error("--max-frames: '%s' is not a count (1..1e9)", optarg);
+            max_frames = (unsigned long long)v;
+            break;
+        case O_ITERS:
+            if (bad || v < 0 || v > 100000 || v != (long)v)
+                return usage_error("--iters: '%s' is not a count (0..100000)", optarg);
+            ko.max_iters = (int)v;
+            break;
+        case O_TOL:
+            if (bad || v < 0) return usage_error("--tol: '%s' is not >= 0", optarg);
+            ko.tol = v;
+            break;
+        case O_MELS:
+            if (bad || v != (long)v) return usage_error("--mels: '%s' is not an integer", optarg);
+            fo.n_mels = (int)v;
+            break;
+        case O_RATE:
+            if (bad || v != (long)v) return usage_error("--rate: '%s' is not an integer", optarg);
+            fo.rate = (int)v;
+            break;
+        case O_FRAME:
+            if (bad) return usage_error("--frame-ms: '%s' is not a number", optarg);
+            fo.frame_ms = v;
+            break;
+        case O_HOP:
+            if (bad) return usage_error("--hop-ms: '%s' is not a number", optarg);
+            fo.hop_ms = v;
+            break;
+        case O_LOW:
+            if (bad) return usage_error("--low-hz: '%s' is not a number", optarg);
+            fo.low_hz = v;
+            break;
+        case O_HIGH:
+            if (bad) return usage_error("--high-hz: '%s' is not a number", optarg);
+            fo.high_hz = v;
+            break;
+        case O_PRE:
+            if (bad) return usage_error("--preemph: '%s' is not a number", optarg);
+            fo.preemph = v;
+            break;
+        case O_WIN:
+            if ((fo.window = s2s_fbank_window_parse(optarg)) < 0)
+                return usage_error("--window: '%s' is not povey, hamming or hann", optarg);
+            break;
+        case O_CMVN:
+            fo.cmvn = 1;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("%s %s\n", prog, S2S_VERSION);
+            return 0;
+        default:
+            fprintf(stderr, "Try '%s --help'.\n", prog);
+            return 2;
+        }
+    }
+    if (!ko.k) return usage_error("%s", "train: -k K is required");
+    if (!out) return usage_error("%s", "train: -o CODEBOOK is required");
+    if (s2s_fbank_opts_check(&fo, &err) < 0) return usage_error("%s", err.msg);
+    s2s_fbank *fb = s2s_fbank_new(&fo, &err);
+    if (!fb) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return s2s_exit_status(err.code);
+    }
+    reservoir rv;
+    memset(&rv, 0, sizeof rv);
+    rv.dim = (size_t)fo.n_mels;
+    rv.max = (size_t)max_frames;
+    s2s_rng_seed(&rv.rng, ko.seed);
+    /* Grown as frames arrive, so a small input does not reserve max-frames of memory. */
+    size_t rcap = 0;
+    float *feat = NULL;
+    size_t fcap = 0;
+    uint64_t members = 0;
+    int rc = 0;
+    s2s_reader *r =
+        s2s_reader_open((const char *const *)argv + optind, (size_t)(argc - optind), 0, &err);
+    if (!r) rc = err.code ? err.code : S2S_EIO;
+    while (rc == 0) {
+        s2s_sample *s = NULL;
+        int got = s2s_reader_next(r, &s, &err);
+        if (got <= 0) {
+            rc = got;
+            break;
+        }
+        if (interrupted) {
+            s2s_sample_free(s);
+            rc = s2s_err_set(&err, S2S_EINTR, "interrupted");
+            break;
+        }
+        for (size_t i = 0; i < s->n_members && rc == 0; i++) {
+            size_t sl;
+            if (!audio_member(s->members[i].suffix, &sl)) continue;
+            s2s_audio a;
+            memset(&a, 0, sizeof a);
+            rc = decode_member(s, &s->members[i], fo.rate, &a, &err);
+            size_t nf = rc == 0 ? s2s_fbank_n_frames(fb, a.n) : 0;
+            if (rc == 0) rc = grow(&feat, &fcap, nf * rv.dim, &err);
+            if (rc == 0 && s2s_fbank_compute(fb, a.samples, a.n, feat, &err) < 0)
+                rc = s2s_err_prefix(&err, "sample %s %s: ", s->key, s->members[i].suffix);
+            s2s_audio_free(&a);
+            if (rc == 0) {
+                size_t want = rv.have + nf < rv.max ? rv.have + nf : rv.max;
+                if ((rc = grow(&rv.x, &rcap, want * rv.dim, &err)) == 0) {
+                    reservoir_add(&rv, feat, nf);
+                    members++;
+                }
+            }
+        }
+        s2s_sample_free(s);
+    }
+    s2s_reader_close(r);
+    free(feat);
+    s2s_fbank_free(fb);
+    if (rc == 0 && rv.have < ko.k)
+        rc = s2s_err_set(&err, S2S_EDATA,
+                         "train: %zu frames in %" PRIu64 " audio members are too few for k = %zu",
+                         rv.have, members, ko.k);
+    float *c = rc == 0 ? malloc(ko.k * rv.dim * sizeof *c) : NULL;
+    if (rc == 0 && !c) rc = s2s_err_set(&err, S2S_ENOMEM, "out of memory");
+    s2s_kmeans_stats st;
+    if (rc == 0) rc = s2s_kmeans_train(rv.x, rv.have, rv.dim, &ko, c, &st, &err);
+    free(rv.x);
+    if (rc == 0) {
+        json_t *info =
+            json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:i, s:f, s:i, s:b, s:f, s:I}", "tool",
+                      prog, "version", S2S_VERSION, "seed", (json_int_t)ko.seed, "max_frames",
+                      (json_int_t)max_frames, "frames_seen", (json_int_t)rv.seen, "frames_used",
+                      (json_int_t)rv.have, "members", (json_int_t)members, "max_iters",
+                      ko.max_iters, "tol", ko.tol, "iters", st.iters, "converged", st.converged,
+                      "inertia", st.inertia, "reseeded", (json_int_t)st.reseeded);
+        s2s_codebook *cb = info ? s2s_codebook_new(c, ko.k, rv.dim, &fo, info, &err) : NULL;
+        if (!info)
+            rc = s2s_err_set(&err, S2S_ENOMEM, "out of memory");
+        else if (!cb)
+            rc = err.code;
+        else
+            rc = s2s_codebook_save(cb, out, &err);
+        if (rc == 0 && !quiet)
+            fprintf(stderr,
+                    "%s: train: k = %zu on %zu of %" PRIu64 " frames (%" PRIu64
+                    " audio members), %d iterations%s, inertia/frame %.4g; codebook %s sha256 "
+                    "%s\n",
+                    prog, ko.k, rv.have, rv.seen, members, st.iters,
+                    st.converged ? " (converged)" : " (bound reached)",
+                    st.inertia / (double)rv.have, out, s2s_codebook_hash(cb));
+        s2s_codebook_free(cb);
+    }
+    free(c);
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return s2s_exit_status(rc);
+    }
+    return 0;
+}
+
+/* ================================ import ===================================================== */
+typedef struct entry {
+    char *id, *member; /* member stem: "ctx", "c0" */
+    char *units;       /* normalised text "u1 u2\n" or "" */
+    size_t n_units, line;
+    int used;
+} entry;
+
+static int cmp_entry(const void *a, const void *b) {
+    const entry *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : strcmp(x->member, y->member);
+}
+
+/* Appends unit v to a growing text. */
+static int units_push(s2s_buf *b, long long v, s2s_err *err) {
+    char tmp[24];
+    int n = snprintf(tmp, sizeof tmp, "%s%lld", b->len ? " " : "", v);
+    return s2s_buf_append(b, tmp, (size_t)n, err);
+}
+
+/* Splits a GSLM name into id and member: "dir/ID.c0.wav" -> ID, c0; "ID" -> ID, ctx. */
+static int split_name(const char *name, char **id, char **member) {
+    const char *base = strrchr(name, '/');
+    base = base ? base + 1 : name;
+    char *b = strdup(base);
+    if (!b) return -1;
+    char *last = strrchr(b, '.');
+    if (last && strchr(b, '.') != last && s2s_audio_is_audio_name(b))
+        *last = 0;
+    else if (last && strchr(b, '.') == last && s2s_audio_is_audio_name(b))
+        *last = 0;
+    char *dot = strchr(b, '.');
+    *member = strdup(dot ? dot + 1 : "ctx");
+    if (dot) *dot = 0;
+    *id = b;
+    if (!*member) {
+        free(b);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct import_set {
+    entry *e;
+    size_t n, cap;
+    long long k; /* --units-k, 0 = unknown */
+    const char *path, *format;
+    char sha[65];
+} import_set;
+
+static int add_entry(import_set *is, char *id, char *member, s2s_buf *units, size_t n_units,
+                     size_t line, s2s_err *err) {
+    if (!s2s_id_valid(id) || !s2s_id_valid(member)) {
+        s2s_err_set(err, S2S_EDATA, "%s:%zu: '%s.%s' is not ID or ID.MEMBER with a valid id",
+                    is->path, line, id, member);
+        free(id);
+        free(member);
+        return S2S_EDATA;
+    }
+    if (is->n == is->cap) {
+        size_t c = is->cap ? is->cap * 2 : 256;
+        entry *p = realloc(is->e, c * sizeof *p);
+        if (!p) {
+            free(id);
+            free(member);
+            return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        }
+        is->e = p;
+        is->cap = c;
+    }
+    if (n_units && s2s_buf_append(units, "\n", 1, err) < 0) return S2S_ENOMEM;
+    if (s2s_buf_append(units, "", 1, err) < 0) return S2S_ENOMEM;
+    size_t len;
+    entry *e = &is->e[is->n++];
+    e->id = id;
+    e->member = member;
+    e->units = (char *)s2s_buf_steal(units, &len);
+    e->n_units = n_units;
+    e->line = line;
+    e->used = 0;
+    return 0;
+}
+
+static int check_unit(import_set *is, long long v, size_t line, s2s_err *err) {
+    if (v < 0 || v > 2147483647LL)
+        return s2s_err_set(err, S2S_EDATA, "%s:%zu: unit %lld is not a non-negative integer",
+                           is->path, line, v);
+    if (is->k > 0 && v >= is->k)
+        return s2s_err_set(err, S2S_EDATA, "%s:%zu: unit %lld >= --units-k %lld", is->path, line, v,
+                           is->k);
+    return 0;
+}
+
+static int parse_gslm_line(import_set *is, char *l, size_t line, s2s_err *err) {
+    char *bar = strchr(l, '|');
+    if (!bar)
+        return s2s_err_set(err, S2S_EFORMAT, "%s:%zu: expected NAME|u1 u2 ... (no '|')", is->path,
+                           line);
+    *bar = 0;
+    char *id, *member;
+    if (split_name(l, &id, &member) < 0) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    s2s_buf b = {0};
+    size_t n = 0;
+    char *p = bar + 1;
+    int rc = 0;
+    while (rc == 0) {
+        while (*p == ' ' || *p == '\t' || *p == '\r')
+            p++;
+        if (!*p) break;
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || (*end && *end != ' ' && *end != '\t' && *end != '\r')) {
+            rc = s2s_err_set(err, S2S_EFORMAT, "%s:%zu: '%.20s' is not an integer unit", is->path,
+                             line, p);
+            break;
+        }
+        if ((rc = check_unit(is, v, line, err)) < 0 || (rc = units_push(&b, v, err)) < 0) break;
+        n++;
+        p = end;
+    }
+    if (rc < 0) {
+        s2s_buf_free(&b);
+        free(id);
+        free(member);
+        return rc;
+    }
+    rc = add_entry(is, id, member, &b, n, line, err);
+    s2s_buf_free(&b);
+    return rc;
+}
+
+static int parse_json_line(import_set *is, const char *l, size_t line, s2s_err *err) {
+    json_error_t je;
+    json_t *j = json_loads(l, 0, &je);
+    if (!j) return s2s_err_set(err, S2S_EFORMAT, "%s:%zu: not JSON: %s", is->path, line, je.text);
+    const char *id = json_string_value(json_object_get(j, "id"));
+    json_t *jm = json_object_get(j, "member"), *ju = json_object_get(j, "units");
+    int rc = 0;
+    if (!id || (jm && !json_is_string(jm)) || !json_is_array(ju)) {
+        rc = s2s_err_set(err, S2S_EFORMAT,
+                         "%s:%zu: expected {\"id\": string, \"member\": string (optional), "
+                         "\"units\": [integers]}",
+                         is->path, line);
+        json_decref(j);
+        return rc;
+    }
+    s2s_buf b = {0};
+    size_t i;
+    json_t *v;
+    json_array_foreach(ju, i, v) {
+        if (!json_is_integer(v)) {
+            rc = s2s_err_set(err, S2S_EFORMAT, "%s:%zu: units[%zu] is not an integer", is->path,
+                             line, i);
+            break;
+        }
+        if ((rc = check_unit(is, json_integer_value(v), line, err)) < 0 ||
+            (rc = units_push(&b, json_integer_value(v), err)) < 0)
+            break;
+    }
+    char *sid = strdup(id), *sm = strdup(jm ? json_string_value(jm) : "ctx");
+    if (rc == 0 && (!sid || !sm)) rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    if (rc == 0) {
+        rc = add_entry(is, sid, sm, &b, json_array_size(ju), line, err);
+    } else {
+        free(sid);
+        free(sm);
+    }
+    s2s_buf_free(&b);
+    json_decref(j);
+    return rc;
+}
+
+static int load_import(import_set *is, s2s_err *err) {
+    unsigned char *data;
+    size_t len;
+    int rc = s2s_read_file(is->path, &data, &len, err);
+    if (rc < 0) return rc;
+    s2s_sha256_hex(data, len, is->sha);
+    char *p = (char *)data;
+    while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+        p++;
+    int json = *p == '{';
+    is->format = json ? "jsonl" : "gslm";
+    size_t line = 0;
+    char *s = (char *)data;
+    while (rc == 0 && s < (char *)data + len) {
+        char *nl = strchr(s, '\n');
+        if (nl) *nl = 0;
+        line++;
+        char *t = s;
+        while (*t == ' ' || *t == '\t' || *t == '\r')
+            t++;
+        if (*t) rc = json ? parse_json_line(is, s, line, err) : parse_gslm_line(is, s, line, err);
+        if (!nl) break;
+        s = nl + 1;
+    }
+    free(data);
+    if (rc < 0) return rc;
+    if (is->n == 0) return s2s_err_set(err, S2S_EDATA, "%s: no units in the file", is->path);
+    qsort(is->e, is->n, sizeof *is->e, cmp_entry);
+    for (size_t i = 1; i < is->n; i++)
+        if (cmp_entry(&is->e[i - 1], &is->e[i]) == 0)
+            return s2s_err_set(
+                err, S2S_EDATA, "%s:%zu: units for %s.%s given twice (also line %zu)", is->path,
+                is->e[i].line > is->e[i - 1].line ? is->e[i].line : is->e[i - 1].line, is->e[i].id,
+                is->e[i].member,
+                is->e[i].line > is->e[i - 1].line ? is->e[i - 1].line : is->e[i].line);
+    return 0;
+}
+
+/* First entry with this id, or is->n. */
+static size_t find_id(const import_set *is, const char *id) {
+    size_t lo = 0, hi = is->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (strcmp(is->e[mid].id, id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < is->n && strcmp(is->e[lo].id, id) == 0 ? lo : is->n;
+}
+
+static int import_sample(import_set *is, const char *name, s2s_sample *s, s2s_err *err) {
+    size_t i = find_id(is, s->key);
+    if (i == is->n)
+        return s2s_err_set(err, S2S_EDATA, "sample %s: no units for it in %s (missing item)",
+                           s->key, is->path);
+    json_t *frames = json_object();
+    if (!frames) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    int rc = 0;
+    for (; rc == 0 && i < is->n && strcmp(is->e[i].id, s->key) == 0; i++) {
+        entry *e = &is->e[i];
+        char suffix[256];
+        snprintf(suffix, sizeof suffix, "%s.units", e->member);
+        size_t len = strlen(e->units);
+        rc = s2s_sample_put_copy(s, suffix, e->units, len, err);
+        if (rc == 0 &&
+            json_object_set_new(frames, e->member, json_integer((json_int_t)e->n_units)) < 0)
+            rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        e->used = 1;
+    }
+    if (rc == 0 && s->item) {
+        json_t *u = json_pack("{s:s, s:s, s:s}", "source", "import", "format", is->format,
+                              "file_sha256", is->sha);
+        if (u && name) json_object_set_new(u, "name", json_string(name));
+        if (u && is->k > 0) json_object_set_new(u, "k", json_integer(is->k));
+        if (u) json_object_set(u, "frames", frames);
+        const char *base = strrchr(is->path, '/');
+        json_t *p = json_pack("{s:s, s:s, s:s}", "import", base ? base + 1 : is->path, "format",
+                              is->format, "sha256", is->sha);
+        if (p && name) json_object_set_new(p, "name", json_string(name));
+        if (!u || !p || json_object_set_new(s->item, "units", u) < 0) {
+            json_decref(p);
+            rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        } else {
+            rc = s2s_item_add_provenance(s->item, prog, p, err);
+        }
+    }
+    json_decref(frames);
+    return rc;
+}
+
+static int main_import(int argc, char **argv) {
+    enum { O_K = 256, O_NAME };
+    static const struct option longopts[] = {{"units-k", required_argument, 0, O_K},
+                                             {"name", required_argument, 0, O_NAME},
+                                             {"shard", required_argument, 0, 's'},
+                                             {"skip-bad", no_argument, 0, 'k'},
+                                             {"output", required_argument, 0, 'o'},
+                                             {"quiet", no_argument, 0, 'q'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {"version", no_argument, 0, 'V'},
+                                             {0, 0, 0, 0}};
+    import_set is;
+    memset(&is, 0, sizeof is);
+    const char *out = NULL, *name = NULL;
+    int skip_bad = 0, quiet = 0, opt;
+    s2s_part part = {0, 1};
+    s2s_err err;
+    s2s_err_clear(&err);
+    while ((opt = getopt_long(argc, argv, "s:ko:qhV", longopts, NULL)) != -1) {
+        switch (opt) {
+        case O_K: {
+            char *end;
+            is.k = strtoll(optarg, &end, 10);
+            if (*end || end == optarg || is.k < 1)
+                return usage_error("--units-k: '%s' is not a positive integer", optarg);
+            break;
+        }
+        case O_NAME:
+            name = optarg;
+            break;
+        case 's':
+            if (s2s_part_parse(optarg, &part, &err) < 0) return usage_error("--shard: %s", err.msg);
+            break;
+        case 'k':
+            skip_bad = 1;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("%s %s\n", prog, S2S_VERSION);
+            return 0;
+        default:
+            fprintf(stderr, "Try '%s --help'.\n", prog);
+            return 2;
+        }
+    }
+    if (optind >= argc) return usage_error("%s", "import: UNITS_FILE is required");
+    is.path = argv[optind++];
+    int rc = load_import(&is, &err);
+    s2s_reader *r = NULL;
+    s2s_writer *w = NULL;
+    if (rc == 0) {
+        r = s2s_reader_open((const char *const *)argv + optind, (size_t)(argc - optind), 0, &err);
+        w = r ? s2s_writer_open(out, S2S_FMT_TAR, &err) : NULL;
+        if (!w) rc = err.code ? err.code : S2S_EIO;
+        if (r) s2s_reader_set_part(r, &part);
+    }
+    run_stats st = {0, 0};
+    while (rc == 0) {
+        s2s_sample *s = NULL;
+        int got = s2s_reader_next(r, &s, &err);
+        if (got <= 0) {
+            rc = got;
+            break;
+        }
+        if (interrupted) {
+            s2s_sample_free(s);
+            rc = s2s_err_set(&err, S2S_EINTR, "interrupted");
+            break;
+        }
+        s2s_err serr;
+        s2s_err_clear(&serr);
+        int prc = import_sample(&is, name, s, &serr);
+        rc = emit(w, s, prc, &serr, skip_bad, &st, &err);
+    }
+    /* Every line must have found its sample (in this part). */
+    for (size_t i = 0; rc == 0 && i < is.n; i++)
+        if (!is.e[i].used && s2s_part_keep(&part, is.e[i].id))
+            rc =
+                s2s_err_set(&err, S2S_EDATA, "%s:%zu: unknown id '%s': no such sample in the input",
+                            is.path, is.e[i].line, is.e[i].id);
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        s2s_writer_abort(w);
+    } else if ((rc = s2s_writer_close(w, &err)) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+    } else if (!quiet || st.bad) {
+        fprintf(stderr,
+                "%s: import: %zu unit sequences from %s (%s) attached to %" PRIu64 " samples", prog,
+                is.n, is.path, is.format, st.done);
+        if (st.bad)
+            fprintf(stderr, ", %" PRIu64 " samples without units skipped (--skip-bad)", st.bad);
+        fprintf(stderr, "\n");
+    }
+    s2s_reader_close(r);
+    for (size_t i = 0; i < is.n; i++) {
+        free(is.e[i].id);
+        free(is.e[i].member);
+        free(is.e[i].units);
+    }
+    free(is.e);
+    return rc < 0 ? s2s_exit_status(rc) : 0;
+}
+
+/* ================================ main ======================================================= */
+int main(int argc, char **argv) {
+    av_log_set_level(AV_LOG_QUIET);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    if (argc > 1 && strcmp(argv[1], "train") == 0) return main_train(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "import") == 0) return main_import(argc - 1, argv + 1);
+    static const struct option longopts[] = {{"codebook", required_argument, 0, 'c'},
+                                             {"jobs", required_argument, 0, 'j'},
+                                             {"shard", required_argument, 0, 's'},
+                                             {"skip-bad", no_argument, 0, 'k'},
+                                             {"output", required_argument, 0, 'o'},
+                                             {"quiet", no_argument, 0, 'q'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {"version", no_argument, 0, 'V'},
+                                             {0, 0, 0, 0}};
+    const char *cbpath = NULL, *out = NULL;
+    int jobs = 1, skip_bad = 0, quiet = 0, opt;
+    s2s_part part = {0, 1};
+    s2s_err err;
+    s2s_err_clear(&err);
+    while ((opt = getopt_long(argc, argv, "c:j:s:ko:qhV", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            cbpath = optarg;
+            break;
+        case 'j': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || end == optarg || v < 1 || v > 256)
+                return usage_error("--jobs: '%s' is not a count (1..256)", optarg);
+            jobs = (int)v;
+            break;
+        }
+        case 's':
+            if (s2s_part_parse(optarg, &part, &err) < 0) return usage_error("--shard: %s", err.msg);
+            break;
+        case 'k':
+            skip_bad = 1;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("%s %s\n", prog, S2S_VERSION);
+            return 0;
+        default:
+            fprintf(stderr, "Try '%s --help'.\n", prog);
+            return 2;
+        }
+    }
+    if (!cbpath)
+        return usage_error("%s", "--codebook CODEBOOK is required (or use 'train' / 'import')");
+    s2s_codebook *cb = s2s_codebook_load(cbpath, &err);
+    if (!cb) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return s2s_exit_status(err.code);
+    }
+    s2s_reader *r =
+        s2s_reader_open((const char *const *)argv + optind, (size_t)(argc - optind), 0, &err);
+    s2s_writer *w = r ? s2s_writer_open(out, S2S_FMT_TAR, &err) : NULL;
+    int rc = w ? 0 : err.code ? err.code : S2S_EIO;
+    if (r) s2s_reader_set_part(r, &part);
+    run_stats st = {0, 0};
+    uint64_t frames = 0;
+    if (rc == 0) rc = run_tokenize(r, w, cb, jobs, skip_bad, &st, &frames, &err);
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        s2s_writer_abort(w);
+    } else if ((rc = s2s_writer_close(w, &err)) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+    } else if (!quiet || st.bad) {
+        fprintf(stderr, "%s: %" PRIu64 " samples, %" PRIu64 " frames (%.1f s of speech), k = %zu",
+                prog, st.done, frames,
+                (double)frames * s2s_codebook_fbank_opts(cb)->hop_ms / 1000.0, s2s_codebook_k(cb));
+        if (st.bad) fprintf(stderr, ", %" PRIu64 " bad samples skipped (--skip-bad)", st.bad);
+        fprintf(stderr, "\n");
+    }
+    s2s_reader_close(r);
+    s2s_codebook_free(cb);
+    return rc < 0 ? s2s_exit_status(rc) : 0;
+}
