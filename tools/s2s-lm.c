@@ -13,6 +13,7 @@
 #include "s2s/ngram.h"
 #include "s2s/sample.h"
 #include "s2s/util.h"
+#include "s2s/worker.h"
 
 static const char *prog = "s2s-lm";
 static volatile sig_atomic_t interrupted;
@@ -28,6 +29,7 @@ static void usage(FILE *fp) {
             "       s2s-lm ppl [--tok MODE] MODEL.arpa [TEXT...]\n"
             "       s2s-lm info MODEL.arpa\n"
             "       s2s-lm tok [--tok MODE] [--lang L] [TEXT...]\n"
+            "       s2s-lm serve [--model-id ID] MODEL.arpa[?OPTS]\n"
             "       s2s-lm text [--units] [--what WHAT] [--shard I/N] [--skip-bad] [-o FILE]\n"
             "                   [STREAM...]\n"
             "\n"
@@ -56,6 +58,13 @@ static void usage(FILE *fp) {
             "tok    prints TEXT tokenized as train sees it, tokens separated by one space, one\n"
             "       line per input line (to train another toolkit on the same tokens).\n"
             "  -t, --tok MODE, -l, --lang L   as for train\n"
+            "\n"
+            "serve  answers the worker protocol of docs/worker.md on stdin/stdout with the model\n"
+            "       (s2s-score --lm 'worker:s2s-lm serve MODEL.arpa'); same scores as\n"
+            "       --lm ngram:MODEL.arpa. OPTS as in ngram: specs (cache=L, eos=1, joined by &);\n"
+            "       MODEL may also be TEXT.arpa,UNITS.arpa.\n"
+            "  --model-id ID    identity announced in the hello (default ngram:SHA-256 of the\n"
+            "                   model file)\n"
             "\n"
             "text   training text from a stream of items or samples (JSON lines or tar stream,\n"
             "       shards included; stdin when no STREAM is named): one line per item.\n"
@@ -399,6 +408,50 @@ static int cmd_tok(int argc, char **argv) {
     return 0;
 }
 
+/* ---- serve --------------------------------------------------------------------------------- */
+static int cmd_serve(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"model-id", required_argument, 0, 'm'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *model_id = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "m:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            model_id = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            return usage_error("%s", "bad option");
+        }
+    }
+    if (optind != argc - 1) return usage_error("%s", "serve needs exactly one MODEL");
+    const char *model = argv[optind];
+    s2s_err err;
+    s2s_err_clear(&err);
+    size_t n = strlen(model) + 8;
+    char *spec = malloc(n);
+    if (!spec) return s2s_exit_status(S2S_ENOMEM);
+    if (strncmp(model, "ngram:", 6) == 0 || strncmp(model, "arpa:", 5) == 0)
+        snprintf(spec, n, "%s", model);
+    else
+        snprintf(spec, n, "ngram:%s", model);
+    s2s_backend *b = s2s_backend_open(spec, &err);
+    free(spec);
+    if (!b) return fail(&err);
+    char idbuf[128];
+    if (!model_id) {
+        snprintf(idbuf, sizeof idbuf, "ngram:%s", s2s_backend_model_sha256(b));
+        model_id = idbuf;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    int rc = s2s_worker_serve(b, model_id, stdin, stdout, &err);
+    s2s_backend_free(b);
+    if (rc < 0) return fail(&err);
+    return 0;
+}
+
 /* ---- text ------------------------------------------------------------------------------------ */
 /* Appends s to b with newlines and tabs turned into spaces (one sentence per line). */
 static int put_flat(s2s_buf *b, const char *s, size_t n, s2s_err *err) {
@@ -580,5 +633,6 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "info") == 0) return cmd_info(argc - 1, argv + 1);
     if (strcmp(cmd, "text") == 0) return cmd_text(argc - 1, argv + 1);
     if (strcmp(cmd, "tok") == 0) return cmd_tok(argc - 1, argv + 1);
-    return usage_error("unknown command '%s' (train, ppl, info, tok, text)", cmd);
+    if (strcmp(cmd, "serve") == 0) return cmd_serve(argc - 1, argv + 1);
+    return usage_error("unknown command '%s' (train, ppl, info, tok, serve, text)", cmd);
 }

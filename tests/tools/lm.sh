@@ -86,6 +86,24 @@ gzip -c lm3.arpa >lm3.arpa.gz
 [ "$(our_ppl lm3.arpa.gz held.txt)" = "$(our_ppl lm3.arpa held.txt)" ] || fail "lm3.arpa.gz scores differently"
 gzip -dc lm3.arpa.gz | "$LM" info - | grep -q '^ngram 3: ' || fail "info - (stdin)"
 
+# s2s-lm serve: the worker protocol (docs/worker.md) over the same model gives the same NLL as
+# the perplexity path: -ln P(sentence + </s>) = -logprob10 * ln 10, with ntok = words + 1.
+sent="He loved how friendly the people were!"
+want=$(echo "$sent" | "$LM" ppl lm3.arpa | sed -n 's/^scored=\([0-9]*\) logprob=\([-0-9.]*\).*/\1 \2/p')
+python3 -c 'import json, sys
+print(json.dumps({"id": 7, "item": "x", "mode": "t2t", "cand": 0, "lang": "en",
+                  "context": {"text": ""}, "candidate": {"text": sys.argv[1]}}))' "$sent" |
+    "$LM" serve 'lm3.arpa?eos=1' >serve.out || fail "s2s-lm serve failed"
+python3 - serve.out $want <<'EOF' || fail "s2s-lm serve: $(cat serve.out) vs ppl $want"
+import json, math, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+ntok, lp10 = int(sys.argv[2]), float(sys.argv[3])
+assert lines[0]["hello"] == "s2s-worker" and lines[0]["model_id"].startswith("ngram:"), lines[0]
+r = lines[1]
+assert r["id"] == 7 and r["ntok"] == ntok, r
+assert abs(r["nll"] + lp10 * math.log(10)) < 1e-5, (r["nll"], -lp10 * math.log(10))
+EOF
+
 # Deterministic: same text, same bytes.
 "$LM" train --order 3 -o again.arpa train.txt 2>/dev/null
 cmp -s lm3.arpa again.arpa || fail "two trainings on the same text differ"
