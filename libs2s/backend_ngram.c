@@ -159,7 +159,16 @@ static int ngram_answer(void *self, const s2s_request *rq, s2s_reply *out, s2s_e
     } else {
         ctx = rq->ctx_text;
         cand = rq->cand_text;
-        if (!md->recorded_mode) tm = s2s_tok_mode_for_lang(rq->lang ? rq->lang : "");
+        s2s_tok_mode want = s2s_tok_mode_for_lang(rq->lang ? rq->lang : "");
+        if (!md->recorded_mode)
+            tm = want;
+        else if (tm != want)
+            /* every token would be unknown: a wrong model, not a result */
+            return s2s_err_set(err, S2S_EDATA,
+                               "%s: language '%s' is tokenized as %s, but %s is a %s model "
+                               "(train one with s2s-lm train --tok %s)",
+                               rq->item_id, rq->lang ? rq->lang : "", tok_name(want), md->path,
+                               tok_name(tm), tok_name(want));
     }
     char **ct = NULL, **kt = NULL;
     long n = 0, m = 0;
@@ -225,7 +234,7 @@ static int has_recorded_mode(const char *path) {
     char line[512];
     int found = 0;
     for (int i = 0; i < 1000 && fgets(line, sizeof line, fp); i++) {
-        if (!strncmp(line, "\\s2s-tok:", 9)) {
+        if (strstr(line, "\\s2s-tok:")) {
             found = 1;
             break;
         }

@@ -5,6 +5,7 @@
 # independent Python reader.
 set -euo pipefail
 BIN=${S2S_BIN:?}
+SRC=${S2S_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -115,6 +116,26 @@ assert r["modes"]["t2t"]["accuracy"] == sum(o) / len(o)
 q = [json.loads(l) for l in open("out/pairs.jsonl")]
 assert p[0]["plausible"]["nll"] != q[0]["plausible"]["nll"], "cache changed nothing"' \
     || fail "byte score check"
+
+# ---- Chinese: a character model (data/samples-zh.csv); a word model is refused for zh ---------
+"$BIN/s2s-import" storycloze --lang zh "$SRC/data/samples-zh.csv" > zh.jsonl 2>/dev/null \
+    || fail "import zh"
+head -n 20 zh.jsonl | "$BIN/s2s-lm" text 2>/dev/null \
+    | "$BIN/s2s-lm" train --order 3 --tok chars -o zh.arpa 2>/dev/null || fail "zh model"
+"$BIN/s2s-score" --lm ngram:zh.arpa -o outz zh.jsonl >/dev/null || fail "zh t2t"
+python3 - <<'PY' || fail "zh report"
+import json
+m = json.load(open("outz/report.json"))["modes"]["t2t"]
+p = [json.loads(l) for l in open("outz/pairs.jsonl")]
+assert m["pairs"] == 30 and list(m["by_lang"]) == ["zh"]
+assert m["accuracy"] == sum(x["outcome"] for x in p) / 30
+# one token per character: the candidate's token count is its character count (no spaces)
+assert all(x["plausible"]["ntok"] == x["plausible"]["chars"] for x in p), p[0]
+PY
+set +e
+"$BIN/s2s-score" --lm ngram:words.arpa -o badz zh.jsonl 2>errz.txt; rcz=$?
+set -e
+[ "$rcz" = 1 ] && grep -q "tok chars" errz.txt || fail "words model on zh: $(cat errz.txt)"
 
 # ---- missing inputs and unsupported modes: errors that name what is missing, no report -------
 set +e
