@@ -76,7 +76,9 @@ static int is_punct(uint32_t c) {
            (c >= 0x3001 && c <= 0x3003) || (c >= 0x3008 && c <= 0x3011) ||
            (c >= 0x3014 && c <= 0x301F) || (c >= 0xFF01 && c <= 0xFF0F) ||
            (c >= 0xFF1A && c <= 0xFF20) || (c >= 0xFF3B && c <= 0xFF40) ||
-           (c >= 0xFF5B && c <= 0xFF65);
+           (c >= 0xFF5B && c <= 0xFF65) ||
+           /* symbols and emoji: arrows .. misc symbols and arrows, dingbats; pictographs */
+           (c >= 0x2190 && c <= 0x2BFF) || (c >= 0x1F000 && c <= 0x1FAFF);
 }
 
 static int is_word(uint32_t c) {

@@ -468,6 +468,70 @@ static void test_arpa_errors(void **state) {
     assert_non_null(strstr(err.msg, "/nonexistent/x.arpa"));
 }
 
+/* Random damage to a valid file (bytes changed, lines dropped or repeated, truncation) must give
+ * a model or a format error naming the file — never a crash (run under ASan in CI). */
+static void test_arpa_mutations(void **state) {
+    (void)state;
+    s2s_lm *lm = train(3, HAND, 4, NULL);
+    const char *p = tmp_path("mut");
+    s2s_err err;
+    FILE *fp = fopen(p, "w");
+    assert_int_equal(s2s_lm_write_arpa(lm, fp, &err), 0);
+    fclose(fp);
+    s2s_lm_free(lm);
+    size_t len;
+    char *orig = slurp(p, &len);
+    uint32_t seed = 12345;
+    static const char junk[] = " \t\n\\-0123456789.e=abs<>/#";
+    int loaded = 0, failed = 0;
+    for (int it = 0; it < 400; it++) {
+        char *b = malloc(len * 2 + 16);
+        assert_non_null(b);
+        size_t n = len;
+        memcpy(b, orig, len);
+        int edits = 1 + (int)(lcg(&seed) % 3);
+        for (int e = 0; e < edits && n > 0; e++) {
+            size_t at = lcg(&seed) % n;
+            switch (lcg(&seed) % 4) {
+            case 0:
+                b[at] = junk[lcg(&seed) % (sizeof junk - 1)];
+                break;
+            case 1:
+                memmove(b + at, b + at + 1, n - at - 1), n--;
+                break;
+            case 2:
+                n = at;
+                break;
+            default:
+                memmove(b + at + 1, b + at, n - at), b[at] = junk[lcg(&seed) % (sizeof junk - 1)],
+                                                     n++;
+            }
+        }
+        fp = fopen(p, "wb");
+        fwrite(b, 1, n, fp);
+        fclose(fp);
+        free(b);
+        s2s_lm *m = s2s_lm_load_arpa(p, &err);
+        if (m) {
+            loaded++;
+            const char *toks[] = {"a", "b", "zz"};
+            double nll;
+            size_t nt;
+            int rc = s2s_lm_score(m, toks, 1, toks + 1, 2, 1, &nll, &nt, NULL, &err);
+            assert_true(rc == 0 || rc == S2S_EDATA);
+            s2s_lm_free(m);
+        } else {
+            failed++;
+            if (err.code != S2S_EFORMAT || !strstr(err.msg, p))
+                fail_msg("iteration %d: code %d, message \"%s\"", it, err.code, err.msg);
+        }
+    }
+    assert_true(failed > 100); /* the damage is usually noticed */
+    assert_true(loaded > 0);   /* and some is harmless (a changed digit) */
+    free(orig);
+    unlink(p);
+}
+
 /* ---- tokenization ---------------------------------------------------------------------------- */
 static char *tok(const char *text, s2s_tok_mode mode) {
     static char out[2048];
@@ -497,6 +561,8 @@ static void test_tokenize(void **state) {
     assert_string_equal(
         tok("John\xE2\x80\x99s CAF\xC3\x89 \xE2\x80\x9Cok\xE2\x80\x9D", S2S_TOK_WORDS),
         "john's|caf\xC3\x89|\xE2\x80\x9C|ok|\xE2\x80\x9D");
+    assert_string_equal(tok("great\xF0\x9F\x98\x80\xF0\x9F\x98\x80 \xE2\x86\x92x", S2S_TOK_WORDS),
+                        "great|\xF0\x9F\x98\x80|\xF0\x9F\x98\x80|\xE2\x86\x92|x");
     assert_string_equal(tok("", S2S_TOK_WORDS), "");
     assert_string_equal(tok(" \t\n", S2S_TOK_WORDS), "");
     /* chars: one token per code point, whitespace (also U+3000) dropped, ASCII lower-cased */
@@ -567,8 +633,9 @@ int main(void) {
         cmocka_unit_test(test_kn_hand),      cmocka_unit_test(test_kn_discounts),
         cmocka_unit_test(test_sums_to_one),  cmocka_unit_test(test_arpa_roundtrip),
         cmocka_unit_test(test_arpa_foreign), cmocka_unit_test(test_arpa_gzip),
-        cmocka_unit_test(test_arpa_errors),  cmocka_unit_test(test_tokenize),
-        cmocka_unit_test(test_chars_model),  cmocka_unit_test(test_train_errors),
+        cmocka_unit_test(test_arpa_errors),  cmocka_unit_test(test_arpa_mutations),
+        cmocka_unit_test(test_tokenize),     cmocka_unit_test(test_chars_model),
+        cmocka_unit_test(test_train_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
