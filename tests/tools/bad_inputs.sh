@@ -36,7 +36,7 @@ trap cleanup EXIT
 export BAD_GEN=$GEN BAD_MOUNTS=$MOUNTS BAD_BIN=$S2S_BIN
 # ---- helpers for the gen column (run in a subshell in the case directory) --------------------
 helpers=$(cat <<'EOF'
-gen() { python3 "$BAD_GEN" "$@"; }
+gen() { python3 -S "$BAD_GEN" "$@"; }
 skip() { echo "$*" > .skip; exit 77; }
 need() { [ -x "$BAD_BIN/$1" ] || skip "needs $1 (not built yet)"; }
 mount_tmpfs() {
@@ -114,7 +114,12 @@ while IFS=$'\t' read -r id cmd gencmd status regex absent keep || [ -n "${id:-}"
     feeder=$!
     (cd "$W" && PATH="$S2S_BIN:$PATH" exec bash -c "exec $cmd") <"$W/.fifo" >"$W/.stdout" 2>"$W/.stderr" &
     pid=$!
-    sleep 1.5
+    # signal once the tool is at work (its temporary output exists, or it wrote something)
+    for _ in $(seq 100); do
+      [ -s "$W/.stdout" ] || [ -s "$W/.stderr" ] || [ -n "$(find "$W" -name '*.tmp-*' -print -quit)" ] && break
+      sleep 0.1
+    done
+    sleep 0.3
     kill -s "$sig" "$pid" 2>/dev/null || true
     touch "$W/.go"
     (sleep 30 && kill -9 "$pid" 2>/dev/null) &
@@ -153,5 +158,12 @@ while IFS=$'\t' read -r id cmd gencmd status regex absent keep || [ -n "${id:-}"
   fi
 done <"$CASES"
 
+# docs/bad-inputs.md is generated from the table: it must not go stale
+if [ -z "${S2S_BAD_ONLY:-}" ] && [ -z "${S2S_BAD_CASES:-}" ]; then
+  if ! python3 "$S2S_SRC/tests/bad-inputs/gen-doc" | cmp -s - "$S2S_SRC/docs/bad-inputs.md"; then
+    fail=$((fail + 1))
+    echo "FAIL  docs/bad-inputs.md is stale: run tests/bad-inputs/gen-doc > docs/bad-inputs.md"
+  fi
+fi
 echo "bad inputs: $n cases, $pass passed, $skipped skipped, $fail failed"
 [ "$fail" = 0 ] || exit 1
