@@ -44,9 +44,10 @@ void s2s_lm_trainer_free(s2s_lm_trainer *t);
 s2s_lm *s2s_lm_trainer_finish(s2s_lm_trainer *t, s2s_err *err);
 
 /* ---- files ---------------------------------------------------------------------------------- */
-/* Reads an ARPA file (any order; from SRILM, KenLM, IRSTLM or ours). The token mode is taken from
- * a "\s2s-tok: MODE" comment line if present before \data\ (ours writes it), else S2S_TOK_WORDS,
- * or can be forced afterwards with s2s_lm_set_tok_mode. */
+/* Reads an ARPA file, plain or gzip-compressed (any order; from SRILM, KenLM, IRSTLM or ours).
+ * The token mode is taken from a "\s2s-tok: MODE" comment line if present before \data\ (ours
+ * writes it as "# \s2s-tok: MODE": KenLM accepts only '#' lines there), else S2S_TOK_WORDS,
+ * or can be forced afterwards with s2s_lm_set_tok_mode. Errors name FILE:LINE. */
 s2s_lm *s2s_lm_load_arpa(const char *path, s2s_err *err);
 /* Writes standard ARPA (log10 probabilities and backoffs); deterministic ordering. */
 int s2s_lm_write_arpa(const s2s_lm *lm, FILE *fp, s2s_err *err);
