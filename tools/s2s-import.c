@@ -145,7 +145,7 @@ int main(int argc, char **argv) {
             break;
         case 's':
             if (s2s_part_parse(optarg, &c.part, &err) < 0) {
-                fprintf(stderr, "%s: --shard: %s\n", prog, err.msg);
+                fprintf(stderr, "%s: %s\n", prog, err.msg);
                 return 2;
             }
             c.use_part = 1;
