@@ -1,8 +1,9 @@
 /* s2s/resample.h — streaming sample-rate conversion of float mono audio, two engines.
  *
  * S2S_RS_SWR: libswresample with its soxr engine (resampler=soxr), the passband set to 95 % of
- *   the output Nyquist like sox's rate effect. Quality = soxr precision in bits:
- *   best 28 (sox -v), medium 20 (sox's default -h), fastest 16 (sox -m).
+ *   the output Nyquist like sox's rate effect, flat passband (soxr "cheby"). Quality = soxr
+ *   precision in bits: best 28 (as sox -v), medium 24 (the default: better than sox's default
+ *   -h in passband SNR and stop-band rejection, and faster), fastest 20 (sox -h's precision).
  * S2S_RS_SRC: libsamplerate, quality best/medium/fastest = SRC_SINC_BEST_QUALITY /
  *   SRC_SINC_MEDIUM_QUALITY / SRC_SINC_FASTEST.
  * Measured speed and quality of each: docs/resample.md (bench/resample.sh).
