@@ -164,6 +164,29 @@ grep -q '<stdin>:2: invalid UTF-8 at byte 4' err.txt || fail "invalid UTF-8 mess
 [ ! -e bad.arpa ] || fail "a failed training left bad.arpa"
 ls | grep -q 'bad.arpa' && fail "a failed training left a temporary file: $(ls)"
 
+# Chinese text (CMMLU questions + right answers), chars mode: IRSTLM agrees on our tokens too.
+CM="$S2S_SHARED/corpora/cmmlu/test"
+[ -d "$CM" ] || fail "corpus missing: $CM"
+python3 - "$CM" <<'EOF'
+import csv, glob, os, sys
+lines = []
+for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.csv")))[:6]:
+    for r in list(csv.DictReader(open(f, encoding="utf-8"))):
+        lines.append(r["Question"] + r[r["Answer"]])
+lines = [l.replace("\n", " ") for l in lines if l.strip()]
+open("zh.train", "w", encoding="utf-8").write("\n".join(lines[:-150]) + "\n")
+open("zh.held", "w", encoding="utf-8").write("\n".join(lines[-150:]) + "\n")
+EOF
+"$LM" train --order 3 --tok auto --lang zh -o zhc.arpa zh.train 2>/dev/null
+grep -q '^# \\s2s-tok: chars$' zhc.arpa || fail "--lang zh did not give a chars model"
+"$LM" tok --tok chars zh.held | add-start-end.sh >zh.held.se
+ours=$(our_ppl zhc.arpa zh.held)
+line=$(irst zhc.arpa zh.held.se)
+theirs=$(python3 -c "import sys; print(format(float(sys.argv[1]) - float(sys.argv[2]), '.2f'))" \
+    "$(irst_field "$line" PP)" "$(irst_field "$line" PPwp)")
+agree "$ours" "$theirs" || fail "Chinese chars 3-gram: our PP $ours, IRSTLM PP-PPwp $theirs ($line)"
+echo "Chinese (CMMLU) chars 3-gram, 150 held-out lines: PP ours $ours, IRSTLM (PP-PPwp) $theirs"
+
 # Chinese: chars mode chosen by --lang, recorded in the file.
 printf '我爱北京天安门\n天安门上太阳升\n' | "$LM" train --order 2 --tok auto --lang zh -o zh.arpa 2>/dev/null
 grep -q '^# \\s2s-tok: chars$' zh.arpa || fail "--lang zh did not give a chars model"
