@@ -28,7 +28,8 @@ struct s2s_importer {
     int skip_bad;
     s2s_import_cb cb;
     void *arg;
-    json_t *seen; /* id -> "file:line" of its first appearance */
+    json_t *seen;  /* id -> "file:line" of its first appearance */
+    json_t *files; /* "dev:inode" of every file imported -> its path */
     uint64_t count;
     char **reasons;
     uint64_t n_reasons, cap_reasons;
@@ -79,8 +80,9 @@ s2s_importer *s2s_importer_new(const char *format, const s2s_import_opts *opts, 
     im->cb = cb;
     im->arg = arg;
     im->seen = json_object();
+    im->files = json_object();
     const char *prefix = o.prefix ? o.prefix : fmt_prefix[fmt];
-    if (!im->seen || (o.lang && !(im->lang = strdup(o.lang))) ||
+    if (!im->seen || !im->files || (o.lang && !(im->lang = strdup(o.lang))) ||
         (prefix && !(im->prefix = strdup(prefix)))) {
         s2s_importer_free(im);
         oom(err);
@@ -95,6 +97,7 @@ void s2s_importer_free(s2s_importer *im) {
         free(im->reasons[i]);
     free(im->reasons);
     json_decref(im->seen);
+    json_decref(im->files);
     free(im->lang);
     free(im->prefix);
     free(im);
@@ -141,8 +144,12 @@ static int emit(s2s_importer *im, json_t *item, const char *file, long line, s2s
     const char *id = s2s_item_id(item);
     const json_t *prev = json_object_get(im->seen, id);
     if (prev) {
-        int rc = s2s_err_set(err, S2S_EDATA, "%s: duplicate id \"%s\" (first at %s)", where, id,
-                             json_string_value(prev));
+        int rc = s2s_err_set(err, S2S_EDATA, "%s: duplicate id \"%s\" (first at %s)%s", where, id,
+                             json_string_value(prev),
+                             im->fmt == FMT_STORYCLOZE || im->fmt == FMT_CMMLU
+                                 ? "; ids number the rows of each file, so import such files "
+                                   "separately, each with its own --prefix"
+                                 : "");
         json_decref(item);
         return rc;
     }
@@ -831,6 +838,15 @@ long s2s_importer_file(s2s_importer *im, const char *path, s2s_err *err) {
     int is_dir = strcmp(path, "-") != 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
     if (strcmp(path, "-") != 0 && !is_dir && access(path, R_OK) != 0)
         return s2s_err_errno(err, "%s: cannot open", path);
+    if (strcmp(path, "-") != 0 && stat(path, &st) == 0) {
+        /* The same file twice would only give duplicate ids: say so plainly. */
+        char key[64];
+        snprintf(key, sizeof key, "%llu:%llu", (unsigned long long)st.st_dev,
+                 (unsigned long long)st.st_ino);
+        const char *prev = json_string_value(json_object_get(im->files, key));
+        if (prev) return s2s_err_set(err, S2S_EINVAL, "%s: named twice (also as %s)", path, prev);
+        if (json_object_set_new(im->files, key, json_string(path)) < 0) return oom(err);
+    }
     if (is_dir && im->fmt != FMT_CMMLU)
         return s2s_err_set(err, S2S_EINVAL,
                            "%s: is a directory (only cmmlu imports a directory of CSVs)", path);

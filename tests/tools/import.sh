@@ -222,8 +222,14 @@ expect_fail "unterminated quote" 'unterm.csv:2: unterminated quoted field' \
 printf 'storyid,storytitle,sentence1,sentence2,sentence3,sentence4,sentence5\nid1,Title,A.,B.,C.,D.,E.\n' >"$T/train.csv"
 expect_fail "training variant" 'train.csv:1: this is ROCStories training data.*no wrong ending' \
     "$IMP" storycloze "$T/train.csv"
-expect_fail "duplicate id" 'good.csv:2: duplicate id "sstorycloze_000001" \(first at .*good.csv:2\)' \
-    "$IMP" storycloze "$T/good.csv" "$T/good.csv"
+cp "$T/good.csv" "$T/good2.csv"
+expect_fail "duplicate id" 'good2.csv:2: duplicate id "sstorycloze_000001" \(first at .*/good.csv:2\).*own --prefix' \
+    "$IMP" storycloze "$T/good.csv" "$T/good2.csv"
+"$IMP" storycloze -q --prefix a "$T/good.csv" >"$T/a.jsonl" && "$IMP" storycloze -q --prefix b "$T/good2.csv" >"$T/b.jsonl" ||
+    fail "two files with their own prefixes"
+rc=0
+"$IMP" storycloze "$T/good.csv" "$T/good.csv" >/dev/null 2>"$T/err" || rc=$?
+[ "$rc" = 2 ] && grep -q 'good.csv: named twice' "$T/err" || fail "same file twice: exit $rc, $(cat "$T/err")"
 : >"$T/empty.csv"
 expect_fail "empty csv" 'empty.csv:1: empty file' "$IMP" storycloze "$T/empty.csv"
 head -1 "$SC" >"$T/header.csv"
