@@ -83,6 +83,25 @@ int s2s_scorer_write_pairs(s2s_scorer *sc, FILE *fp, s2s_err *err);
 /* Human table of a report (accuracy, CI, pairs, ties, failed, mean scores; degradation). */
 void s2s_score_print_table(const json_t *report, FILE *fp);
 
+/* ---- hooks for a score cache (resume) ------------------------------------------------------
+ * lookup: called before a request is sent; return 1 after filling r->nll, r->ntok, r->flags and
+ *         r->status to use a known answer (the backend is not asked), 0 to ask, negative to stop.
+ * store:  called with every reply that came from the backend (not for answers from lookup);
+ *         negative stops the run (err filled).
+ * Either may be NULL. Answers from lookup and from the backend are treated the same, so a rerun
+ * that finds every score in its cache gives the same report byte for byte. */
+typedef struct s2s_score_hooks {
+    void *ctx;
+    int (*lookup)(void *ctx, const s2s_request *rq, s2s_reply *r, s2s_err *err);
+    int (*store)(void *ctx, const char *item_id, s2s_mode mode, unsigned cand, const s2s_reply *r,
+                 s2s_err *err);
+} s2s_score_hooks;
+
+/* Installs hooks (copied) before the first s2s_scorer_add. */
+void s2s_scorer_set_hooks(s2s_scorer *sc, const s2s_score_hooks *h);
+/* Candidate answers that came from lookup so far. */
+uint64_t s2s_scorer_cached(const s2s_scorer *sc);
+
 void s2s_scorer_free(s2s_scorer *sc);
 
 #endif

@@ -509,12 +509,79 @@ static void test_audio_files(void **state) {
     s2s_backend_free(b);
 }
 
+/* Cache hooks: candidates 0 come from lookup, the rest from the backend and go to store; the
+ * report is the same as without a cache. */
+typedef struct cache_ctx {
+    unsigned looked, hits, stored;
+} cache_ctx;
+
+static int cache_lookup(void *ctx, const s2s_request *rq, s2s_reply *r, s2s_err *err) {
+    cache_ctx *c = ctx;
+    (void)err;
+    c->looked++;
+    if (rq->cand != 0) return 0;
+    c->hits++;
+    fake_fill(rq, r);
+    return 1;
+}
+
+static int cache_store(void *ctx, const char *item_id, s2s_mode mode, unsigned cand,
+                       const s2s_reply *r, s2s_err *err) {
+    cache_ctx *c = ctx;
+    (void)item_id, (void)mode, (void)r, (void)err;
+    assert_true(cand != 0);
+    c->stored++;
+    return 0;
+}
+
+static void test_cache_hooks(void **state) {
+    (void)state;
+    s2s_score_opts o;
+    s2s_score_opts_init(&o);
+    o.modes = (1u << S2S_MODE_T2T) | (1u << S2S_MODE_S2T);
+    char *p1, *p2;
+    json_t *a = run(&sync_ops, NULL, &o, items3, 3, &p1);
+    s2s_err err;
+    s2s_backend *b = s2s_backend_new(&sync_ops, NULL, "fake:", "", &err);
+    s2s_scorer *sc = s2s_scorer_new(&o, b, &err);
+    cache_ctx cc = {0};
+    s2s_score_hooks h = {&cc, cache_lookup, cache_store};
+    s2s_scorer_set_hooks(sc, &h);
+    for (int i = 0; i < 3; i++) {
+        s2s_sample *s = mk(items3[i]);
+        assert_int_equal(s2s_scorer_add(sc, s, &err), 0);
+        s2s_sample_free(s);
+    }
+    assert_int_equal(s2s_scorer_finish(sc, &err), 0);
+    /* 8 candidates x 2 modes asked about; 3 candidates 0 x 2 modes from the cache */
+    assert_int_equal(cc.looked, 16);
+    assert_int_equal(cc.hits, 6);
+    assert_int_equal(cc.stored, 10);
+    assert_int_equal(s2s_scorer_cached(sc), 6);
+    json_t *bb = s2s_scorer_report(sc, NULL, &err);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    assert_int_equal(s2s_scorer_write_pairs(sc, fp, &err), 0);
+    fclose(fp);
+    p2 = buf;
+    char *sa = json_dumps(a, JSON_COMPACT), *sb = json_dumps(bb, JSON_COMPACT);
+    assert_string_equal(sa, sb);
+    assert_string_equal(p1, p2);
+    free(sa), free(sb), free(p1), free(p2);
+    json_decref(a);
+    json_decref(bb);
+    s2s_scorer_free(sc);
+    s2s_backend_free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outcome),       cmocka_unit_test(test_protocol),
         cmocka_unit_test(test_compat_fake),   cmocka_unit_test(test_async_out_of_order),
         cmocka_unit_test(test_degradation),   cmocka_unit_test(test_missing_inputs),
         cmocka_unit_test(test_losses_compat), cmocka_unit_test(test_audio_files),
+        cmocka_unit_test(test_cache_hooks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
