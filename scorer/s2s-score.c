@@ -318,6 +318,14 @@ int main(int argc, char **argv) {
         const json_t *w = json_object_get(rep, "warnings");
         for (size_t i = 0; i < json_array_size(w); i++)
             fprintf(stderr, "%s: warning: %s\n", prog, json_string_value(json_array_get(w, i)));
+        const char *mk;
+        json_t *mv;
+        json_object_foreach(json_object_get(rep, "modes"), mk, mv) {
+            const json_t *fx = json_object_get(mv, "failure_examples");
+            if (json_array_size(fx))
+                fprintf(stderr, "%s: %s: first failure: %s\n", prog, mk,
+                        json_string_value(json_array_get(fx, 0)));
+        }
         if (skipped)
             fprintf(stderr, "%s: %llu item(s) skipped (--skip-bad)\n", prog,
                     (unsigned long long)skipped);
