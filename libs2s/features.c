@@ -16,6 +16,7 @@ struct s2s_fbank {
     float *buf;   /* nfft (av_malloc'd: av_tx wants aligned buffers) */
     float *spec;  /* nfft + 2 (N/2+1 complex) */
     float *power; /* nfft/2 */
+    float *tmp;   /* frame: scaled, DC-free samples */
     /* Sparse mel matrix: filter m covers bins first[m] .. first[m]+len[m]-1. */
     size_t *first, *len;
     float **w;
@@ -166,6 +167,7 @@ void s2s_fbank_free(s2s_fbank *fb) {
     free(fb->center_hz);
     free(fb->win);
     free(fb->power);
+    free(fb->tmp);
     av_free(fb->buf);
     av_free(fb->spec);
     av_tx_uninit(&fb->tx);
@@ -189,14 +191,15 @@ s2s_fbank *s2s_fbank_new(const s2s_fbank_opts *o, s2s_err *err) {
     int nm = o->n_mels;
     fb->win = malloc(fb->frame * sizeof *fb->win);
     fb->power = malloc(nb * sizeof *fb->power);
+    fb->tmp = malloc(fb->frame * sizeof *fb->tmp);
     fb->buf = av_malloc(fb->nfft * sizeof *fb->buf);
     fb->spec = av_malloc((fb->nfft + 2) * sizeof *fb->spec);
     fb->first = calloc((size_t)nm, sizeof *fb->first);
     fb->len = calloc((size_t)nm, sizeof *fb->len);
     fb->w = calloc((size_t)nm, sizeof *fb->w);
     fb->center_hz = calloc((size_t)nm, sizeof *fb->center_hz);
-    if (!fb->win || !fb->power || !fb->buf || !fb->spec || !fb->first || !fb->len || !fb->w ||
-        !fb->center_hz)
+    if (!fb->win || !fb->power || !fb->tmp || !fb->buf || !fb->spec || !fb->first || !fb->len ||
+        !fb->w || !fb->center_hz)
         goto nomem;
     float scale = 1.0f;
     int r = av_tx_init(&fb->tx, &fb->fn, AV_TX_FLOAT_RDFT, 0, (int)fb->nfft, &scale, 0);
@@ -284,35 +287,39 @@ double s2s_fbank_mel_center_hz(const s2s_fbank *fb, int m) {
     return m >= 0 && m < fb->o.n_mels ? fb->center_hz[m] : 0.0;
 }
 
-/* One frame: x[0..frame-1] -> out[0..n_mels-1]. */
-static void one_frame(s2s_fbank *fb, const float *x, float *out) {
+/* One frame: x[0..frame-1] -> out[0..n_mels-1]. Loops are written so that O3 vectorises them
+ * without reordering any floating-point operation (the DC mean is a plain sum in double); this
+ * halved the cost of the features relative to -O2 (perf on bench/tokenize.sh). */
+__attribute__((optimize("O3"))) static void one_frame(s2s_fbank *fb, const float *restrict x,
+                                                      float *restrict out) {
     size_t L = fb->frame, nb = fb->nfft / 2;
-    float *b = fb->buf, sc = (float)fb->o.scale;
+    float *restrict b = fb->buf;
+    float *restrict pw = fb->power;
+    const float *restrict win = fb->win;
+    float sc = (float)fb->o.scale, c = (float)fb->o.preemph;
+    float *restrict t = fb->tmp;
     for (size_t i = 0; i < L; i++)
-        b[i] = x[i] * sc;
+        t[i] = x[i] * sc;
     if (fb->o.remove_dc) {
         double sum = 0;
         for (size_t i = 0; i < L; i++)
-            sum += b[i];
+            sum += t[i];
         float mean = (float)(sum / (double)L);
         for (size_t i = 0; i < L; i++)
-            b[i] -= mean;
+            t[i] -= mean;
     }
-    if (fb->o.preemph > 0) {
-        float c = (float)fb->o.preemph;
-        for (size_t i = L - 1; i > 0; i--)
-            b[i] -= c * b[i - 1];
-        b[0] -= c * b[0];
-    }
-    for (size_t i = 0; i < L; i++)
-        b[i] *= fb->win[i];
-    memset(b + L, 0, (fb->nfft - L) * sizeof *b);
+    /* Kaldi's pre-emphasis, w[i] -= c w[i-1] from the end, w[0] -= c w[0]; then the window. */
+    b[0] = (t[0] - c * t[0]) * win[0];
+    for (size_t i = 1; i < L; i++)
+        b[i] = (t[i] - c * t[i - 1]) * win[i];
+    for (size_t i = L; i < fb->nfft; i++)
+        b[i] = 0;
     fb->fn(fb->tx, fb->spec, b, sizeof(float));
-    const float *s = fb->spec;
+    const float *restrict s = fb->spec;
     for (size_t k = 0; k < nb; k++)
-        fb->power[k] = s[2 * k] * s[2 * k] + s[2 * k + 1] * s[2 * k + 1];
+        pw[k] = s[2 * k] * s[2 * k] + s[2 * k + 1] * s[2 * k + 1];
     for (int m = 0; m < fb->o.n_mels; m++) {
-        const float *w = fb->w[m], *p = fb->power + fb->first[m];
+        const float *w = fb->w[m], *p = pw + fb->first[m];
         float e = 0;
         for (size_t i = 0; i < fb->len[m]; i++)
             e += w[i] * p[i];

@@ -1,0 +1,295 @@
+/* test_features.c — libs2s/features.c: frame counts, pure tones land in the right mel bin, the
+ * whole pipeline against a slow direct-DFT reference written here from Kaldi's definitions,
+ * CMVN, settings as JSON, errors. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "s2s/features.h"
+#include "s2s/stats.h"
+
+static float *tone(size_t n, int rate, double f, double amp) {
+    float *x = malloc(n * sizeof *x);
+    assert_non_null(x);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(amp * sin(2 * M_PI * f * (double)i / rate));
+    return x;
+}
+
+static s2s_fbank *make(const s2s_fbank_opts *o) {
+    s2s_err err;
+    s2s_err_clear(&err);
+    s2s_fbank *fb = s2s_fbank_new(o, &err);
+    if (!fb) fail_msg("s2s_fbank_new: %s", err.msg);
+    return fb;
+}
+
+static void test_frame_counts(void **state) {
+    (void)state;
+    s2s_fbank_opts o;
+    s2s_fbank_opts_default(&o);
+    s2s_fbank *fb = make(&o);
+    assert_int_equal(s2s_fbank_frame_len(fb), 400);
+    assert_int_equal(s2s_fbank_hop_len(fb), 160);
+    assert_int_equal(s2s_fbank_fft_len(fb), 512);
+    assert_int_equal(s2s_fbank_n_frames(fb, 0), 0);
+    assert_int_equal(s2s_fbank_n_frames(fb, 399), 0);
+    assert_int_equal(s2s_fbank_n_frames(fb, 400), 1);
+    assert_int_equal(s2s_fbank_n_frames(fb, 559), 1);
+    assert_int_equal(s2s_fbank_n_frames(fb, 560), 2);
+    assert_int_equal(s2s_fbank_n_frames(fb, 16000), 98); /* Kaldi: 1 s -> 98 frames */
+    float out[80];
+    float x[399] = {0};
+    s2s_err err;
+    assert_int_equal(s2s_fbank_compute(fb, x, 399, out, &err), 0);
+    s2s_fbank_free(fb);
+}
+
+/* A tone at f puts the most energy in the filter whose triangle weighs f's FFT bin most, and
+ * far more than in filters far from it. */
+static void test_pure_tones(void **state) {
+    (void)state;
+    s2s_fbank_opts o;
+    s2s_fbank_opts_default(&o);
+    s2s_fbank *fb = make(&o);
+    const double freqs[] = {150, 440, 1000, 2500, 4000, 7000};
+    size_t n = 16000, nf = s2s_fbank_n_frames(fb, n);
+    float *out = malloc(nf * 80 * sizeof *out);
+    assert_non_null(out);
+    for (size_t fi = 0; fi < sizeof freqs / sizeof *freqs; fi++) {
+        double f = freqs[fi];
+        float *x = tone(n, 16000, f, 0.5);
+        s2s_err err;
+        assert_int_equal(s2s_fbank_compute(fb, x, n, out, &err), (long)nf);
+        double mean[80] = {0};
+        for (size_t t = 0; t < nf; t++)
+            for (int m = 0; m < 80; m++)
+                mean[m] += out[t * 80 + m] / (double)nf;
+        int best = 0;
+        for (int m = 1; m < 80; m++)
+            if (mean[m] > mean[best]) best = m;
+        /* Expected: the filter with the largest weight at the tone's bin. */
+        size_t bin = (size_t)lround(f / (16000.0 / 512));
+        int want = -1;
+        float ww = 0;
+        for (int m = 0; m < 80; m++) {
+            size_t first, len;
+            const float *w = s2s_fbank_mel_weights(fb, m, &first, &len);
+            if (bin >= first && bin < first + len && w[bin - first] > ww) {
+                ww = w[bin - first];
+                want = m;
+            }
+        }
+        if (abs(best - want) > 0)
+            fail_msg("tone %.0f Hz: peak in mel bin %d (centre %.0f Hz), expected %d (%.0f Hz)", f,
+                     best, s2s_fbank_mel_center_hz(fb, best), want,
+                     s2s_fbank_mel_center_hz(fb, want));
+        /* The centre of that filter is near the tone (within one filter spacing). */
+        double c = s2s_fbank_mel_center_hz(fb, best);
+        assert_true(fabs(c - f) < 0.15 * f + 60);
+        /* Far bins are much weaker: > 8 nepers (~35 dB) below the peak. */
+        for (int m = 0; m < 80; m++)
+            if (abs(m - best) > 8 && mean[m] > mean[best] - 8)
+                fail_msg("tone %.0f Hz: mel bin %d only %.2f below the peak", f, m,
+                         mean[best] - mean[m]);
+        free(x);
+    }
+    free(out);
+    s2s_fbank_free(fb);
+}
+
+/* Reference: Kaldi's fbank from its definitions, with a direct O(N^2) DFT in double. */
+static double ref_mel(double hz) {
+    return 1127.0 * log(1.0 + hz / 700.0);
+}
+
+static void reference(const float *x, size_t n, int n_mels, int cmvn, double *out, size_t *nf_out) {
+    const size_t L = 400, H = 160, N = 512;
+    size_t nf = n < L ? 0 : 1 + (n - L) / H;
+    double w[400], fr[512], pw[256];
+    for (size_t i = 0; i < L; i++)
+        w[i] = pow(0.5 - 0.5 * cos(2 * M_PI * (double)i / (double)(L - 1)), 0.85);
+    double mlo = ref_mel(20), mhi = ref_mel(8000), d = (mhi - mlo) / (n_mels + 1);
+    for (size_t t = 0; t < nf; t++) {
+        double mean = 0;
+        for (size_t i = 0; i < L; i++) {
+            fr[i] = x[t * H + i] * 32768.0;
+            mean += fr[i];
+        }
+        mean /= (double)L;
+        for (size_t i = 0; i < L; i++)
+            fr[i] -= mean;
+        for (size_t i = L - 1; i > 0; i--)
+            fr[i] -= 0.97 * fr[i - 1];
+        fr[0] -= 0.97 * fr[0];
+        for (size_t i = 0; i < L; i++)
+            fr[i] *= w[i];
+        for (size_t k = 0; k < N / 2; k++) {
+            double re = 0, im = 0;
+            for (size_t i = 0; i < L; i++) { /* samples L..N-1 are the zero padding */
+                double a = -2 * M_PI * (double)k * (double)i / (double)N;
+                re += fr[i] * cos(a);
+                im += fr[i] * sin(a);
+            }
+            pw[k] = re * re + im * im;
+        }
+        for (int m = 0; m < n_mels; m++) {
+            double left = mlo + m * d, c = left + d, right = c + d, e = 0;
+            for (size_t k = 0; k < N / 2; k++) {
+                double mel = ref_mel(16000.0 * (double)k / (double)N);
+                if (mel > left && mel < right)
+                    e += pw[k] *
+                         (mel <= c ? (mel - left) / (c - left) : (right - mel) / (right - c));
+            }
+            out[t * (size_t)n_mels + (size_t)m] = log(e > 1.1920929e-07 ? e : 1.1920929e-07);
+        }
+    }
+    if (cmvn && nf)
+        for (int m = 0; m < n_mels; m++) {
+            double s = 0, ss = 0;
+            for (size_t t = 0; t < nf; t++) {
+                s += out[t * (size_t)n_mels + (size_t)m];
+                ss += out[t * (size_t)n_mels + (size_t)m] * out[t * (size_t)n_mels + (size_t)m];
+            }
+            double mu = s / (double)nf, sd = sqrt(ss / (double)nf - mu * mu);
+            for (size_t t = 0; t < nf; t++)
+                out[t * (size_t)n_mels + (size_t)m] =
+                    (out[t * (size_t)n_mels + (size_t)m] - mu) / sd;
+        }
+    *nf_out = nf;
+}
+
+static void compare_with_reference(int n_mels, int cmvn) {
+    s2s_fbank_opts o;
+    s2s_fbank_opts_default(&o);
+    o.n_mels = n_mels;
+    o.cmvn = cmvn;
+    s2s_fbank *fb = make(&o);
+    /* Noise plus a chirp: energy in every filter, values that change from frame to frame. */
+    size_t n = 400 + 160 * 24 + 77;
+    float *x = malloc(n * sizeof *x);
+    assert_non_null(x);
+    s2s_rng r;
+    s2s_rng_seed(&r, 7);
+    for (size_t i = 0; i < n; i++) {
+        double u = (double)(s2s_rng_next(&r) >> 11) / 9007199254740992.0 - 0.5;
+        double tt = (double)i / 16000;
+        x[i] = (float)(0.1 * u + 0.3 * sin(2 * M_PI * (100 + 30000 * tt) * tt));
+    }
+    size_t nf = s2s_fbank_n_frames(fb, n), rnf;
+    float *out = malloc(nf * (size_t)n_mels * sizeof *out);
+    double *ref = malloc(nf * (size_t)n_mels * sizeof *ref);
+    assert_true(out && ref);
+    s2s_err err;
+    assert_int_equal(s2s_fbank_compute(fb, x, n, out, &err), (long)nf);
+    reference(x, n, n_mels, cmvn, ref, &rnf);
+    assert_int_equal(nf, rnf);
+    assert_int_equal(nf, 25);
+    double worst = 0;
+    for (size_t i = 0; i < nf * (size_t)n_mels; i++) {
+        double e = fabs(out[i] - ref[i]);
+        if (e > worst) worst = e;
+    }
+    /* Float FFT vs double DFT: log-energies (natural log, values ~10..25) agree to 1e-3. */
+    if (worst > 1e-3)
+        fail_msg("n_mels %d cmvn %d: max |ours - reference| = %g", n_mels, cmvn, worst);
+    free(x);
+    free(out);
+    free(ref);
+    s2s_fbank_free(fb);
+}
+
+static void test_reference_dft(void **state) {
+    (void)state;
+    compare_with_reference(80, 0);
+    compare_with_reference(23, 0); /* Kaldi's own default bin count */
+    compare_with_reference(80, 1);
+}
+
+static void test_cmvn(void **state) {
+    (void)state;
+    s2s_fbank_opts o;
+    s2s_fbank_opts_default(&o);
+    o.cmvn = 1;
+    s2s_fbank *fb = make(&o);
+    size_t n = 8000, nf = s2s_fbank_n_frames(fb, n);
+    float *x = tone(n, 16000, 700, 0.3);
+    for (size_t i = 0; i < n; i++)
+        x[i] *= (float)(0.2 + (double)i / (double)n); /* a rising level: non-constant frames */
+    float *out = malloc(nf * 80 * sizeof *out);
+    s2s_err err;
+    assert_int_equal(s2s_fbank_compute(fb, x, n, out, &err), (long)nf);
+    for (int m = 0; m < 80; m++) {
+        double s = 0, ss = 0;
+        for (size_t t = 0; t < nf; t++) {
+            s += out[t * 80 + m];
+            ss += (double)out[t * 80 + m] * out[t * 80 + m];
+        }
+        assert_true(fabs(s / (double)nf) < 1e-4);
+        assert_true(fabs(ss / (double)nf - 1.0) < 1e-3);
+    }
+    free(x);
+    free(out);
+    s2s_fbank_free(fb);
+}
+
+static void test_json_and_errors(void **state) {
+    (void)state;
+    s2s_fbank_opts o, back;
+    s2s_fbank_opts_default(&o);
+    o.window = S2S_WIN_HAMMING;
+    o.cmvn = 1;
+    o.n_mels = 40;
+    json_t *j = s2s_fbank_opts_to_json(&o);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "frame_samples")), 400);
+    assert_true(json_real_value(json_object_get(j, "high_hz")) == 8000.0);
+    s2s_err err;
+    s2s_err_clear(&err);
+    assert_int_equal(s2s_fbank_opts_from_json(j, &back, &err), 0);
+    assert_int_equal(back.window, S2S_WIN_HAMMING);
+    assert_int_equal(back.n_mels, 40);
+    assert_int_equal(back.cmvn, 1);
+    assert_true(back.preemph == o.preemph && back.hop_ms == o.hop_ms);
+    json_object_del(j, "n_mels");
+    assert_int_equal(s2s_fbank_opts_from_json(j, &back, &err), S2S_EFORMAT);
+    assert_non_null(strstr(err.msg, "n_mels"));
+    json_decref(j);
+
+    s2s_fbank_opts bad = o;
+    bad.high_hz = 9000; /* above Nyquist */
+    assert_int_equal(s2s_fbank_opts_check(&bad, &err), S2S_EINVAL);
+    assert_null(s2s_fbank_new(&bad, &err));
+    bad = o;
+    bad.n_mels = 0;
+    assert_int_equal(s2s_fbank_opts_check(&bad, &err), S2S_EINVAL);
+    bad = o;
+    bad.hop_ms = 30;
+    assert_int_equal(s2s_fbank_opts_check(&bad, &err), S2S_EINVAL);
+    assert_int_equal(s2s_fbank_window_parse("povey"), S2S_WIN_POVEY);
+    assert_int_equal(s2s_fbank_window_parse("blackman"), -1);
+
+    s2s_fbank_opts_default(&o);
+    s2s_fbank *fb = make(&o);
+    float *x = tone(800, 16000, 300, 0.5), out[2 * 80];
+    x[500] = NAN;
+    assert_int_equal(s2s_fbank_compute(fb, x, 800, out, &err), S2S_EDATA);
+    assert_non_null(strstr(err.msg, "500"));
+    free(x);
+    s2s_fbank_free(fb);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_frame_counts), cmocka_unit_test(test_pure_tones),
+        cmocka_unit_test(test_reference_dft), cmocka_unit_test(test_cmvn),
+        cmocka_unit_test(test_json_and_errors)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,302 @@
+/* test_kmeans.c — libs2s/kmeans.c: recovery of well-separated clusters, same seed -> same
+ * codebook bytes, assignment = brute-force nearest centre, codebook file round trip and every
+ * validation error (magic, version, dimension, truncation, trailing bytes, hash). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "s2s/kmeans.h"
+#include "s2s/stats.h"
+#include "s2s/util.h"
+
+static double unif(s2s_rng *r) {
+    return (double)(s2s_rng_next(r) >> 11) / 9007199254740992.0;
+}
+
+static double gauss(s2s_rng *r) {
+    double u = unif(r), v = unif(r);
+    return sqrt(-2 * log(u + 1e-300)) * cos(2 * M_PI * v);
+}
+
+/* C clusters of P points in D dims: centres at random points of [-50, 50]^D, noise sd 1. */
+static float *clusters(size_t C, size_t P, size_t D, uint64_t seed, float *centres, int *label) {
+    s2s_rng r;
+    s2s_rng_seed(&r, seed);
+    for (size_t c = 0; c < C * D; c++)
+        centres[c] = (float)(100 * unif(&r) - 50);
+    float *x = malloc(C * P * D * sizeof *x);
+    assert_non_null(x);
+    /* Interleave clusters so that order does not give them away. */
+    for (size_t i = 0; i < C * P; i++) {
+        size_t c = i % C;
+        label[i] = (int)c;
+        for (size_t d = 0; d < D; d++)
+            x[i * D + d] = centres[c * D + d] + (float)gauss(&r);
+    }
+    return x;
+}
+
+static void test_recovers_clusters(void **state) {
+    (void)state;
+    enum { C = 6, P = 150, D = 8 };
+    float truth[C * D], got[C * D];
+    int label[C * P];
+    float *x = clusters(C, P, D, 42, truth, label);
+    s2s_kmeans_opts o;
+    s2s_kmeans_opts_default(&o);
+    o.k = C;
+    o.seed = 3;
+    s2s_kmeans_stats st;
+    s2s_err err;
+    s2s_err_clear(&err);
+    assert_int_equal(s2s_kmeans_train(x, C * P, D, &o, got, &st, &err), 0);
+    assert_true(st.converged);
+    /* Every true centre has exactly one learned centre within 0.5 (noise sd 1, 150 points:
+     * the mean is off by ~0.08 per dimension), and the learned centres are a permutation. */
+    int used[C] = {0};
+    for (int c = 0; c < C; c++) {
+        int match = -1;
+        for (int j = 0; j < C; j++) {
+            double d2 = 0;
+            for (int d = 0; d < D; d++)
+                d2 += (truth[c * D + d] - got[j * D + d]) * (truth[c * D + d] - got[j * D + d]);
+            if (sqrt(d2) < 0.5) {
+                assert_int_equal(match, -1);
+                match = j;
+            }
+        }
+        if (match < 0) fail_msg("true centre %d not recovered", c);
+        assert_int_equal(used[match], 0);
+        used[match] = 1;
+    }
+    /* Inertia ~ n * D * sd^2. */
+    assert_true(st.inertia / (C * P * D) > 0.8 && st.inertia / (C * P * D) < 1.2);
+    free(x);
+}
+
+static s2s_codebook *train_cb(const float *x, size_t n, size_t k, uint64_t seed) {
+    s2s_fbank_opts fo;
+    s2s_fbank_opts_default(&fo);
+    fo.n_mels = 8;
+    s2s_kmeans_opts o;
+    s2s_kmeans_opts_default(&o);
+    o.k = k;
+    o.seed = seed;
+    float *c = malloc(k * 8 * sizeof *c);
+    s2s_err err;
+    s2s_err_clear(&err);
+    s2s_kmeans_stats st;
+    assert_int_equal(s2s_kmeans_train(x, n, 8, &o, c, &st, &err), 0);
+    json_t *info = json_pack("{s:I, s:f}", "seed", (json_int_t)seed, "inertia", st.inertia);
+    s2s_codebook *cb = s2s_codebook_new(c, k, 8, &fo, info, &err);
+    if (!cb) fail_msg("%s", err.msg);
+    free(c);
+    return cb;
+}
+
+static void test_same_seed_same_bytes(void **state) {
+    (void)state;
+    enum { C = 20, P = 40, D = 8 };
+    float truth[C * D];
+    int label[C * P];
+    float *x = clusters(C, P, D, 9, truth, label);
+    /* k smaller than the true count: a harder problem where the seed matters. */
+    s2s_codebook *a = train_cb(x, C * P, 7, 11), *b = train_cb(x, C * P, 7, 11),
+                 *c = train_cb(x, C * P, 7, 12);
+    unsigned char *ba, *bb, *bc;
+    size_t la, lb, lc;
+    s2s_err err;
+    assert_int_equal(s2s_codebook_serialize(a, &ba, &la, &err), 0);
+    assert_int_equal(s2s_codebook_serialize(b, &bb, &lb, &err), 0);
+    assert_int_equal(s2s_codebook_serialize(c, &bc, &lc, &err), 0);
+    assert_int_equal(la, lb);
+    assert_memory_equal(ba, bb, la);
+    assert_string_equal(s2s_codebook_hash(a), s2s_codebook_hash(b));
+    /* The hash is the SHA-256 of the file bytes. */
+    char hex[65];
+    s2s_sha256_hex(ba, la, hex);
+    assert_string_equal(hex, s2s_codebook_hash(a));
+    /* Another seed starts elsewhere: a different codebook (this data has 20 clusters for 7). */
+    assert_string_not_equal(s2s_codebook_hash(a), s2s_codebook_hash(c));
+    free(ba);
+    free(bb);
+    free(bc);
+    s2s_codebook_free(a);
+    s2s_codebook_free(b);
+    s2s_codebook_free(c);
+    free(x);
+}
+
+static void test_assign_brute_force(void **state) {
+    (void)state;
+    s2s_rng r;
+    s2s_rng_seed(&r, 5);
+    enum { N = 999, D = 8 };
+    float *x = malloc(N * D * sizeof *x);
+    for (size_t i = 0; i < N * D; i++)
+        x[i] = (float)(gauss(&r) * 3);
+    /* k = 37: not a multiple of the padding, so padded centres must never win. */
+    s2s_codebook *cb = train_cb(x, N, 37, 1);
+    int32_t *u = malloc(N * sizeof *u);
+    s2s_err err;
+    assert_int_equal(s2s_codebook_assign(cb, x, N, u, &err), 0);
+    const float *c = s2s_codebook_centroids(cb);
+    for (size_t i = 0; i < N; i++) {
+        double best = HUGE_VAL, mine = 0;
+        for (size_t j = 0; j < 37; j++) {
+            double d2 = 0;
+            for (size_t d = 0; d < D; d++)
+                d2 += ((double)x[i * D + d] - c[j * D + d]) * ((double)x[i * D + d] - c[j * D + d]);
+            if (d2 < best) best = d2;
+            if ((int32_t)j == u[i]) mine = d2;
+        }
+        assert_true(u[i] >= 0 && u[i] < 37);
+        if (mine > best + 1e-4 * (1 + best))
+            fail_msg("frame %zu: unit %d at distance %g, nearest is %g", i, u[i], mine, best);
+    }
+    /* Any block length gives the same units (the kernel works 4 frames at a time). */
+    int32_t *v = malloc(N * sizeof *v);
+    for (size_t i = 0; i < N;) {
+        size_t m = 1 + i % 5;
+        if (m > N - i) m = N - i;
+        assert_int_equal(s2s_codebook_assign(cb, x + i * D, m, v + i, &err), 0);
+        i += m;
+    }
+    assert_memory_equal(u, v, N * sizeof *u);
+    free(u);
+    free(v);
+    free(x);
+    s2s_codebook_free(cb);
+}
+
+static s2s_codebook *must_parse_fail(const unsigned char *d, size_t n, int code, const char *what) {
+    s2s_err err;
+    s2s_err_clear(&err);
+    s2s_codebook *cb = s2s_codebook_parse(d, n, "cb.bin", &err);
+    if (cb) fail_msg("expected failure (%s)", what);
+    if (err.code != code) fail_msg("%s: code %d, want %d (%s)", what, err.code, code, err.msg);
+    if (!strstr(err.msg, what)) fail_msg("message '%s' does not say '%s'", err.msg, what);
+    assert_non_null(strstr(err.msg, "cb.bin"));
+    return cb;
+}
+
+static void test_file_round_trip_and_errors(void **state) {
+    (void)state;
+    s2s_rng r;
+    s2s_rng_seed(&r, 8);
+    float x[200 * 8];
+    for (size_t i = 0; i < 200 * 8; i++)
+        x[i] = (float)gauss(&r);
+    s2s_codebook *cb = train_cb(x, 200, 5, 2);
+    unsigned char *b;
+    size_t n;
+    s2s_err err;
+    s2s_err_clear(&err);
+    assert_int_equal(s2s_codebook_serialize(cb, &b, &n, &err), 0);
+    s2s_codebook *back = s2s_codebook_parse(b, n, "cb.bin", &err);
+    if (!back) fail_msg("%s", err.msg);
+    assert_int_equal(s2s_codebook_k(back), 5);
+    assert_int_equal(s2s_codebook_dim(back), 8);
+    assert_memory_equal(s2s_codebook_centroids(back), s2s_codebook_centroids(cb), 5 * 8 * 4);
+    assert_string_equal(s2s_codebook_hash(back), s2s_codebook_hash(cb));
+    assert_int_equal(s2s_codebook_fbank_opts(back)->n_mels, 8);
+    assert_non_null(json_object_get(s2s_codebook_info(back), "seed"));
+    s2s_codebook_free(back);
+
+    /* Truncated by one byte; one byte too many. */
+    must_parse_fail(b, n - 1, S2S_EFORMAT, "truncated");
+    unsigned char *t = malloc(n + 1);
+    memcpy(t, b, n);
+    t[n] = 0;
+    must_parse_fail(t, n + 1, S2S_EFORMAT, "trailing");
+    /* A flipped bit in the centres. */
+    memcpy(t, b, n);
+    t[n - 3] ^= 0x10;
+    must_parse_fail(t, n, S2S_EDATA, "hash mismatch");
+    /* Not a codebook; a future version. */
+    must_parse_fail((const unsigned char *)"RIFF....WAVEfmt ", 16, S2S_EFORMAT,
+                    "not an s2s codebook");
+    memcpy(t, b, n);
+    t[13] = '2';
+    must_parse_fail(t, n, S2S_EUNSUP, "version");
+    /* Wrong dimension: header says dim 4 while the features have 8 mel bins. */
+    char *s = malloc(n + 1);
+    memcpy(s, b, n);
+    s[n] = 0;
+    char *p = strstr(s, "\"dim\":8");
+    assert_non_null(p);
+    p[6] = '4';
+    must_parse_fail((unsigned char *)s, n, S2S_EFORMAT, "wrong dimension");
+    /* Header not JSON. */
+    memcpy(s, b, n);
+    s[16] = '[';
+    must_parse_fail((unsigned char *)s, n, S2S_EFORMAT, "not JSON");
+    free(s);
+    free(t);
+
+    /* Saved file = serialised bytes; load validates the same way and names the path. */
+    char path[] = "/tmp/test_kmeans_cb_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(s2s_codebook_save(cb, path, &err), 0);
+    unsigned char *fb;
+    size_t fl;
+    assert_int_equal(s2s_read_file(path, &fb, &fl, &err), 0);
+    assert_int_equal(fl, n);
+    assert_memory_equal(fb, b, n);
+    free(fb);
+    FILE *f = fopen(path, "wb");
+    fwrite(b, 1, n / 2, f);
+    fclose(f);
+    assert_null(s2s_codebook_load(path, &err));
+    assert_int_equal(err.code, S2S_EFORMAT);
+    assert_non_null(strstr(err.msg, path));
+    remove(path);
+    free(b);
+    s2s_codebook_free(cb);
+}
+
+static void test_train_errors_and_units_text(void **state) {
+    (void)state;
+    float x[10 * 2] = {0};
+    float c[5 * 2];
+    s2s_kmeans_opts o;
+    s2s_kmeans_opts_default(&o);
+    o.k = 11;
+    s2s_err err;
+    assert_int_equal(s2s_kmeans_train(x, 10, 2, &o, c, NULL, &err), S2S_EINVAL);
+    o.k = 3; /* ten identical frames: one distinct point for three clusters */
+    assert_int_equal(s2s_kmeans_train(x, 10, 2, &o, c, NULL, &err), S2S_EDATA);
+    assert_non_null(strstr(err.msg, "distinct"));
+    x[3] = NAN;
+    assert_int_equal(s2s_kmeans_train(x, 10, 2, &o, c, NULL, &err), S2S_EDATA);
+
+    int32_t u[] = {0, 17, 5, 99, 1234567};
+    size_t len;
+    char *s = s2s_units_format(u, 5, &len);
+    assert_string_equal(s, "0 17 5 99 1234567\n");
+    assert_int_equal(len, strlen(s));
+    free(s);
+    s = s2s_units_format(u, 0, &len);
+    assert_string_equal(s, "");
+    assert_int_equal(len, 0);
+    free(s);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_recovers_clusters),
+                                       cmocka_unit_test(test_same_seed_same_bytes),
+                                       cmocka_unit_test(test_assign_brute_force),
+                                       cmocka_unit_test(test_file_round_trip_and_errors),
+                                       cmocka_unit_test(test_train_errors_and_units_text)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
