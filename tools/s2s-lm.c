@@ -76,6 +76,8 @@ static void usage(FILE *fp) {
             "  --shard I/N      only items of part I of N\n"
             "  --skip-bad       skip items lacking what is asked (counted on stderr)\n"
             "  -o, --output F   output file (default stdout)\n"
+            "       A model trained on ctx+right text of the items it then scores has seen their\n"
+            "       plausible endings: train on other items (e.g. --shard 0/2, score 1/2).\n"
             "\n"
             "  -h, --help, --version\n"
             "\n"
