@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# s2s-resample on real files: tones and sweeps against sox's result on the same input (length,
+# frequency, passband SNR, stop-band rejection), mp3/opus/m4a/stereo/48 kHz/FLAC inputs made
+# with ffmpeg, --attach, bad input (truncated, NaN, empty) with and without --skip-bad,
+# pass-through, byte-identical reruns. Outputs checked with soxi, ffprobe, flac and Python.
+set -euo pipefail
+BIN=${S2S_BIN:?S2S_BIN not set}
+SRC=${S2S_SRC:?S2S_SRC not set}
+R=$BIN/s2s-resample
+M="python3 $SRC/tests/tools/audio_metrics.py"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+fail() { echo "resample.sh: FAIL: $*" >&2; exit 1; }
+for t in sox soxi ffmpeg ffprobe flac python3; do
+  command -v $t >/dev/null || fail "needs $t"
+done
+
+# mk OUT.tar KEY,SUFFIX=FILE,... ...  -> tar stream of samples (item JSON + members)
+cat > mk.py <<'EOF'
+import io, json, sys, tarfile
+def item(i):
+    return {"id": i, "task": "cloze", "lang": "en", "context": {"text": "hello"},
+            "candidates": [{"text": "a", "label": 1}, {"text": "b", "label": 0}]}
+with tarfile.open(sys.argv[1], "w", format=tarfile.USTAR_FORMAT) as out:
+    def add(name, data):
+        ti = tarfile.TarInfo(name); ti.size = len(data); out.addfile(ti, io.BytesIO(data))
+    for spec in sys.argv[2:]:
+        key, *members = spec.split(",")
+        add(key + ".json", json.dumps(item(key)).encode())
+        for m in members:
+            suf, path = m.split("=")
+            add(key + "." + suf, open(path, "rb").read())
+EOF
+mk() { python3 mk.py "$@"; }
+# get TAR MEMBER OUT: extract one member with GNU tar
+get() { tar -xOf "$1" "$2" > "$3" || fail "$1 has no member $2"; }
+ge() { python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) >= float(sys.argv[2]) else 1)" "$1" "$2"; }
+near() { python3 -c "import sys; sys.exit(0 if abs(float(sys.argv[1]) - float(sys.argv[2])) <= float(sys.argv[3]) else 1)" "$1" "$2" "$3"; }
+
+# ---- usage -----------------------------------------------------------------------------------
+"$R" --help | grep -q -- '--attach' || fail "--help does not document --attach"
+"$R" --version | grep -q 's2s-resample' || fail "--version"
+set +e
+"$R" < /dev/null > /dev/null 2> err.txt; st=$?
+"$R" --rate 16000 --engine sox < /dev/null > /dev/null 2>> err.txt; st2=$?
+"$R" --rate 16000 --container flac --format f32 < /dev/null > /dev/null 2>> err.txt; st3=$?
+set -e
+[ $st = 2 ] && [ $st2 = 2 ] && [ $st3 = 2 ] || fail "usage errors must exit 2 (got $st $st2 $st3)"
+grep -q 'rate R is required' err.txt || fail "missing --rate not explained"
+
+# ---- quality against sox: 22050 -> 16000 and 16000 -> 24000 -----------------------------------
+# Float in and out, so neither 16-bit rounding nor sox's dither sets the figures.
+# Thresholds (what a converter as good as sox -h must reach; measured figures: docs/resample.md):
+#  - length exactly round(n * out / in), +-1 allowed;
+#  - tone frequency within 0.01 Hz (the zero-crossing estimate on 2 s resolves ~1e-4 Hz);
+#  - tone and sweep SNR >= 100 dB (sox -h is specified for 20-bit precision, ~120 dB; 16-bit
+#    audio itself is ~98 dB) and not below sox's own figure on the same input;
+#  - stop band (8.5-11 kHz chirp into 16 kHz): rejection >= 120 dB (sox -h: 125 dB spec) and not
+#    below sox's figure.
+q_case() { # IN_RATE OUT_RATE TONE_HZ
+  local ir=$1 or=$2 f=$3 tag=$1-$2
+  $M gen tone tone-$tag.wav "$ir" 2 "$f" 0.5 f32
+  $M gen sweep sweep-$tag.wav "$ir" 2 20 7000 0.5 f32
+  mk q-$tag.tar "tone,ctx.wav=tone-$tag.wav" "sweep,ctx.wav=sweep-$tag.wav"
+  "$R" -q --rate "$or" --format f32 q-$tag.tar > o-$tag.tar
+  for s in tone sweep; do
+    get o-$tag.tar $s.ctx.wav ours-$s-$tag.wav
+    sox $s-$tag.wav -e floating-point -b 32 -r "$or" sox-$s-$tag.wav 2>/dev/null
+    local n_in want got
+    n_in=$(soxi -s $s-$tag.wav)
+    want=$(( (n_in * or + ir / 2) / ir ))
+    got=$(soxi -s ours-$s-$tag.wav)
+    [ "$(soxi -r ours-$s-$tag.wav)" = "$or" ] || fail "$tag $s: soxi rate $(soxi -r ours-$s-$tag.wav)"
+    near "$got" "$want" 1 || fail "$tag $s: $got samples, want $want (+-1)"
+    read -r frate fch fn fkind <<< "$($M info ours-$s-$tag.wav)"
+    [ "$frate $fch $fn $fkind" = "$or 1 $got f32" ] || fail "$tag $s: python reads $frate $fch $fn $fkind"
+  done
+  local fo fx to ts so ss
+  fo=$($M freq ours-tone-$tag.wav)
+  fx=$($M freq sox-tone-$tag.wav)
+  near "$fo" "$f" 0.01 || fail "$tag: tone $f Hz came out at $fo Hz (sox: $fx Hz)"
+  to=$($M snr-tone ours-tone-$tag.wav "$f")
+  ts=$($M snr-tone sox-tone-$tag.wav "$f")
+  ge "$to" 100 && ge "$to" "$ts" || fail "$tag: tone SNR $to dB (sox $ts dB, need >= 100 and >= sox)"
+  so=$($M snr-sweep ours-sweep-$tag.wav 2 20 7000)
+  ss=$($M snr-sweep sox-sweep-$tag.wav 2 20 7000)
+  ge "$so" 100 && ge "$so" "$ss" || fail "$tag: sweep SNR $so dB (sox $ss dB, need >= 100 and >= sox)"
+  echo "resample.sh: $tag: tone $fo Hz (sox $fx); SNR tone ours $to / sox $ts dB, sweep ours $so / sox $ss dB"
+}
+q_case 22050 16000 1000
+q_case 16000 24000 440
+
+$M gen sweep stop.wav 22050 2 8500 11000 0.5 f32
+mk stop.tar "stop,ctx.wav=stop.wav"
+"$R" -q --rate 16000 --format f32 stop.tar > stop-o.tar
+get stop-o.tar stop.ctx.wav stop-ours.wav
+sox stop.wav -e floating-point -b 32 -r 16000 stop-sox.wav 2>/dev/null
+ro=$($M reject stop.wav stop-ours.wav)
+rs=$($M reject stop.wav stop-sox.wav)
+ge "$ro" 120 && ge "$ro" "$rs" || fail "stop-band rejection $ro dB (sox $rs dB, need >= 120 and >= sox)"
+echo "resample.sh: stop band 8.5-11 kHz -> 16 kHz: rejection ours $ro dB, sox $rs dB"
+# every engine and quality runs and keeps the length exact
+for e in swr src; do
+  for q in best medium fastest; do
+    "$R" -q --rate 16000 --engine $e --quality $q q-22050-16000.tar > eq.tar
+    get eq.tar tone.ctx.wav eq.wav
+    near "$(soxi -s eq.wav)" 32000 1 || fail "$e/$q: length $(soxi -s eq.wav)"
+    grep -q "\"engine\":\"$e\",\"quality\":\"$q\"" <(tar -xOf eq.tar tone.json) || fail "$e/$q: ID.json"
+  done
+done
+
+# ---- any input: mp3 / opus / m4a / stereo 48 kHz WAV / 24-bit FLAC, made with ffmpeg ----------
+ff() { ffmpeg -nostdin -loglevel error -y "$@"; }
+ff -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=2" -ac 2 -c:a libmp3lame -b:a 128k in.mp3
+ff -f lavfi -i "sine=frequency=440:sample_rate=48000:duration=2" -c:a libopus -b:a 64k in.opus
+ff -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=2" -c:a aac -b:a 128k in.m4a
+ff -f lavfi -i "sine=frequency=440:sample_rate=48000:duration=2" -ac 2 -c:a pcm_s16le in48.wav
+ff -f lavfi -i "sine=frequency=440:sample_rate=48000:duration=2" -c:a flac -sample_fmt s32 in.flac
+mk any.tar "a,ctx.mp3=in.mp3,c0.opus=in.opus,c1.m4a=in.m4a" "b,ctx.wav=in48.wav,c0.flac=in.flac"
+"$R" -q --rate 16000 any.tar > any-o.tar
+names=$(tar -tf any-o.tar | tr '\n' ' ')
+[ "$names" = "a.json a.ctx.wav a.c0.wav a.c1.wav b.json b.ctx.wav b.c0.wav " ] ||
+  fail "members after conversion: $names"
+for m in a.ctx a.c0 a.c1 b.ctx b.c0; do
+  get any-o.tar $m.wav $m.wav
+  [ "$(soxi -r $m.wav) $(soxi -c $m.wav) $(soxi -b $m.wav)" = "16000 1 16" ] ||
+    fail "$m: soxi says $(soxi -r $m.wav) Hz $(soxi -c $m.wav) ch $(soxi -b $m.wav) bit"
+  probe=$(ffprobe -v error -show_entries stream=codec_name,sample_rate,channels -of csv=p=0 $m.wav)
+  [ "$probe" = "pcm_s16le,16000,1" ] || fail "$m: ffprobe says $probe"
+  d=$(soxi -D $m.wav)
+  near "$d" 2 0.1 || fail "$m: duration $d s, want 2 s (codec delay +-0.1)"
+  f=$($M freq $m.wav)
+  near "$f" 440 1 || fail "$m: 440 Hz came out at $f Hz"
+done
+python3 - any-o.tar <<'EOF' || fail "ID.json audio/provenance"
+import json, sys, tarfile
+t = tarfile.open(sys.argv[1])
+j = json.load(t.extractfile("a.json"))
+assert j["audio"] == {"rate": 16000, "format": "s16", "container": "wav", "engine": "swr",
+                      "quality": "medium"}, j["audio"]
+assert j["provenance"][-1]["tool"] == "s2s-resample", j["provenance"]
+assert j["provenance"][-1]["params"]["rate"] == 16000
+assert j["context"]["text"] == "hello"
+EOF
+
+# FLAC container, rerun identity, and an independent FLAC check
+"$R" -q --rate 16000 --container flac any.tar > flac1.tar
+"$R" -q --rate 16000 --container flac any.tar > flac2.tar
+cmp -s flac1.tar flac2.tar || fail "FLAC output differs between two runs"
+get flac1.tar a.ctx.flac a.flac
+flac -s -t a.flac || fail "flac -t rejects our FLAC"
+[ "$(soxi -r a.flac) $(soxi -c a.flac)" = "16000 1" ] || fail "FLAC: soxi $(soxi -r a.flac)"
+"$R" -q --rate 16000 any.tar > any-o2.tar
+cmp -s any-o.tar any-o2.tar || fail "WAV output differs between two runs"
+"$R" -q --rate 24000 --format f32 any.tar > f32.tar
+get f32.tar a.ctx.wav f32.wav
+soxi -e f32.wav 2>/dev/null | grep -q 'Floating Point' || fail "--format f32: soxi says $(soxi -e f32.wav)"
+
+# ---- pass-through: already mono 16 kHz 16-bit WAV stays byte-identical ------------------------
+sox -n -r 16000 -b 16 -c 1 pass.wav synth 1 sine 300 gain -6
+mk pass.tar "p,ctx.wav=pass.wav,c0.mp3=in.mp3"
+"$R" -q --rate 16000 pass.tar > pass-o.tar
+get pass-o.tar p.ctx.wav pass-o.wav
+cmp -s pass.wav pass-o.wav || fail "a member already at the target changed"
+tar -tf pass-o.tar | grep -qx 'p.c0.wav' || fail "the mp3 beside it was not converted"
+
+# ---- --attach: recorded speech replaces a context, by id --------------------------------------
+mkdir rec
+cp in.mp3 rec/b.mp3
+mk att.tar "a,ctx.wav=pass.wav" "b,ctx.wav=pass.wav"
+"$R" --rate 16000 --attach rec --member ctx att.tar > att-o.tar 2> att-err.txt
+get att-o.tar b.ctx.wav b-att.wav
+get att-o.tar a.ctx.wav a-att.wav
+cmp -s a-att.wav pass.wav || fail "--attach changed an item without a file"
+f=$($M freq b-att.wav)
+near "$f" 440 1 || fail "--attach: b.ctx.wav is not the attached 440 Hz recording ($f Hz)"
+grep -q 'attached from rec to 1 (1 without a file)' att-err.txt || fail "--attach summary: $(cat att-err.txt)"
+tar -xOf att-o.tar b.json | grep -q '"attached":"ctx"' || fail "--attach not in provenance"
+cp in.opus rec/b.opus
+set +e
+"$R" -q --rate 16000 --attach rec att.tar > /dev/null 2> amb.txt; st=$?
+set -e
+[ $st = 1 ] && grep -q 'sample b ctx: several files' amb.txt || fail "two files for one id: $(cat amb.txt)"
+
+# ---- bad input: clear message, exit 1, no output; --skip-bad counts ---------------------------
+head -c 9000 in.mp3 > cut.mp3
+head -c 20000 in48.wav > cut.wav
+python3 - <<'EOF'
+import struct
+data = b"".join(struct.pack("<f", float("nan") if i == 100 else 0.1) for i in range(1000))
+fmt = struct.pack("<HHIIHH", 3, 1, 16000, 64000, 4, 32)
+open("nan.wav", "wb").write(b"RIFF" + struct.pack("<I", 4 + 24 + 8 + len(data)) + b"WAVE" +
+    b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", len(data)) + data)
+EOF
+: > empty.wav
+bad() { # NAME FILE SUFFIX EXPECTED-MESSAGE
+  mk bad-$1.tar "good,ctx.wav=pass.wav" "x,$3=$2"
+  set +e
+  "$R" -q --rate 16000 -o bad-$1-out.tar bad-$1.tar 2> bad-$1.err; local st=$?
+  set -e
+  [ $st = 1 ] || fail "$1: exit $st, want 1"
+  grep -q "^s2s-resample: sample x $3: $4" bad-$1.err || fail "$1: message: $(cat bad-$1.err)"
+  [ ! -e bad-$1-out.tar ] || fail "$1: partial output file left behind"
+  ls | grep -q 'bad-.*tmp' && fail "$1: temporary file left behind"
+  "$R" --rate 16000 --skip-bad bad-$1.tar > skip-$1.tar 2> skip-$1.err || fail "$1: --skip-bad failed"
+  [ "$(tar -tf skip-$1.tar | tr '\n' ' ')" = "good.json good.ctx.wav " ] || fail "$1: --skip-bad output"
+  grep -q '1 bad samples skipped' skip-$1.err || fail "$1: --skip-bad count: $(cat skip-$1.err)"
+  grep -q "skipped: sample x $3" skip-$1.err || fail "$1: --skip-bad reason"
+}
+bad mp3 cut.mp3 ctx.mp3 "truncated"
+bad wav cut.wav ctx.wav "truncated WAV"
+bad nan nan.wav ctx.wav "NaN sample"
+bad empty empty.wav ctx.wav "zero-length"
+bad junk mk.py c0.ogg "not readable as audio"
+# a stream cut short upstream is refused, and the output does not end like a complete archive
+head -c 30000 any.tar > cut-stream.tar
+if "$R" -q --rate 16000 cut-stream.tar > cut-o.tar 2> cut.err; then fail "truncated stream accepted"; fi
+grep -q . cut.err || fail "truncated stream: no message"
+if [ -s cut-o.tar ] && [ "$(tail -c 1024 cut-o.tar | tr -d '\0' | wc -c)" = 0 ]; then
+  fail "output of a failed run ends with an end-of-archive marker"
+fi
+echo "resample.sh: all checks passed"
