@@ -9,6 +9,9 @@
  * (16-bit) through libsndfile, deterministically: no PEAK chunk, no timestamps, no strings, so
  * the same samples give the same bytes.
  *
+ * libav prints its own warnings on stderr unless the program lowers its (process-wide) log
+ * level, e.g. av_log_set_level(AV_LOG_QUIET): the library leaves that global alone.
+ *
  * Sample scaling: s16 -> float is x / 32768; float -> s16 is lrint(x * 32768) clipped to
  * [-32768, 32767], so s16 -> float -> s16 is exact. No dither. */
 #ifndef S2S_AUDIO_H
