@@ -5,12 +5,14 @@
 #include <errno.h>
 #include <espeak-ng/espeak_ng.h>
 #include <espeak-ng/speak_lib.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,7 +31,9 @@ static struct pcm_sink {
     int16_t *data;
     size_t n, cap;
     int nomem;
-} *g_sink;
+    int fd;     /* >= 0: stream frames to this fd instead (isolated child) */
+    int fd_err; /* writing to fd failed */
+} * g_sink;
 static int g_alive;
 
 struct s2s_synth {
@@ -41,10 +45,10 @@ struct s2s_synth {
     char engine[64];
     char cur_voice[128]; /* voice currently loaded in the engine ("" = none yet) */
     /* Known names for validation and suggestions. */
-    char **langs;    /* language codes, lowercase, distinct */
+    char **langs; /* language codes, lowercase, distinct */
     size_t n_langs;
-    char **files;    /* voice files ("gmw/en-US") */
-    char **names;    /* voice names ("English (America)") */
+    char **files; /* voice files ("gmw/en-US") */
+    char **names; /* voice names ("English (America)") */
     size_t n_files;
     char **variants; /* variant files without "!v/" ("f3", "Alex") */
     char **variant_names;
@@ -52,28 +56,52 @@ struct s2s_synth {
     /* lang -> voice cache (by s2s_synth_voice_for). */
     struct lang_voice {
         char *lang, *voice; /* voice NULL: no voice for lang */
-    } *cache;
+    } * cache;
     size_t n_cache, cap_cache;
     struct pcm_sink sink;
 };
 
-void s2s_synth_opts_default(s2s_synth_opts *o)
-{
+void s2s_synth_opts_default(s2s_synth_opts *o) {
     memset(o, 0, sizeof *o);
     o->rate = espeakRATE_NORMAL;
     o->pitch = 50;
     o->parts = S2S_SYNTH_CTX | S2S_SYNTH_CANDIDATES;
-    o->isolate = 1;
+    o->isolate = S2S_SYNTH_ISOLATE_ITEM;
 }
 
-static int synth_cb(short *wav, int n, espeak_EVENT *ev)
-{
+static int writev_all(int fd, struct iovec *iov, int cnt) {
+    while (cnt > 0) {
+        ssize_t w = writev(fd, iov, cnt);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        while (cnt > 0 && (size_t)w >= iov->iov_len)
+            w -= (ssize_t)iov->iov_len, iov++, cnt--;
+        if (cnt > 0) iov->iov_base = (char *)iov->iov_base + w, iov->iov_len -= (size_t)w;
+    }
+    return 0;
+}
+
+static int synth_cb(short *wav, int n, espeak_EVENT *ev) {
     (void)ev;
     struct pcm_sink *k = g_sink;
     if (!k || !wav || n <= 0) return 0;
+    if (k->fd >= 0) {
+        /* frame: u32 byte count, then the samples (host byte order: same machine) */
+        uint32_t len = (uint32_t)n * 2;
+        struct iovec iov[2] = {{&len, 4}, {wav, len}};
+        if (writev_all(k->fd, iov, 2) != 0) {
+            k->fd_err = 1;
+            return 1;
+        }
+        k->n += (size_t)n;
+        return 0;
+    }
     if (k->n + (size_t)n > k->cap) {
         size_t cap = k->cap ? k->cap : 65536;
-        while (cap < k->n + (size_t)n) cap *= 2;
+        while (cap < k->n + (size_t)n)
+            cap *= 2;
         int16_t *p = realloc(k->data, cap * sizeof *p);
         if (!p) {
             k->nomem = 1;
@@ -86,15 +114,14 @@ static int synth_cb(short *wav, int n, espeak_EVENT *ev)
     return 0;
 }
 
-static void free_strv(char **v, size_t n)
-{
+static void free_strv(char **v, size_t n) {
     if (!v) return;
-    for (size_t i = 0; i < n; i++) free(v[i]);
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
     free(v);
 }
 
-static int push_str(char ***v, size_t *n, const char *s)
-{
+static int push_str(char ***v, size_t *n, const char *s) {
     char **p = realloc(*v, (*n + 1) * sizeof *p);
     if (!p) return -1;
     *v = p;
@@ -103,19 +130,17 @@ static int push_str(char ***v, size_t *n, const char *s)
     return 0;
 }
 
-static void lower(char *s)
-{
-    for (; *s; s++) *s = (char)tolower((unsigned char)*s);
+static void lower(char *s) {
+    for (; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
 }
 
 /* Reads espeak-ng's voice list into s (langs, files, names, variants). */
-static int load_voice_tables(s2s_synth *s, s2s_err *err)
-{
+static int load_voice_tables(s2s_synth *s, s2s_err *err) {
     const espeak_VOICE **vs = espeak_ListVoices(NULL);
     for (size_t i = 0; vs && vs[i]; i++) {
         const espeak_VOICE *v = vs[i];
-        if (push_str(&s->files, &s->n_files, v->identifier ? v->identifier : "") != 0)
-            goto nomem;
+        if (push_str(&s->files, &s->n_files, v->identifier ? v->identifier : "") != 0) goto nomem;
         size_t nn = s->n_files - 1, dummy = nn;
         if (push_str(&s->names, &dummy, v->name ? v->name : "") != 0) goto nomem;
         /* languages: (priority byte, NUL-terminated name)*, then a NUL */
@@ -124,7 +149,8 @@ static int load_voice_tables(s2s_synth *s, s2s_err *err)
             snprintf(buf, sizeof buf, "%s", p + 1);
             lower(buf);
             int seen = 0;
-            for (size_t j = 0; j < s->n_langs && !seen; j++) seen = strcmp(s->langs[j], buf) == 0;
+            for (size_t j = 0; j < s->n_langs && !seen; j++)
+                seen = strcmp(s->langs[j], buf) == 0;
             if (!seen && push_str(&s->langs, &s->n_langs, buf) != 0) goto nomem;
         }
     }
@@ -145,13 +171,14 @@ nomem:
 }
 
 /* Case-insensitive Levenshtein distance, capped at 9. */
-static int edit_distance(const char *a, const char *b)
-{
+static int edit_distance(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 63 || lb > 63) return 9;
     int d[64][64];
-    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
-    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = (int)j;
     for (size_t i = 1; i <= la; i++)
         for (size_t j = 1; j <= lb; j++) {
             int c = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
@@ -163,11 +190,23 @@ static int edit_distance(const char *a, const char *b)
     return d[la][lb] > 9 ? 9 : d[la][lb];
 }
 
+/* Is item one of the ", "-separated entries of list (case-insensitive)? */
+static int list_has_ci(const char *list, const char *item) {
+    size_t il = strlen(item);
+    for (const char *p = list; *p;) {
+        const char *e = strstr(p, ", ");
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == il && strncasecmp(p, item, l) == 0) return 1;
+        if (!e) break;
+        p = e + 2;
+    }
+    return 0;
+}
+
 /* Appends up to 6 close matches of `what` among cand[] to buf as "a, b, c" (prefix matches
  * and edit distance <= 2, best first). Returns the number found. */
 static int close_matches(const char *what, char *const *cand, size_t n, const char *prefix,
-                         char *buf, size_t bufsize)
-{
+                         char *buf, size_t bufsize) {
     int found = 0;
     size_t wl = strlen(what);
     for (int dist = 0; dist <= 3 && found < 6; dist++) {
@@ -176,34 +215,30 @@ static int close_matches(const char *what, char *const *cand, size_t n, const ch
             size_t cl = strlen(c);
             int d = edit_distance(what, c);
             /* prefix relation (either way, at least 2 chars) ranks as distance 1 */
-            if (wl >= 2 && cl >= 2 &&
-                (strncasecmp(what, c, wl < cl ? wl : cl) == 0) && d > 1)
+            if (wl >= 2 && cl >= 2 && (strncasecmp(what, c, wl < cl ? wl : cl) == 0) && d > 1)
                 d = 1 + (d > 2);
-            if (d != dist || d > 2 || (dist == 0 && strcasecmp(what, c) != 0)) continue;
-            /* no duplicates in the list */
+            if (d != dist || d > 2 || strcasecmp(what, c) == 0) continue;
+            /* no duplicates in the list (case-insensitive: "en-us" and file "en-US") */
             char item[160];
             snprintf(item, sizeof item, "%s%s", prefix, c);
-            if (strstr(buf, item)) continue;
+            if (list_has_ci(buf, item)) continue;
             size_t bl = strlen(buf);
-            snprintf(buf + bl, bufsize - bl, "%s%s", found ? ", " : "", item);
+            snprintf(buf + bl, bufsize - bl, "%s%s", buf[0] ? ", " : "", item);
             found++;
         }
     }
     return found;
 }
 
-static int find_ci(char *const *v, size_t n, const char *s)
-{
+static int find_ci(char *const *v, size_t n, const char *s) {
     for (size_t i = 0; i < n; i++)
         if (strcasecmp(v[i], s) == 0) return 1;
     return 0;
 }
 
-
 /* Fills buf with "close: a, b" suggestions for an unknown voice name (base or variant). */
 static void suggest(const s2s_synth *s, const char *base, const char *variant, char *buf,
-                    size_t bufsize)
-{
+                    size_t bufsize) {
     buf[0] = 0;
     char list[600] = "";
     int n = 0;
@@ -223,13 +258,14 @@ static void suggest(const s2s_synth *s, const char *base, const char *variant, c
             free(bases);
         }
     }
-    if (n) snprintf(buf, bufsize, " (close: %s)", list);
-    else snprintf(buf, bufsize, " (none close; see --list-voices)");
+    if (n)
+        snprintf(buf, bufsize, " (close: %s)", list);
+    else
+        snprintf(buf, bufsize, " (none close; see --list-voices)");
 }
 
 /* Loads voice into the engine (if not already current) and applies rate and pitch. */
-static int set_voice(s2s_synth *s, const char *voice, s2s_err *err)
-{
+static int set_voice(s2s_synth *s, const char *voice, s2s_err *err) {
     if (strcmp(s->cur_voice, voice) == 0) return 0;
     espeak_ng_STATUS st = espeak_ng_SetVoiceByName(voice);
     if (st != ENS_OK) {
@@ -249,8 +285,7 @@ static int set_voice(s2s_synth *s, const char *voice, s2s_err *err)
     return 0;
 }
 
-int s2s_synth_check_voice(s2s_synth *s, const char *voice, s2s_err *err)
-{
+int s2s_synth_check_voice(s2s_synth *s, const char *voice, s2s_err *err) {
     char base[128], sug[700];
     const char *plus = strchr(voice, '+');
     size_t bl = plus ? (size_t)(plus - voice) : strlen(voice);
@@ -261,7 +296,8 @@ int s2s_synth_check_voice(s2s_synth *s, const char *voice, s2s_err *err)
     if (plus) {
         const char *variant = plus + 1;
         int ok = 0;
-        for (size_t i = 0; i < s->n_variants && !ok; i++) ok = strcmp(s->variants[i], variant) == 0;
+        for (size_t i = 0; i < s->n_variants && !ok; i++)
+            ok = strcmp(s->variants[i], variant) == 0;
         if (!ok) {
             suggest(s, base, variant, sug, sizeof sug);
             return s2s_err_set(err, S2S_EINVAL, "unknown voice variant \"+%s\" in \"%s\"%s",
@@ -277,8 +313,7 @@ int s2s_synth_check_voice(s2s_synth *s, const char *voice, s2s_err *err)
     return 0;
 }
 
-s2s_synth *s2s_synth_new(const s2s_synth_opts *opts, s2s_err *err)
-{
+s2s_synth *s2s_synth_new(const s2s_synth_opts *opts, s2s_err *err) {
     if (g_alive) {
         s2s_err_set(err, S2S_EUNSUP,
                     "one synthesizer per process: espeak-ng keeps global state (use processes)");
@@ -293,6 +328,10 @@ s2s_synth *s2s_synth_new(const s2s_synth_opts *opts, s2s_err *err)
         s2s_err_set(err, S2S_EINVAL, "pitch %d out of range (0..99)", opts->pitch);
         return NULL;
     }
+    if (opts->isolate < S2S_SYNTH_ISOLATE_NONE || opts->isolate > S2S_SYNTH_ISOLATE_UTTERANCE) {
+        s2s_err_set(err, S2S_EINVAL, "bad isolation mode %d", opts->isolate);
+        return NULL;
+    }
     if (!(opts->parts & (S2S_SYNTH_CTX | S2S_SYNTH_CANDIDATES)) ||
         (opts->parts & ~(unsigned)(S2S_SYNTH_CTX | S2S_SYNTH_CANDIDATES))) {
         s2s_err_set(err, S2S_EINVAL, "parts must be ctx, candidates or both");
@@ -305,6 +344,7 @@ s2s_synth *s2s_synth_new(const s2s_synth_opts *opts, s2s_err *err)
     }
     s->o = *opts;
     s->o.voice = s->o.voices = NULL;
+    s->sink.fd = -1;
     if ((opts->voice && !(s->voice = strdup(opts->voice))) ||
         (opts->voices && !(s->voices_str = strdup(opts->voices)))) {
         free(s->voice);
@@ -327,7 +367,9 @@ s2s_synth *s2s_synth_new(const s2s_synth_opts *opts, s2s_err *err)
         return NULL;
     }
     g_alive = 1;
-    st = espeak_ng_InitializeOutput(ENOUTPUT_MODE_SYNCHRONOUS, 0, NULL);
+    /* 500 ms per callback instead of the default 60 ms: fewer calls; the samples are the same
+     * (checked: buffer length does not change the output). */
+    st = espeak_ng_InitializeOutput(ENOUTPUT_MODE_SYNCHRONOUS, 500, NULL);
     if (st != ENS_OK) {
         s2s_err_set(err, S2S_EIO, "espeak-ng output initialisation failed (status 0x%x)",
                     (unsigned)st);
@@ -350,9 +392,11 @@ s2s_synth *s2s_synth_new(const s2s_synth_opts *opts, s2s_err *err)
         }
         char *save = NULL;
         for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-            while (*t == ' ') t++;
+            while (*t == ' ')
+                t++;
             size_t l = strlen(t);
-            while (l && t[l - 1] == ' ') t[--l] = 0;
+            while (l && t[l - 1] == ' ')
+                t[--l] = 0;
             if (!*t) continue;
             if (push_str(&s->voices, &s->n_voices, t) != 0) {
                 free(copy);
@@ -369,14 +413,16 @@ s2s_synth *s2s_synth_new(const s2s_synth_opts *opts, s2s_err *err)
             if (s2s_synth_check_voice(s, s->voices[i], err) != 0) goto fail;
     }
     if (s->voice && s2s_synth_check_voice(s, s->voice, err) != 0) goto fail;
+    /* The canonical engine state every item starts from: this voice with rate and pitch. */
+    if (set_voice(s, s->n_voices ? s->voices[0] : s->voice ? s->voice : "en-us", err) != 0)
+        goto fail;
     return s;
 fail:
     s2s_synth_free(s);
     return NULL;
 }
 
-void s2s_synth_free(s2s_synth *s)
-{
+void s2s_synth_free(s2s_synth *s) {
     if (!s) return;
     espeak_ng_Terminate();
     g_alive = 0;
@@ -389,18 +435,22 @@ void s2s_synth_free(s2s_synth *s)
     free_strv(s->names, s->n_files);
     free_strv(s->variants, s->n_variants);
     free_strv(s->variant_names, s->n_variants);
-    for (size_t i = 0; i < s->n_cache; i++) free(s->cache[i].lang), free(s->cache[i].voice);
+    for (size_t i = 0; i < s->n_cache; i++)
+        free(s->cache[i].lang), free(s->cache[i].voice);
     free(s->cache);
     free(s);
 }
 
-int s2s_synth_rate(const s2s_synth *s) { return s->rate_hz; }
+int s2s_synth_rate(const s2s_synth *s) {
+    return s->rate_hz;
+}
 
-const char *s2s_synth_engine(const s2s_synth *s) { return s->engine; }
+const char *s2s_synth_engine(const s2s_synth *s) {
+    return s->engine;
+}
 
 /* Default voice for a language code (lowercased), or NULL if espeak-ng has none. */
-static int voice_for_lang(s2s_synth *s, const char *lang_in, const char **out, s2s_err *err)
-{
+static int voice_for_lang(s2s_synth *s, const char *lang_in, const char **out, s2s_err *err) {
     char lang[64];
     snprintf(lang, sizeof lang, "%s", lang_in);
     lower(lang);
@@ -410,20 +460,19 @@ static int voice_for_lang(s2s_synth *s, const char *lang_in, const char **out, s
             return 0;
         }
     const char *v = NULL;
-    if (strcmp(lang, "en") == 0) v = "en-us";
+    if (strcmp(lang, "en") == 0)
+        v = "en-us";
     else if (strcmp(lang, "zh") == 0 || strncmp(lang, "zh-", 3) == 0 || strcmp(lang, "cmn") == 0)
         v = "cmn";
-    s2s_err tmp;
     char primary[64];
     snprintf(primary, sizeof primary, "%s", lang);
     char *dash = strchr(primary, '-');
     if (dash) *dash = 0;
-    if (!v && find_ci(s->langs, s->n_langs, lang) && s2s_synth_check_voice(s, lang, &tmp) == 0)
-        v = lang;
+    /* From the voice tables only: loading a voice here would make the engine state of this
+     * process depend on which languages it met first (see speak_parts). */
+    if (!v && find_ci(s->langs, s->n_langs, lang)) v = lang;
     /* "de-de" -> "de": a region espeak-ng does not list falls back to the language */
-    if (!v && dash && find_ci(s->langs, s->n_langs, primary) &&
-        s2s_synth_check_voice(s, primary, &tmp) == 0)
-        v = primary;
+    if (!v && dash && find_ci(s->langs, s->n_langs, primary)) v = primary;
     if (s->n_cache == s->cap_cache) {
         size_t cap = s->cap_cache ? 2 * s->cap_cache : 8;
         struct lang_voice *p = realloc(s->cache, cap * sizeof *p);
@@ -442,9 +491,7 @@ static int voice_for_lang(s2s_synth *s, const char *lang_in, const char **out, s
     return 0;
 }
 
-int s2s_synth_voice_for(s2s_synth *s, const json_t *item, char *buf, size_t bufsize,
-                        s2s_err *err)
-{
+int s2s_synth_voice_for(s2s_synth *s, const json_t *item, char *buf, size_t bufsize, s2s_err *err) {
     const char *id = s2s_item_id(item);
     if (s->n_voices) {
         char key[300];
@@ -475,15 +522,18 @@ int s2s_synth_voice_for(s2s_synth *s, const json_t *item, char *buf, size_t bufs
 
 /* Decodes one UTF-8 code point at p (n bytes left); returns its length or 0 if invalid
  * (overlong, surrogate, above U+10FFFF, truncated). */
-static size_t utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
-{
+static size_t utf8_next(const unsigned char *p, size_t n, uint32_t *cp) {
     if (p[0] < 0x80) return *cp = p[0], 1;
     size_t len;
     uint32_t c, min;
-    if ((p[0] & 0xE0) == 0xC0) len = 2, c = p[0] & 0x1F, min = 0x80;
-    else if ((p[0] & 0xF0) == 0xE0) len = 3, c = p[0] & 0x0F, min = 0x800;
-    else if ((p[0] & 0xF8) == 0xF0) len = 4, c = p[0] & 0x07, min = 0x10000;
-    else return 0;
+    if ((p[0] & 0xE0) == 0xC0)
+        len = 2, c = p[0] & 0x1F, min = 0x80;
+    else if ((p[0] & 0xF0) == 0xE0)
+        len = 3, c = p[0] & 0x0F, min = 0x800;
+    else if ((p[0] & 0xF8) == 0xF0)
+        len = 4, c = p[0] & 0x07, min = 0x10000;
+    else
+        return 0;
     if (len > n) return 0;
     for (size_t i = 1; i < len; i++) {
         if ((p[i] & 0xC0) != 0x80) return 0;
@@ -495,15 +545,13 @@ static size_t utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
 }
 
 /* Whitespace and invisible format characters: nothing to speak. */
-static int is_blank_cp(uint32_t c)
-{
+static int is_blank_cp(uint32_t c) {
     return c == ' ' || (c >= 0x09 && c <= 0x0D) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
            (c >= 0x2000 && c <= 0x200D) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
            c == 0x205F || c == 0x2060 || c == 0x3000 || c == 0xFEFF;
 }
 
-int s2s_synth_check_text(const char *text, s2s_err *err)
-{
+int s2s_synth_check_text(const char *text, s2s_err *err) {
     if (!text) return s2s_err_set(err, S2S_EDATA, "is missing");
     const unsigned char *p = (const unsigned char *)text;
     size_t n = strlen(text);
@@ -521,16 +569,15 @@ int s2s_synth_check_text(const char *text, s2s_err *err)
 }
 
 int s2s_synth_speak(s2s_synth *s, const char *voice, const char *text, int16_t **pcm, size_t *n,
-                    s2s_err *err)
-{
+                    s2s_err *err) {
     *pcm = NULL, *n = 0;
     int rc;
     if (voice && (rc = set_voice(s, voice, err)) != 0) return rc;
     if (!s->cur_voice[0] && (rc = set_voice(s, "en-us", err)) != 0) return rc;
     g_sink = &s->sink;
     s->sink.n = 0, s->sink.nomem = 0;
-    espeak_ng_STATUS st = espeak_ng_Synthesize(text, strlen(text) + 1, 0, POS_CHARACTER, 0,
-                                               SYNTH_FLAGS, NULL, NULL);
+    espeak_ng_STATUS st =
+        espeak_ng_Synthesize(text, strlen(text) + 1, 0, POS_CHARACTER, 0, SYNTH_FLAGS, NULL, NULL);
     if (st == ENS_OK) st = espeak_ng_Synchronize();
     if (s->sink.nomem) return s2s_err_set(err, S2S_ENOMEM, "out of memory (audio)");
     if (st != ENS_OK) {
@@ -547,8 +594,7 @@ int s2s_synth_speak(s2s_synth *s, const char *voice, const char *text, int16_t *
 
 /* ---- post-processing ---------------------------------------------------------------------- */
 
-size_t s2s_synth_trim(int16_t *pcm, size_t n, int rate, size_t *lead)
-{
+size_t s2s_synth_trim(int16_t *pcm, size_t n, int rate, size_t *lead) {
     size_t first = n, last = 0;
     for (size_t i = 0; i < n; i++)
         if (abs(pcm[i]) > S2S_SYNTH_TRIM_THRESHOLD) {
@@ -570,8 +616,7 @@ size_t s2s_synth_trim(int16_t *pcm, size_t n, int rate, size_t *lead)
     return b - a;
 }
 
-size_t s2s_synth_normalize(int16_t *pcm, size_t n, double *gain)
-{
+size_t s2s_synth_normalize(int16_t *pcm, size_t n, double *gain) {
     int peak = 0;
     for (size_t i = 0; i < n; i++) {
         int a = abs(pcm[i]);
@@ -593,81 +638,268 @@ size_t s2s_synth_normalize(int16_t *pcm, size_t n, double *gain)
     return clipped;
 }
 
-size_t s2s_synth_clipped(const int16_t *pcm, size_t n)
-{
+size_t s2s_synth_clipped(const int16_t *pcm, size_t n) {
     size_t c = 0;
-    for (size_t i = 0; i < n; i++) c += pcm[i] == 32767 || pcm[i] == -32768;
+    for (size_t i = 0; i < n; i++)
+        c += pcm[i] == 32767 || pcm[i] == -32768;
     return c;
 }
 
-static void put_le(unsigned char *p, uint32_t v, int bytes)
-{
-    for (int i = 0; i < bytes; i++) p[i] = (unsigned char)(v >> (8 * i));
+static void put_le(unsigned char *p, uint32_t v, int bytes) {
+    for (int i = 0; i < bytes; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
 }
-
-int s2s_synth_wav(const int16_t *pcm, size_t n, int rate, unsigned char **out, size_t *len,
-                  s2s_err *err)
-{
-    if (n > (0xFFFFFFFFu - 44) / 2)
-        return s2s_err_set(err, S2S_EINVAL, "audio too long for WAV (%zu samples)", n);
-    size_t data = n * 2;
-    unsigned char *b = malloc(44 + data);
-    if (!b) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
-    memcpy(b, "RIFF", 4);
-    put_le(b + 4, (uint32_t)(36 + data), 4);
-    memcpy(b + 8, "WAVEfmt ", 8);
-    put_le(b + 16, 16, 4);                     /* fmt chunk size */
-    put_le(b + 20, 1, 2);                      /* PCM */
-    put_le(b + 22, 1, 2);                      /* mono */
-    put_le(b + 24, (uint32_t)rate, 4);         /* sample rate */
-    put_le(b + 28, (uint32_t)rate * 2, 4);     /* byte rate */
-    put_le(b + 32, 2, 2);                      /* block align */
-    put_le(b + 34, 16, 2);                     /* bits per sample */
-    memcpy(b + 36, "data", 4);
-    put_le(b + 40, (uint32_t)data, 4);
-    unsigned char *d = b + 44;
-    for (size_t i = 0; i < n; i++) put_le(d + 2 * i, (uint16_t)pcm[i], 2);
-    *out = b, *len = 44 + data;
-    return 0;
-}
-
-/* ---- items -------------------------------------------------------------------------------- */
 
 struct part {
     char suffix[32]; /* "ctx", "c0", ... */
     const char *text;
-    unsigned char *wav;
-    size_t wav_len;
+    unsigned char *wav; /* 44-byte header + samples */
+    size_t n;           /* samples */
 };
 
+static int host_is_le(void) {
+    const uint16_t one = 1;
+    return *(const unsigned char *)&one == 1;
+}
+
+static void wav_header(unsigned char *b, size_t n, int rate) {
+    size_t data = n * 2;
+    memcpy(b, "RIFF", 4);
+    put_le(b + 4, (uint32_t)(36 + data), 4);
+    memcpy(b + 8, "WAVEfmt ", 8);
+    put_le(b + 16, 16, 4);                 /* fmt chunk size */
+    put_le(b + 20, 1, 2);                  /* PCM */
+    put_le(b + 22, 1, 2);                  /* mono */
+    put_le(b + 24, (uint32_t)rate, 4);     /* sample rate */
+    put_le(b + 28, (uint32_t)rate * 2, 4); /* byte rate */
+    put_le(b + 32, 2, 2);                  /* block align */
+    put_le(b + 34, 16, 2);                 /* bits per sample */
+    memcpy(b + 36, "data", 4);
+    put_le(b + 40, (uint32_t)data, 4);
+}
+
+int s2s_synth_wav(const int16_t *pcm, size_t n, int rate, unsigned char **out, size_t *len,
+                  s2s_err *err) {
+    if (n > (0xFFFFFFFFu - 44) / 2)
+        return s2s_err_set(err, S2S_EINVAL, "audio too long for WAV (%zu samples)", n);
+    unsigned char *b = malloc(44 + n * 2);
+    if (!b) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    wav_header(b, n, rate);
+    for (size_t i = 0; i < n; i++)
+        put_le(b + 44 + 2 * i, (uint16_t)pcm[i], 2);
+    *out = b, *len = 44 + n * 2;
+    return 0;
+}
+
+static int read_all(int fd, void *p, size_t n) {
+    unsigned char *q = p;
+    while (n) {
+        ssize_t r = read(fd, q, n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        q += r, n -= (size_t)r;
+    }
+    return 0;
+}
+
+#define FRAME_END 0u          /* end of one utterance */
+#define FRAME_ERR 0xFFFFFFFFu /* u32 code, u32 length, message */
+
+/* Child side of an isolated item: speaks texts, streaming frames to fd. Never returns. */
+static void child_speak(s2s_synth *s, const char *voice, const char *const *texts, size_t n,
+                        int fd) {
+    s->sink.fd = fd;
+    g_sink = &s->sink;
+    s2s_err verr;
+    if (set_voice(s, voice, &verr) != 0) {
+        /* --voice/--voices were checked by s2s_synth_new: this is a language's voice */
+        uint32_t hdr[3] = {FRAME_ERR, (uint32_t)S2S_EDATA, (uint32_t)strlen(verr.msg)};
+        struct iovec iov[2] = {{hdr, sizeof hdr}, {verr.msg, hdr[2]}};
+        _exit(writev_all(fd, iov, 2) == 0 ? 0 : 3);
+    }
+    for (size_t i = 0; i < n; i++) {
+        s->sink.n = 0;
+        espeak_ng_STATUS st = espeak_ng_Synthesize(texts[i], strlen(texts[i]) + 1, 0, POS_CHARACTER,
+                                                   0, SYNTH_FLAGS, NULL, NULL);
+        if (st == ENS_OK) st = espeak_ng_Synchronize();
+        if (s->sink.fd_err) _exit(3);
+        if (st != ENS_OK) {
+            char msg[200];
+            espeak_ng_GetStatusCodeMessage(st, msg, sizeof msg);
+            uint32_t hdr[3] = {FRAME_ERR, (uint32_t)S2S_EIO, 0};
+            char full[260];
+            snprintf(full, sizeof full, "espeak-ng synthesis failed: %s", msg);
+            hdr[2] = (uint32_t)strlen(full);
+            struct iovec iov[2] = {{hdr, sizeof hdr}, {full, hdr[2]}};
+            _exit(writev_all(fd, iov, 2) == 0 ? 0 : 3);
+        }
+        uint32_t end = FRAME_END;
+        struct iovec iov[1] = {{&end, 4}};
+        if (writev_all(fd, iov, 1) != 0) _exit(3);
+    }
+    _exit(0);
+}
+
+/* Speaks texts[0..n-1] with the current voice in a fork()ed child (fresh engine state) and
+ * fills parts[first..first+n-1].wav/.n. */
+static int speak_isolated(s2s_synth *s, const char *voice, struct part *parts, size_t n,
+                          s2s_err *err) {
+    const char *texts[n ? n : 1];
+    for (size_t i = 0; i < n; i++)
+        texts[i] = parts[i].text;
+    int fd[2];
+    if (pipe(fd) != 0) return s2s_err_errno(err, "pipe");
+#ifdef F_SETPIPE_SZ
+    fcntl(fd[1], F_SETPIPE_SZ, 1 << 20); /* fewer switches between child and parent */
+#endif
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]), close(fd[1]);
+        return s2s_err_errno(err, "fork");
+    }
+    if (pid == 0) {
+        close(fd[0]);
+        child_speak(s, voice, texts, n, fd[1]);
+    }
+    close(fd[1]);
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        s2s_buf b = {0};
+        if (s2s_buf_reserve(&b, 44 + (1 << 18), err) != 0) {
+            rc = S2S_ENOMEM;
+            break;
+        }
+        b.len = 44;
+        for (;;) {
+            uint32_t len;
+            if (read_all(fd[0], &len, 4) != 0) {
+                rc = 1; /* child died: reported below */
+                break;
+            }
+            if (len == FRAME_END) break;
+            if (len == FRAME_ERR) {
+                uint32_t h[2];
+                char msg[300] = "";
+                if (read_all(fd[0], h, sizeof h) != 0 || h[1] >= sizeof msg ||
+                    read_all(fd[0], msg, h[1]) != 0) {
+                    rc = 1;
+                    break;
+                }
+                msg[h[1]] = 0;
+                rc = s2s_err_set(err, (int)h[0], "%s", msg);
+                break;
+            }
+            if (len & 1) {
+                rc = s2s_err_set(err, S2S_EIO, "synthesis child sent a bad frame");
+                break;
+            }
+            if (s2s_buf_reserve(&b, len, err) != 0) {
+                rc = S2S_ENOMEM;
+                break;
+            }
+            if (read_all(fd[0], b.data + b.len, len) != 0) {
+                rc = 1;
+                break;
+            }
+            b.len += len;
+        }
+        if (rc) {
+            s2s_buf_free(&b);
+            break;
+        }
+        size_t blen;
+        parts[i].n = (b.len - 44) / 2;
+        parts[i].wav = s2s_buf_steal(&b, &blen);
+    }
+    close(fd[0]);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (rc == 1 || (!rc && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))) {
+        if (WIFSIGNALED(st))
+            rc = s2s_err_set(err, S2S_EIO, "synthesis process killed by signal %d", WTERMSIG(st));
+        else
+            rc = s2s_err_set(err, S2S_EIO, "synthesis process failed (exit status %d)",
+                             WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    }
+    if (rc)
+        for (size_t i = 0; i < n; i++)
+            free(parts[i].wav), parts[i].wav = NULL;
+    return rc;
+}
+
+/* Speaks every part with voice: in a fork()ed child per item (S2S_SYNTH_ISOLATE_ITEM) or per
+ * utterance (S2S_SYNTH_ISOLATE_UTTERANCE), or in this process. */
+static int speak_parts(s2s_synth *s, const char *voice, struct part *parts, size_t n,
+                       s2s_err *err) {
+    int rc = 0;
+    /* Isolated: the voice is loaded in the child, so this process's engine stays in the state
+     * s2s_synth_new left it in (a function of the options only), and every child starts from
+     * that same state whatever voices other items used. Loading voice B after voice A does
+     * not give the same engine state as loading B alone (measured: different samples). */
+    if (s->o.isolate == S2S_SYNTH_ISOLATE_ITEM) return speak_isolated(s, voice, parts, n, err);
+    if (s->o.isolate == S2S_SYNTH_ISOLATE_NONE && (rc = set_voice(s, voice, err)) != 0) return rc;
+    for (size_t i = 0; i < n; i++) {
+        if (s->o.isolate == S2S_SYNTH_ISOLATE_UTTERANCE) {
+            rc = speak_isolated(s, voice, parts + i, 1, err);
+        } else {
+            int16_t *pcm;
+            size_t m;
+            rc = s2s_synth_speak(s, NULL, parts[i].text, &pcm, &m, err);
+            if (!rc) {
+                if (!(parts[i].wav = malloc(44 + m * 2)))
+                    rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+                else
+                    memcpy(parts[i].wav + 44, pcm, m * 2), parts[i].n = m;
+                free(pcm);
+            }
+        }
+        if (rc) {
+            for (size_t j = 0; j < n; j++)
+                free(parts[j].wav), parts[j].wav = NULL;
+            return rc;
+        }
+    }
+    return 0;
+}
+
 /* Appends n bytes; returns -1 on ENOMEM. */
-static int put_u32(s2s_buf *b, uint32_t v)
-{
+static int put_u32(s2s_buf *b, uint32_t v) {
     unsigned char p[4];
     put_le(p, v, 4);
     return s2s_buf_append(b, p, 4, NULL);
 }
 
-static int put_bytes(s2s_buf *b, const void *p, size_t n)
-{
+static int put_bytes(s2s_buf *b, const void *p, size_t n) {
     if (n > 0xFFFFFFFFu) return -1;
     if (put_u32(b, (uint32_t)n) != 0) return -1;
     return s2s_buf_append(b, p, n, NULL);
 }
 
+static const char *isolate_name(int iso) {
+    return iso == S2S_SYNTH_ISOLATE_ITEM        ? "item"
+           : iso == S2S_SYNTH_ISOLATE_UTTERANCE ? "utterance"
+                                                : "none";
+}
+
+static void free_parts(struct part *parts, size_t n) {
+    if (!parts) return;
+    for (size_t i = 0; i < n; i++)
+        free(parts[i].wav);
+    free(parts);
+}
+
 /* Speaks the parts of item: on success *out_item is the new item (audio + provenance) and
- * parts[i].wav the members. */
+ * (*out_parts)[i].wav the WAV members. */
 static int synth_item(s2s_synth *s, const json_t *item, json_t **out_item, struct part **out_parts,
-                      size_t *out_n, s2s_err *err)
-{
+                      size_t *out_n, s2s_err *err) {
     const char *id = s2s_item_id(item);
     if (!id) id = "?";
     size_t nc = s2s_item_n_candidates(item);
-    size_t np = ((s->o.parts & S2S_SYNTH_CTX) ? 1 : 0) +
-                ((s->o.parts & S2S_SYNTH_CANDIDATES) ? nc : 0);
+    size_t np =
+        ((s->o.parts & S2S_SYNTH_CTX) ? 1 : 0) + ((s->o.parts & S2S_SYNTH_CANDIDATES) ? nc : 0);
     struct part *parts = calloc(np ? np : 1, sizeof *parts);
     json_t *copy = NULL, *audio = NULL, *durs = NULL, *nsamp = NULL, *gains = NULL;
-    int16_t *pcm = NULL;
     int rc = 0;
     if (!parts) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
     size_t k = 0;
@@ -691,6 +923,10 @@ static int synth_item(s2s_synth *s, const json_t *item, json_t **out_item, struc
     }
     char voice[128];
     if ((rc = s2s_synth_voice_for(s, item, voice, sizeof voice, err)) != 0) goto done;
+    if ((rc = speak_parts(s, voice, parts, np, err)) != 0) {
+        s2s_err_prefix(err, "item %s: ", id);
+        goto done;
+    }
 
     audio = json_object();
     durs = json_object();
@@ -699,16 +935,15 @@ static int synth_item(s2s_synth *s, const json_t *item, json_t **out_item, struc
     if (!audio || !durs || !nsamp || (s->o.normalize && !gains)) goto nomem;
     size_t clipped = 0;
     for (size_t i = 0; i < np; i++) {
-        size_t n = 0;
-        if ((rc = s2s_synth_speak(s, voice, parts[i].text, &pcm, &n, err)) != 0) {
-            s2s_err_prefix(err, "item %s: %s: ", id, parts[i].suffix);
-            goto done;
-        }
+        /* 44 is a multiple of 4, so the samples after the header are aligned for int16_t */
+        int16_t *pcm = (int16_t *)(void *)(parts[i].wav + 44);
+        size_t n = parts[i].n;
         clipped += s2s_synth_clipped(pcm, n);
         if (s->o.trim) n = s2s_synth_trim(pcm, n, s->rate_hz, NULL);
         if (n == 0) {
-            rc = s2s_err_set(err, S2S_EDATA, "item %s: %s: espeak-ng produced only silence for \"%.40s\"",
-                             id, parts[i].suffix, parts[i].text);
+            rc = s2s_err_set(err, S2S_EDATA,
+                             "item %s: %s: espeak-ng produced only silence for \"%.40s\"", id,
+                             parts[i].suffix, parts[i].text);
             goto done;
         }
         if (s->o.normalize) {
@@ -716,13 +951,19 @@ static int synth_item(s2s_synth *s, const json_t *item, json_t **out_item, struc
             clipped += s2s_synth_normalize(pcm, n, &g);
             if (json_object_set_new(gains, parts[i].suffix, json_real(g)) != 0) goto nomem;
         }
-        if ((rc = s2s_synth_wav(pcm, n, s->rate_hz, &parts[i].wav, &parts[i].wav_len, err)) != 0)
+        if (n > (0xFFFFFFFFu - 44) / 2) {
+            rc = s2s_err_set(err, S2S_EDATA, "item %s: %s: audio too long for WAV", id,
+                             parts[i].suffix);
             goto done;
+        }
+        parts[i].n = n;
+        wav_header(parts[i].wav, n, s->rate_hz);
+        if (!host_is_le())
+            for (size_t j = 0; j < n; j++)
+                put_le(parts[i].wav + 44 + 2 * j, (uint16_t)pcm[j], 2);
         if (json_object_set_new(durs, parts[i].suffix, json_real((double)n / s->rate_hz)) != 0 ||
             json_object_set_new(nsamp, parts[i].suffix, json_integer((json_int_t)n)) != 0)
             goto nomem;
-        free(pcm);
-        pcm = NULL;
     }
     if (json_object_set_new(audio, "rate", json_integer(s->rate_hz)) != 0 ||
         json_object_set_new(audio, "format", json_string("wav")) != 0 ||
@@ -731,6 +972,7 @@ static int synth_item(s2s_synth *s, const json_t *item, json_t **out_item, struc
         json_object_set_new(audio, "pitch", json_integer(s->o.pitch)) != 0 ||
         json_object_set_new(audio, "seed", json_integer((json_int_t)s->o.seed)) != 0 ||
         json_object_set_new(audio, "engine", json_string(s->engine)) != 0 ||
+        json_object_set_new(audio, "isolate", json_string(isolate_name(s->o.isolate))) != 0 ||
         json_object_set_new(audio, "trim", json_boolean(s->o.trim)) != 0 ||
         json_object_set_new(audio, "normalize", json_boolean(s->o.normalize)) != 0 ||
         json_object_set_new(audio, "clipped", json_integer((json_int_t)clipped)) != 0)
@@ -761,11 +1003,12 @@ static int synth_item(s2s_synth *s, const json_t *item, json_t **out_item, struc
     const char *parts_s = (s->o.parts & S2S_SYNTH_CTX) && (s->o.parts & S2S_SYNTH_CANDIDATES)
                               ? "ctx,candidates"
                           : (s->o.parts & S2S_SYNTH_CTX) ? "ctx"
-                                                        : "candidates";
-    json_t *params = json_pack("{s:s?, s:s?, s:I, s:i, s:i, s:s, s:b, s:b, s:s}", "voice", s->voice,
-                               "voices", s->voices_str, "seed", (json_int_t)s->o.seed, "rate",
-                               s->o.rate, "pitch", s->o.pitch, "parts", parts_s, "trim",
-                               s->o.trim, "normalize", s->o.normalize, "engine", s->engine);
+                                                         : "candidates";
+    json_t *params =
+        json_pack("{s:s?, s:s?, s:I, s:i, s:i, s:s, s:b, s:b, s:s, s:s}", "voice", s->voice,
+                  "voices", s->voices_str, "seed", (json_int_t)s->o.seed, "rate", s->o.rate,
+                  "pitch", s->o.pitch, "parts", parts_s, "trim", s->o.trim, "normalize",
+                  s->o.normalize, "isolate", isolate_name(s->o.isolate), "engine", s->engine);
     if (!params) goto nomem;
     if ((rc = s2s_item_add_provenance(copy, "s2s-synth", params, err)) != 0) goto done;
     *out_item = copy;
@@ -777,22 +1020,16 @@ static int synth_item(s2s_synth *s, const json_t *item, json_t **out_item, struc
 nomem:
     rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
 done:
-    free(pcm);
     json_decref(copy), json_decref(audio), json_decref(durs), json_decref(nsamp);
     json_decref(gains);
-    if (parts) {
-        for (size_t i = 0; i < np; i++) free(parts[i].wav);
-        free(parts);
-    }
+    free_parts(parts, np);
     return rc;
 }
 
 #define RESULT_MAGIC "S2SR"
 
-/* s2s_synth_item_result in this process. */
-static int item_result_here(s2s_synth *s, const json_t *item, unsigned char **out, size_t *len,
-                            s2s_err *err)
-{
+int s2s_synth_item_result(s2s_synth *s, const json_t *item, unsigned char **out, size_t *len,
+                          s2s_err *err) {
     json_t *res = NULL;
     struct part *parts = NULL;
     size_t np = 0;
@@ -811,13 +1048,12 @@ static int item_result_here(s2s_synth *s, const json_t *item, unsigned char **ou
             char suf[48];
             snprintf(suf, sizeof suf, "%s.wav", parts[i].suffix);
             bad = put_bytes(&b, suf, strlen(suf)) != 0 ||
-                  put_bytes(&b, parts[i].wav, parts[i].wav_len) != 0;
+                  put_bytes(&b, parts[i].wav, 44 + parts[i].n * 2) != 0;
         }
     }
     free(js);
     json_decref(res);
-    for (size_t i = 0; i < np; i++) free(parts[i].wav);
-    free(parts);
+    free_parts(parts, np);
     if (bad) {
         s2s_buf_free(&b);
         return s2s_err_set(err, S2S_ENOMEM, "out of memory");
@@ -826,8 +1062,7 @@ static int item_result_here(s2s_synth *s, const json_t *item, unsigned char **ou
     return 0;
 }
 
-static int get_u32(const unsigned char *d, size_t len, size_t *pos, uint32_t *v)
-{
+static int get_u32(const unsigned char *d, size_t len, size_t *pos, uint32_t *v) {
     if (len - *pos < 4) return -1;
     *v = (uint32_t)d[*pos] | (uint32_t)d[*pos + 1] << 8 | (uint32_t)d[*pos + 2] << 16 |
          (uint32_t)d[*pos + 3] << 24;
@@ -836,8 +1071,7 @@ static int get_u32(const unsigned char *d, size_t len, size_t *pos, uint32_t *v)
 }
 
 static int get_bytes(const unsigned char *d, size_t len, size_t *pos, const unsigned char **p,
-                     size_t *n)
-{
+                     size_t *n) {
     uint32_t l;
     if (get_u32(d, len, pos, &l) != 0 || len - *pos < l) return -1;
     *p = d + *pos, *n = l;
@@ -846,8 +1080,7 @@ static int get_bytes(const unsigned char *d, size_t len, size_t *pos, const unsi
 }
 
 int s2s_synth_apply_result(s2s_sample *sample, const unsigned char *data, size_t len,
-                           s2s_err *err)
-{
+                           s2s_err *err) {
     size_t pos = 4;
     uint32_t code, nm;
     const unsigned char *p;
@@ -898,96 +1131,29 @@ bad:
                        len);
 }
 
-static int write_all(int fd, const unsigned char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        p += w, n -= (size_t)w;
+int s2s_synth_sample(s2s_synth *s, s2s_sample *sample, s2s_err *err) {
+    json_t *res = NULL;
+    struct part *parts = NULL;
+    size_t np = 0;
+    int rc = synth_item(s, sample->item, &res, &parts, &np, err);
+    if (rc) return rc;
+    for (size_t i = 0; i < np && !rc; i++) {
+        char suf[48];
+        snprintf(suf, sizeof suf, "%s.wav", parts[i].suffix);
+        rc = s2s_sample_put(sample, suf, parts[i].wav, 44 + parts[i].n * 2, err);
+        parts[i].wav = NULL; /* taken, even on failure */
     }
-    return 0;
-}
-
-/* Runs s2s_synth_item_result in a forked child (a fresh copy of the engine's state). */
-static int item_result_isolated(s2s_synth *s, const json_t *item, unsigned char **out,
-                                size_t *len, s2s_err *err)
-{
-    int fd[2];
-    if (pipe(fd) != 0) return s2s_err_errno(err, "pipe");
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fd[0]), close(fd[1]);
-        return s2s_err_errno(err, "fork");
-    }
-    if (pid == 0) {
-        close(fd[0]);
-        unsigned char *d = NULL;
-        size_t n = 0;
-        s2s_err e;
-        if (item_result_here(s, item, &d, &n, &e) != 0) _exit(3);
-        _exit(write_all(fd[1], d, n) == 0 ? 0 : 3);
-    }
-    close(fd[1]);
-    s2s_buf b = {0};
-    int rc = 0;
-    for (;;) {
-        if (s2s_buf_reserve(&b, 1 << 16, err) != 0) {
-            rc = S2S_ENOMEM;
-            break;
-        }
-        ssize_t r = read(fd[0], b.data + b.len, b.cap - b.len);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
-            rc = s2s_err_errno(err, "reading from the synthesis child");
-            break;
-        }
-        if (r == 0) break;
-        b.len += (size_t)r;
-    }
-    close(fd[0]);
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    if (!rc && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
-        const char *id = s2s_item_id(item);
-        if (WIFSIGNALED(st))
-            rc = s2s_err_set(err, S2S_EIO, "item %s: synthesis process killed by signal %d",
-                             id ? id : "?", WTERMSIG(st));
-        else
-            rc = s2s_err_set(err, S2S_EIO, "item %s: synthesis process failed (status %d)",
-                             id ? id : "?", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-    }
+    free_parts(parts, np);
     if (rc) {
-        s2s_buf_free(&b);
+        json_decref(res);
         return rc;
     }
-    *out = s2s_buf_steal(&b, len);
+    json_decref(sample->item);
+    sample->item = res;
     return 0;
 }
 
-int s2s_synth_item_result(s2s_synth *s, const json_t *item, unsigned char **out, size_t *len,
-                          s2s_err *err)
-{
-    return s->o.isolate ? item_result_isolated(s, item, out, len, err)
-                        : item_result_here(s, item, out, len, err);
-}
-
-int s2s_synth_sample(s2s_synth *s, s2s_sample *sample, s2s_err *err)
-{
-    unsigned char *d = NULL;
-    size_t n = 0;
-    int rc = s2s_synth_item_result(s, sample->item, &d, &n, err);
-    if (rc) return rc;
-    rc = s2s_synth_apply_result(sample, d, n, err);
-    free(d);
-    return rc;
-}
-
-int s2s_synth_list_voices(s2s_synth *s, FILE *fp, const char *lang, s2s_err *err)
-{
+int s2s_synth_list_voices(s2s_synth *s, FILE *fp, const char *lang, s2s_err *err) {
     (void)s;
     const espeak_VOICE **vs;
     espeak_VOICE spec;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,14 +22,12 @@
 static const char *prog = "s2s-synth";
 static volatile sig_atomic_t interrupted;
 
-static void on_signal(int sig)
-{
+static void on_signal(int sig) {
     (void)sig;
     interrupted = 1;
 }
 
-static void usage(FILE *f)
-{
+static void usage(FILE *f) {
     fprintf(
         f,
         "Usage: s2s-synth [OPTIONS] [FILE|-]...\n"
@@ -60,9 +59,12 @@ static void usage(FILE *f)
         "      --normalize    scale each utterance to a peak of -1 dBFS\n"
         "  -j, --jobs N       worker processes (default 1); espeak-ng is not thread-safe, so\n"
         "                     each worker is a process with its own engine\n"
-        "      --no-isolate   speak every item in the worker itself instead of a fresh fork\n"
-        "                     (a bit faster, but audio then depends on the items spoken before\n"
-        "                     it in the same process, so -j changes bytes; see docs/synth.md)\n"
+        "      --isolate MODE item (default): every item is spoken by a fresh fork of an\n"
+        "                     engine that has never spoken, so its audio does not depend on\n"
+        "                     other items, -j or --shard; utterance: a fork per utterance (every\n"
+        "                     WAV equals the espeak-ng CLI's, more CPU); none: no fork (fastest,\n"
+        "                     but espeak-ng carries state between utterances, so audio depends\n"
+        "                     on the items before it in the same process and on -j)\n"
         "      --shard I/N    keep only part I of N (by id hash)\n"
         "  -k, --skip-bad     skip bad items (empty or whitespace-only text, text that is not\n"
         "                     UTF-8, a language without a voice, invalid items) instead of\n"
@@ -96,8 +98,7 @@ typedef struct worker {
     s2s_sample *sample; /* in flight, or NULL */
 } worker;
 
-static int read_full(int fd, void *p, size_t n)
-{
+static int read_full(int fd, void *p, size_t n) {
     unsigned char *q = p;
     while (n) {
         ssize_t r = read(fd, q, n);
@@ -111,8 +112,7 @@ static int read_full(int fd, void *p, size_t n)
     return 0;
 }
 
-static int write_full(int fd, const void *p, size_t n)
-{
+static int write_full(int fd, const void *p, size_t n) {
     const unsigned char *q = p;
     while (n) {
         ssize_t w = write(fd, q, n);
@@ -126,15 +126,13 @@ static int write_full(int fd, const void *p, size_t n)
     return 0;
 }
 
-static int send_frame(int fd, const void *p, uint64_t n)
-{
+static int send_frame(int fd, const void *p, uint64_t n) {
     if (write_full(fd, &n, sizeof n) != 0) return -1;
     return n ? write_full(fd, p, (size_t)n) : 0;
 }
 
 /* Returns 0 and a malloc'd frame, 1 at EOF before a frame, -1 on error. */
-static int recv_frame(int fd, unsigned char **p, size_t *n)
-{
+static int recv_frame(int fd, unsigned char **p, size_t *n) {
     uint64_t len;
     int r = read_full(fd, &len, sizeof len);
     if (r == -1) return 1;
@@ -149,8 +147,7 @@ static int recv_frame(int fd, unsigned char **p, size_t *n)
     return 0;
 }
 
-static void worker_main(s2s_synth *sy, int job_fd, int res_fd)
-{
+static void worker_main(s2s_synth *sy, int job_fd, int res_fd) {
     for (;;) {
         unsigned char *job = NULL;
         size_t n = 0;
@@ -176,8 +173,7 @@ static void worker_main(s2s_synth *sy, int job_fd, int res_fd)
     }
 }
 
-static int start_workers(s2s_synth *sy, worker *w, int n, s2s_err *err)
-{
+static int start_workers(s2s_synth *sy, worker *w, int n, s2s_err *err) {
     for (int i = 0; i < n; i++) {
         int jp[2], rp[2];
         if (pipe(jp) != 0) return s2s_err_errno(err, "pipe");
@@ -193,7 +189,8 @@ static int start_workers(s2s_synth *sy, worker *w, int n, s2s_err *err)
         }
         if (pid == 0) {
             /* Only our own ends stay open, so each worker sees EOF when the parent goes. */
-            for (int k = 0; k < i; k++) close(w[k].job_fd), close(w[k].res_fd);
+            for (int k = 0; k < i; k++)
+                close(w[k].job_fd), close(w[k].res_fd);
             close(jp[1]), close(rp[0]);
             signal(SIGINT, SIG_DFL);
             signal(SIGTERM, SIG_DFL);
@@ -206,12 +203,13 @@ static int start_workers(s2s_synth *sy, worker *w, int n, s2s_err *err)
     return 0;
 }
 
-static void stop_workers(worker *w, int n, int kill_them)
-{
+static void stop_workers(worker *w, int n, int kill_them) {
     for (int i = 0; i < n; i++) {
         if (w[i].pid <= 0) continue;
-        if (kill_them) kill(w[i].pid, SIGTERM);
-        else send_frame(w[i].job_fd, NULL, 0);
+        if (kill_them)
+            kill(w[i].pid, SIGTERM);
+        else
+            send_frame(w[i].job_fd, NULL, 0);
         close(w[i].job_fd), close(w[i].res_fd);
     }
     for (int i = 0; i < n; i++) {
@@ -235,8 +233,7 @@ typedef struct run {
 
 /* Handles a finished sample (rc = its synthesis status): writes it, or skips/stops on a bad
  * item. Takes s. Returns 0 to go on, else the error that stops the run. */
-static int finish(run *r, s2s_sample *s, int rc, s2s_err *err)
-{
+static int finish(run *r, s2s_sample *s, int rc, s2s_err *err) {
     if (rc == S2S_EDATA && r->skip_bad) {
         fprintf(stderr, "%s: skipped: %s\n", prog, err->msg);
         r->skipped++;
@@ -258,8 +255,7 @@ static int finish(run *r, s2s_sample *s, int rc, s2s_err *err)
     return 0;
 }
 
-static int collect(run *r, worker *w, s2s_err *err)
-{
+static int collect(run *r, worker *w, s2s_err *err) {
     s2s_sample *s = w->sample;
     w->sample = NULL;
     unsigned char *d = NULL;
@@ -277,8 +273,11 @@ static int collect(run *r, worker *w, s2s_err *err)
     return finish(r, s, rc, err);
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
+    /* Audio buffers of ~0.1-1 MB come and go for every item: keep them on the heap, not in
+     * fresh mmaps, so each item does not pay page faults for zeroed pages again. */
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     s2s_synth_opts o;
     s2s_synth_opts_default(&o);
     const char *output = NULL, *shard = NULL, *list_lang = NULL;
@@ -296,7 +295,7 @@ int main(int argc, char **argv)
                                        {"trim", no_argument, 0, O_TRIM},
                                        {"normalize", no_argument, 0, O_NORM},
                                        {"jobs", required_argument, 0, 'j'},
-                                       {"no-isolate", no_argument, 0, O_NOISO},
+                                       {"isolate", required_argument, 0, O_NOISO},
                                        {"shard", required_argument, 0, O_SHARD},
                                        {"skip-bad", no_argument, 0, 'k'},
                                        {"output", required_argument, 0, 'o'},
@@ -308,8 +307,12 @@ int main(int argc, char **argv)
     char *end;
     while ((c = getopt_long(argc, argv, "v:s:p:j:ko:qhV", lo, NULL)) != -1) {
         switch (c) {
-        case 'v': o.voice = optarg; break;
-        case O_VOICES: o.voices = optarg; break;
+        case 'v':
+            o.voice = optarg;
+            break;
+        case O_VOICES:
+            o.voices = optarg;
+            break;
         case O_SEED:
             errno = 0;
             o.seed = strtoull(optarg, &end, 10);
@@ -330,8 +333,10 @@ int main(int argc, char **argv)
                 fprintf(stderr, "%s: -%c: not an integer: %s\n", prog, c, optarg);
                 return 2;
             }
-            if (c == 's') o.rate = (int)(v > 100000 ? 100000 : v < -1 ? -1 : v);
-            else if (c == 'p') o.pitch = (int)(v > 1000 ? 1000 : v < -1 ? -1 : v);
+            if (c == 's')
+                o.rate = (int)(v > 100000 ? 100000 : v < -1 ? -1 : v);
+            else if (c == 'p')
+                o.pitch = (int)(v > 1000 ? 1000 : v < -1 ? -1 : v);
             else if (v < 1 || v > 64) {
                 fprintf(stderr, "%s: --jobs must be 1..64\n", prog);
                 return 2;
@@ -340,26 +345,56 @@ int main(int argc, char **argv)
             break;
         }
         case O_PARTS:
-            if (strcmp(optarg, "ctx") == 0) o.parts = S2S_SYNTH_CTX;
-            else if (strcmp(optarg, "candidates") == 0) o.parts = S2S_SYNTH_CANDIDATES;
-            else if (strcmp(optarg, "ctx,candidates") == 0 ||
-                     strcmp(optarg, "candidates,ctx") == 0)
+            if (strcmp(optarg, "ctx") == 0)
+                o.parts = S2S_SYNTH_CTX;
+            else if (strcmp(optarg, "candidates") == 0)
+                o.parts = S2S_SYNTH_CANDIDATES;
+            else if (strcmp(optarg, "ctx,candidates") == 0 || strcmp(optarg, "candidates,ctx") == 0)
                 o.parts = S2S_SYNTH_CTX | S2S_SYNTH_CANDIDATES;
             else {
                 fprintf(stderr, "%s: --parts must be ctx, candidates or ctx,candidates\n", prog);
                 return 2;
             }
             break;
-        case O_TRIM: o.trim = 1; break;
-        case O_NORM: o.normalize = 1; break;
-        case O_NOISO: o.isolate = 0; break;
-        case O_SHARD: shard = optarg; break;
-        case 'k': skip_bad = 1; break;
-        case 'o': output = optarg; break;
-        case 'q': quiet = 1; break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("%s %s\n", prog, S2S_VERSION); return 0;
-        default: usage(stderr); return 2;
+        case O_TRIM:
+            o.trim = 1;
+            break;
+        case O_NORM:
+            o.normalize = 1;
+            break;
+        case O_NOISO:
+            if (strcmp(optarg, "none") == 0)
+                o.isolate = S2S_SYNTH_ISOLATE_NONE;
+            else if (strcmp(optarg, "item") == 0)
+                o.isolate = S2S_SYNTH_ISOLATE_ITEM;
+            else if (strcmp(optarg, "utterance") == 0)
+                o.isolate = S2S_SYNTH_ISOLATE_UTTERANCE;
+            else {
+                fprintf(stderr, "%s: --isolate must be item, utterance or none\n", prog);
+                return 2;
+            }
+            break;
+        case O_SHARD:
+            shard = optarg;
+            break;
+        case 'k':
+            skip_bad = 1;
+            break;
+        case 'o':
+            output = optarg;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("%s %s\n", prog, S2S_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     s2s_part part = {0, 1};
@@ -409,8 +444,10 @@ int main(int argc, char **argv)
     int rc = 0;
     if (jobs > 1) {
         w = calloc((size_t)jobs, sizeof *w);
-        if (!w) rc = s2s_err_set(&err, S2S_ENOMEM, "out of memory");
-        else rc = start_workers(sy, w, jobs, &err);
+        if (!w)
+            rc = s2s_err_set(&err, S2S_ENOMEM, "out of memory");
+        else
+            rc = start_workers(sy, w, jobs, &err);
     }
     r.prog = s2s_progress_new(prog, "items", 0);
     uint64_t seq = 0;
@@ -478,17 +515,21 @@ int main(int argc, char **argv)
     }
     s2s_progress_end(r.prog, r.written + r.skipped);
     s2s_reader_close(in);
-    if (!rc) rc = s2s_writer_close(r.out, &err);
-    else s2s_writer_abort(r.out);
+    if (!rc)
+        rc = s2s_writer_close(r.out, &err);
+    else
+        s2s_writer_abort(r.out);
     s2s_synth_free(sy);
     if (rc) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
-        if (r.skipped) fprintf(stderr, "%s: %" PRIu64 " bad items skipped before that\n", prog, r.skipped);
+        if (r.skipped)
+            fprintf(stderr, "%s: %" PRIu64 " bad items skipped before that\n", prog, r.skipped);
         return s2s_exit_status(rc);
     }
     if (!quiet)
-        fprintf(stderr, "%s: %" PRIu64 " items spoken, %" PRIu64 " bad items skipped, %" PRIu64
-                        " clipped samples\n",
+        fprintf(stderr,
+                "%s: %" PRIu64 " items spoken, %" PRIu64 " bad items skipped, %" PRIu64
+                " clipped samples\n",
                 prog, r.written, r.skipped, r.clipped);
     return 0;
 }

@@ -6,11 +6,14 @@
  * same process spoke before. Hence:
  *   - s2s_synth_new refuses a second live handle in the same process (S2S_EUNSUP);
  *   - parallelism is by processes (s2s-synth -j N forks workers, each with its own handle);
- *   - with opts.isolate (the default) every item is spoken in a fork()ed copy of a process whose
- *     engine is initialised but has never spoken, so an item's audio is a pure function of the
- *     item and the options, whatever was spoken before and however items are spread over workers.
- *     The context of an item is then sample-for-sample what `espeak-ng -v VOICE -s RATE -w`
- *     writes for the same text (docs/synth.md).
+ *   - with opts.isolate = S2S_SYNTH_ISOLATE_ITEM (the default) every item is spoken in a
+ *     fork()ed copy of a process whose engine is initialised but has never spoken, so an item's
+ *     audio is a pure function of the item and the options, whatever was spoken before and
+ *     however items are spread over workers or shards. The context of an item is then
+ *     sample-for-sample what `espeak-ng -v VOICE -s RATE -w` writes for the same text; its
+ *     candidates are spoken after it by the same child. S2S_SYNTH_ISOLATE_UTTERANCE forks per
+ *     utterance (every WAV equals the CLI's; ~25% more CPU), S2S_SYNTH_ISOLATE_NONE not at all
+ *     (audio then depends on what the process spoke before). docs/synth.md has the figures.
  *
  * Text is passed to espeak-ng as plain UTF-8 (espeakCHARS_UTF8 | espeakENDPAUSE): no SSML and no
  * [[phoneme]] input, so '<', '&' and '[[' in a story are text, never markup.
@@ -19,15 +22,18 @@
 #ifndef S2S_SYNTH_H
 #define S2S_SYNTH_H
 
+#include "s2s/err.h"
+#include "s2s/sample.h"
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include "s2s/err.h"
-#include "s2s/sample.h"
 
 /* What to speak (opts.parts). */
 enum { S2S_SYNTH_CTX = 1 << 0, S2S_SYNTH_CANDIDATES = 1 << 1 };
+
+/* opts.isolate */
+enum { S2S_SYNTH_ISOLATE_NONE = 0, S2S_SYNTH_ISOLATE_ITEM = 1, S2S_SYNTH_ISOLATE_UTTERANCE = 2 };
 
 /* Peak level of --normalize: -1 dBFS = 29204 / 32767. */
 #define S2S_SYNTH_NORM_PEAK 29204
@@ -45,11 +51,11 @@ typedef struct s2s_synth_opts {
     unsigned parts;     /* S2S_SYNTH_CTX | S2S_SYNTH_CANDIDATES */
     int trim;           /* 1: cut leading/trailing silence (S2S_SYNTH_TRIM_*) */
     int normalize;      /* 1: scale each utterance so that its peak is S2S_SYNTH_NORM_PEAK */
-    int isolate;        /* 1 (default): speak every item in a fork()ed child (see above) */
+    int isolate;        /* S2S_SYNTH_ISOLATE_* (default ITEM; see above) */
 } s2s_synth_opts;
 
 /* Fills the defaults: no voice (by lang), seed 0, rate 175, pitch 50, both parts, no trim, no
- * normalize, isolate 1. */
+ * normalize, isolate S2S_SYNTH_ISOLATE_ITEM. */
 void s2s_synth_opts_default(s2s_synth_opts *o);
 
 typedef struct s2s_synth s2s_synth;
@@ -74,8 +80,7 @@ int s2s_synth_check_voice(s2s_synth *s, const char *voice, s2s_err *err);
  * else by the item's lang: en -> en-us, zh -> cmn, any other code espeak-ng knows as itself.
  * Writes the name to buf (bufsize bytes). S2S_EDATA ("language "xx" has no espeak-ng voice
  * (close: ...)") when the lang has none. */
-int s2s_synth_voice_for(s2s_synth *s, const json_t *item, char *buf, size_t bufsize,
-                        s2s_err *err);
+int s2s_synth_voice_for(s2s_synth *s, const json_t *item, char *buf, size_t bufsize, s2s_err *err);
 
 /* Checks one text before speaking: valid UTF-8, not empty or only whitespace (Unicode
  * whitespace included). S2S_EDATA with the reason ("is empty", "is only whitespace", "is not
@@ -90,7 +95,7 @@ int s2s_synth_speak(s2s_synth *s, const char *voice, const char *text, int16_t *
 
 /* Speaks the parts of one sample (opts.parts) and adds to it: members "ctx.wav", "c0.wav", ...
  * (replacing members of those names), and to its item an "audio" object and a provenance record
- * (docs/synth.md). With opts.isolate the work runs in a forked child. A bad item (empty or
+ * (docs/synth.md). With opts.isolate the speaking runs in forked children. A bad item (empty or
  * whitespace-only text, invalid UTF-8, language without a voice) gives S2S_EDATA with
  * "item ID: reason" and leaves the sample unchanged. */
 int s2s_synth_sample(s2s_synth *s, s2s_sample *sample, s2s_err *err);
@@ -102,8 +107,7 @@ int s2s_synth_sample(s2s_synth *s, s2s_sample *sample, s2s_err *err);
  * Bytes are only for another process of the same build, not a file format. */
 int s2s_synth_item_result(s2s_synth *s, const json_t *item, unsigned char **out, size_t *len,
                           s2s_err *err);
-int s2s_synth_apply_result(s2s_sample *sample, const unsigned char *data, size_t len,
-                           s2s_err *err);
+int s2s_synth_apply_result(s2s_sample *sample, const unsigned char *data, size_t len, s2s_err *err);
 
 /* Post-processing on 16-bit PCM (pure functions, usable without a handle). */
 /* Cuts leading and trailing silence: keeps [first - pad, last + pad] where first/last are the
