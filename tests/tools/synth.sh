@@ -229,7 +229,7 @@ check_bad bad_lang.jsonl 'item b_lang: language "xx" has no espeak-ng voice'
 # ---- the project's sample data, when the importer is built -----------------------------------
 if [ -x "$S2S_BIN/s2s-import" ]; then
   "$S2S_BIN/s2s-import" storycloze -q "$S2S_SRC/data/samples-en.csv" -o en_all.jsonl
-  "$S2S_BIN/s2s-import" storycloze -q --lang zh "$S2S_SRC/data/samples-zh.csv" -o zh_all.jsonl
+  "$S2S_BIN/s2s-import" storycloze -q --lang zh --prefix szh "$S2S_SRC/data/samples-zh.csv" -o zh_all.jsonl
   sed -n 1,3p en_all.jsonl > en.jsonl
   sed -n 1,3p zh_all.jsonl > zh.jsonl
   cat en.jsonl zh.jsonl | "$SYNTH" -q -j2 > data.tar
