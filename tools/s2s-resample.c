@@ -36,8 +36,10 @@ static void usage(FILE *f) {
         "rest), mixed down to mono, resampled to R Hz and stored as the chosen sample format and\n"
         "container. The member's extension follows the container (ID.ctx.mp3 -> ID.ctx.wav).\n"
         "Members already mono at R Hz in the target format and container pass through\n"
-        "byte-for-byte. ID.json gets \"audio\": {rate, format, container, engine, quality} (other\n"
-        "fields kept) and a provenance record.\n"
+        "byte-for-byte. ID.json's \"audio\" gets rate, format (the container, \"wav\" or\n"
+        "\"flac\", as s2s-synth writes it), sample_format, channels (1), resampler {engine,\n"
+        "quality} and, per member stem, samples and durations; other fields are kept. A\n"
+        "provenance record names the parameters.\n"
         "\n"
         "Options:\n"
         "  -r, --rate R          output sample rate in Hz (required; 16000 or 24000 for most\n"
@@ -93,7 +95,8 @@ static size_t stem_len(const char *suffix) {
 /* Decodes, converts and encodes one audio blob block by block (memory: the input and output
  * files plus fixed-size blocks). *out NULL + return 0 means "already right: pass through". */
 static int convert(const opts *o, const unsigned char *data, size_t size, const char *name,
-                   int allow_passthrough, unsigned char **out, size_t *outsize, s2s_err *err) {
+                   int allow_passthrough, unsigned char **out, size_t *outsize, size_t *n_out,
+                   s2s_err *err) {
     enum { BLOCK = 32768 };
     static float block[BLOCK];
     s2s_audio info;
@@ -125,6 +128,8 @@ static int convert(const opts *o, const unsigned char *data, size_t size, const 
     if (rc == 0 && !pass &&
         s2s_resample_out_len(s2s_audio_reader_count(rd), info.rate, o->rate) == 0)
         rc = s2s_err_set(err, S2S_EDATA, "too short: no samples left at %d Hz", o->rate);
+    *n_out = pass ? s2s_audio_reader_count(rd)
+                  : s2s_resample_out_len(s2s_audio_reader_count(rd), info.rate, o->rate);
     s2s_audio_reader_close(rd);
     s2s_resampler_free(rs);
     if (rc == 0 && w) return s2s_audio_writer_finish(w, out, outsize, err);
@@ -159,9 +164,9 @@ static int do_attach(const opts *o, s2s_sample *s, int *attached, s2s_err *err) 
     if (!path) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
     snprintf(path, plen, "%s/%s", o->attach, o->files[k]);
     unsigned char *data = NULL, *enc = NULL;
-    size_t len = 0, enclen = 0;
+    size_t len = 0, enclen = 0, n;
     int rc = s2s_read_file(path, &data, &len, err);
-    if (rc == 0) rc = convert(o, data, len, path, 0, &enc, &enclen, err);
+    if (rc == 0) rc = convert(o, data, len, path, 0, &enc, &enclen, &n, err);
     if (rc < 0) {
         s2s_err_prefix(err, "sample %s %s: %s: ", s->key, o->member, path);
         free(data);
@@ -195,20 +200,52 @@ static int do_attach(const opts *o, s2s_sample *s, int *attached, s2s_err *err) 
     return 0;
 }
 
-/* Converts every audio member of s in place. */
+/* audio[key][stem] = v (audio[key] created if absent). */
+static int set_per_member(json_t *audio, const char *key, const char *stem, json_t *v) {
+    json_t *o = json_object_get(audio, key);
+    if (!json_is_object(o)) {
+        o = json_object();
+        if (!o || json_object_set_new(audio, key, o) < 0) {
+            json_decref(v);
+            return -1;
+        }
+    }
+    return json_object_set_new(o, stem, v);
+}
+
+/* Converts every audio member of s in place and records the result in ID.json. */
 static int do_sample(const opts *o, s2s_sample *s, int *attached, s2s_err *err) {
     int rc;
     if (o->attach && (rc = do_attach(o, s, attached, err)) < 0) return rc;
     const char *ext = s2s_audio_container_ext(o->container);
+    json_t *audio = NULL;
+    if (s->item) {
+        audio = json_object_get(s->item, "audio");
+        if (!json_is_object(audio)) {
+            audio = json_object();
+            if (!audio || json_object_set_new(s->item, "audio", audio) < 0)
+                return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        }
+    }
     for (size_t i = 0; i < s->n_members; i++) {
         s2s_member *m = &s->members[i];
-        if (!s2s_audio_is_audio_name(m->suffix) || !strchr(m->suffix, '.')) continue;
+        const char *dot = strchr(m->suffix, '.');
+        if (!dot || strchr(dot + 1, '.') || !s2s_audio_is_audio_name(m->suffix)) continue;
         unsigned char *enc;
-        size_t enclen;
-        rc = convert(o, m->data, m->size, m->suffix, 1, &enc, &enclen, err);
+        size_t enclen, n;
+        rc = convert(o, m->data, m->size, m->suffix, 1, &enc, &enclen, &n, err);
         if (rc < 0) return s2s_err_prefix(err, "sample %s %s: ", s->key, m->suffix);
-        if (!enc) continue; /* already right: untouched */
         size_t sl = stem_len(m->suffix);
+        char stem[256];
+        snprintf(stem, sizeof stem, "%.*s", (int)(sl < 255 ? sl : 255), m->suffix);
+        /* Per member: samples and seconds at the new rate (s2s-synth's "samples"/"durations"). */
+        if (audio &&
+            (set_per_member(audio, "samples", stem, json_integer((json_int_t)n)) < 0 ||
+             set_per_member(audio, "durations", stem, json_real((double)n / o->rate)) < 0)) {
+            free(enc);
+            return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        }
+        if (!enc) continue; /* already right: untouched */
         char *suffix = malloc(sl + strlen(ext) + 2);
         if (!suffix) {
             free(enc);
@@ -229,33 +266,24 @@ static int do_sample(const opts *o, s2s_sample *s, int *attached, s2s_err *err) 
         m->data = enc;
         m->size = enclen;
     }
-    /* ID.json: what the audio members now are, and who made them so. */
-    if (s->item) {
-        json_t *audio = json_object_get(s->item, "audio");
-        if (!json_is_object(audio)) {
-            audio = json_object();
-            if (!audio || json_object_set_new(s->item, "audio", audio) < 0)
-                return s2s_err_set(err, S2S_ENOMEM, "out of memory");
-        }
-        if (json_object_set_new(audio, "rate", json_integer(o->rate)) < 0 ||
-            json_object_set_new(audio, "format", json_string(s2s_audio_format_name(o->format))) <
-                0 ||
-            json_object_set_new(audio, "container", json_string(ext)) < 0 ||
-            json_object_set_new(audio, "engine", json_string(s2s_resample_engine_name(o->engine))) <
-                0 ||
-            json_object_set_new(audio, "quality",
-                                json_string(s2s_resample_quality_name(o->quality))) < 0)
-            return s2s_err_set(err, S2S_ENOMEM, "out of memory");
-        json_t *params = json_pack("{s:i, s:s, s:s, s:s, s:s}", "rate", o->rate, "engine",
-                                   s2s_resample_engine_name(o->engine), "quality",
-                                   s2s_resample_quality_name(o->quality), "format",
-                                   s2s_audio_format_name(o->format), "container", ext);
-        if (!params) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
-        if (*attached) json_object_set_new(params, "attached", json_string(o->member));
-        rc = s2s_item_add_provenance(s->item, prog, params, err);
-        if (rc < 0) return rc;
-    }
-    return 0;
+    if (!audio) return 0;
+    /* "format" is the container, as s2s-synth writes it; "engine" stays the TTS engine's. */
+    json_t *rsm = json_pack("{s:s, s:s}", "engine", s2s_resample_engine_name(o->engine), "quality",
+                            s2s_resample_quality_name(o->quality));
+    if (!rsm || json_object_set_new(audio, "rate", json_integer(o->rate)) < 0 ||
+        json_object_set_new(audio, "format", json_string(ext)) < 0 ||
+        json_object_set_new(audio, "sample_format", json_string(s2s_audio_format_name(o->format))) <
+            0 ||
+        json_object_set_new(audio, "channels", json_integer(1)) < 0 ||
+        json_object_set_new(audio, "resampler", rsm) < 0)
+        return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    json_t *params = json_pack("{s:i, s:s, s:s, s:s, s:s}", "rate", o->rate, "engine",
+                               s2s_resample_engine_name(o->engine), "quality",
+                               s2s_resample_quality_name(o->quality), "sample_format",
+                               s2s_audio_format_name(o->format), "container", ext);
+    if (!params) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    if (*attached) json_object_set_new(params, "attached", json_string(o->member));
+    return s2s_item_add_provenance(s->item, prog, params, err);
 }
 
 static int cmp_str(const void *a, const void *b) {

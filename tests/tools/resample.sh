@@ -137,8 +137,15 @@ python3 - any-o.tar <<'EOF' || fail "ID.json audio/provenance"
 import json, sys, tarfile
 t = tarfile.open(sys.argv[1])
 j = json.load(t.extractfile("a.json"))
-assert j["audio"] == {"rate": 16000, "format": "s16", "container": "wav", "engine": "swr",
-                      "quality": "medium"}, j["audio"]
+a = j["audio"]
+assert a["rate"] == 16000 and a["format"] == "wav" and a["sample_format"] == "s16", a
+assert a["channels"] == 1 and a["resampler"] == {"engine": "swr", "quality": "medium"}, a
+# per member: the sample count at the new rate (the files hold exactly these many)
+for stem in ("ctx", "c0", "c1"):
+    import wave
+    with wave.open(t.extractfile("a.%s.wav" % stem)) as w:
+        assert a["samples"][stem] == w.getnframes(), (stem, a["samples"], w.getnframes())
+    assert abs(a["durations"][stem] - a["samples"][stem] / 16000) < 1e-9
 assert j["provenance"][-1]["tool"] == "s2s-resample", j["provenance"]
 assert j["provenance"][-1]["params"]["rate"] == 16000
 assert j["context"]["text"] == "hello"
