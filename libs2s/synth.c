@@ -765,7 +765,7 @@ static int speak_isolated(s2s_synth *s, const char *voice, struct part *parts, s
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         s2s_buf b = {0};
-        if (s2s_buf_reserve(&b, 44 + (1 << 18), err) != 0) {
+        if (s2s_buf_reserve(&b, 44 + (1 << 21), err) != 0) {
             rc = S2S_ENOMEM;
             break;
         }
@@ -810,6 +810,8 @@ static int speak_isolated(s2s_synth *s, const char *voice, struct part *parts, s
         size_t blen;
         parts[i].n = (b.len - 44) / 2;
         parts[i].wav = s2s_buf_steal(&b, &blen);
+        unsigned char *fit = realloc(parts[i].wav, blen ? blen : 1); /* shrinks in place */
+        if (fit) parts[i].wav = fit;
     }
     close(fd[0]);
     int st = 0;
@@ -861,19 +863,6 @@ static int speak_parts(s2s_synth *s, const char *voice, struct part *parts, size
         }
     }
     return 0;
-}
-
-/* Appends n bytes; returns -1 on ENOMEM. */
-static int put_u32(s2s_buf *b, uint32_t v) {
-    unsigned char p[4];
-    put_le(p, v, 4);
-    return s2s_buf_append(b, p, 4, NULL);
-}
-
-static int put_bytes(s2s_buf *b, const void *p, size_t n) {
-    if (n > 0xFFFFFFFFu) return -1;
-    if (put_u32(b, (uint32_t)n) != 0) return -1;
-    return s2s_buf_append(b, p, n, NULL);
 }
 
 static const char *isolate_name(int iso) {
@@ -1026,98 +1015,114 @@ done:
     return rc;
 }
 
-#define RESULT_MAGIC "S2SR"
+#define RESULT_MAGIC 0x52533253u /* "S2SR" */
 
-int s2s_synth_item_result(s2s_synth *s, const json_t *item, unsigned char **out, size_t *len,
-                          s2s_err *err) {
+/* Result record on a pipe (same machine, host byte order): u32 magic, u32 code; code != 0:
+ * u32 length + message; else u32 length + item JSON, u32 member count, per member u32 length +
+ * suffix, u32 length + bytes. Written with writev straight from the buffers, read straight into
+ * the members' own buffers: no copy in between. */
+int s2s_synth_item_send(s2s_synth *s, const json_t *item, int fd, s2s_err *err) {
     json_t *res = NULL;
     struct part *parts = NULL;
     size_t np = 0;
     s2s_err ie;
     s2s_err_clear(&ie);
     int code = synth_item(s, item, &res, &parts, &np, &ie);
-    s2s_buf b = {0};
+    if (code == S2S_ENOMEM) return s2s_err_set(err, code, "%s", ie.msg);
     char *js = NULL;
-    int bad = s2s_buf_append(&b, RESULT_MAGIC, 4, NULL) != 0 || put_u32(&b, (uint32_t)code) != 0;
-    if (!bad && code != 0) {
-        bad = put_bytes(&b, ie.msg, strlen(ie.msg)) != 0;
-    } else if (!bad) {
-        js = s2s_item_dumps(res);
-        bad = !js || put_bytes(&b, js, strlen(js)) != 0 || put_u32(&b, (uint32_t)np) != 0;
-        for (size_t i = 0; !bad && i < np; i++) {
-            char suf[48];
-            snprintf(suf, sizeof suf, "%s.wav", parts[i].suffix);
-            bad = put_bytes(&b, suf, strlen(suf)) != 0 ||
-                  put_bytes(&b, parts[i].wav, 44 + parts[i].n * 2) != 0;
+    int rc = 0;
+    size_t niov = 0, cap = 8 + 4 * np;
+    struct iovec *iov = calloc(cap, sizeof *iov);
+    uint32_t *lens = calloc(4 + 2 * np, sizeof *lens);
+    char(*sufs)[48] = calloc(np ? np : 1, sizeof *sufs);
+    if (!iov || !lens || !sufs) {
+        rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        goto done;
+    }
+    lens[0] = RESULT_MAGIC;
+    lens[1] = (uint32_t)code;
+    iov[niov++] = (struct iovec){&lens[0], 8};
+    if (code != 0) {
+        lens[2] = (uint32_t)strlen(ie.msg);
+        iov[niov++] = (struct iovec){&lens[2], 4};
+        iov[niov++] = (struct iovec){ie.msg, lens[2]};
+    } else {
+        if (!(js = s2s_item_dumps(res))) {
+            rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+            goto done;
+        }
+        lens[2] = (uint32_t)strlen(js);
+        lens[3] = (uint32_t)np;
+        iov[niov++] = (struct iovec){&lens[2], 4};
+        iov[niov++] = (struct iovec){js, lens[2]};
+        iov[niov++] = (struct iovec){&lens[3], 4};
+        for (size_t i = 0; i < np; i++) {
+            snprintf(sufs[i] + 4, sizeof sufs[i] - 4, "%s.wav", parts[i].suffix);
+            uint32_t sl = (uint32_t)strlen(sufs[i] + 4);
+            memcpy(sufs[i], &sl, 4);
+            lens[4 + 2 * i] = (uint32_t)(44 + parts[i].n * 2);
+            iov[niov++] = (struct iovec){sufs[i], 4 + sl};
+            iov[niov++] = (struct iovec){&lens[4 + 2 * i], 4};
+            iov[niov++] = (struct iovec){parts[i].wav, lens[4 + 2 * i]};
         }
     }
-    free(js);
+    if (writev_all(fd, iov, (int)niov) != 0) rc = s2s_err_errno(err, "writing a synthesis result");
+done:
+    free(iov), free(lens), free(sufs), free(js);
     json_decref(res);
     free_parts(parts, np);
-    if (bad) {
-        s2s_buf_free(&b);
-        return s2s_err_set(err, S2S_ENOMEM, "out of memory");
-    }
-    *out = s2s_buf_steal(&b, len);
-    return 0;
+    return rc;
 }
 
-static int get_u32(const unsigned char *d, size_t len, size_t *pos, uint32_t *v) {
-    if (len - *pos < 4) return -1;
-    *v = (uint32_t)d[*pos] | (uint32_t)d[*pos + 1] << 8 | (uint32_t)d[*pos + 2] << 16 |
-         (uint32_t)d[*pos + 3] << 24;
-    *pos += 4;
-    return 0;
+static int recv_u32(int fd, uint32_t *v) {
+    return read_all(fd, v, 4);
 }
 
-static int get_bytes(const unsigned char *d, size_t len, size_t *pos, const unsigned char **p,
-                     size_t *n) {
+/* Reads u32 length + bytes into a new NUL-terminated buffer (max bytes at most). */
+static int recv_bytes(int fd, unsigned char **p, size_t *n, size_t max) {
     uint32_t l;
-    if (get_u32(d, len, pos, &l) != 0 || len - *pos < l) return -1;
-    *p = d + *pos, *n = l;
-    *pos += l;
+    if (recv_u32(fd, &l) != 0 || l > max) return -1;
+    unsigned char *d = malloc((size_t)l + 1);
+    if (!d) return -2;
+    if (l && read_all(fd, d, l) != 0) {
+        free(d);
+        return -1;
+    }
+    d[l] = 0;
+    *p = d, *n = l;
     return 0;
 }
 
-int s2s_synth_apply_result(s2s_sample *sample, const unsigned char *data, size_t len,
-                           s2s_err *err) {
-    size_t pos = 4;
-    uint32_t code, nm;
-    const unsigned char *p;
+int s2s_synth_sample_recv(s2s_sample *sample, int fd, s2s_err *err) {
+    uint32_t h[2], nm;
+    unsigned char *p = NULL;
     size_t n;
-    if (len < 8 || memcmp(data, RESULT_MAGIC, 4) != 0 || get_u32(data, len, &pos, &code) != 0)
-        goto bad;
-    if (code != 0) {
-        if (get_bytes(data, len, &pos, &p, &n) != 0) goto bad;
-        return s2s_err_set(err, (int)code, "%.*s", (int)n, (const char *)p);
+    json_t *item = NULL;
+    int r;
+    if (read_all(fd, h, sizeof h) != 0 || h[0] != RESULT_MAGIC) goto bad;
+    if (h[1] != 0) {
+        if ((r = recv_bytes(fd, &p, &n, 1 << 16)) != 0) goto fail;
+        int code = (int)h[1];
+        s2s_err_set(err, code, "%s", (const char *)p);
+        free(p);
+        return code;
     }
-    if (get_bytes(data, len, &pos, &p, &n) != 0) goto bad;
+    if ((r = recv_bytes(fd, &p, &n, (size_t)1 << 30)) != 0) goto fail;
     json_error_t je;
-    json_t *item = json_loadb((const char *)p, n, 0, &je);
-    if (!item) goto bad;
-    if (get_u32(data, len, &pos, &nm) != 0) {
-        json_decref(item);
-        goto bad;
-    }
-    /* Check the whole record before touching the sample. */
-    size_t save = pos;
+    item = json_loadb((const char *)p, n, 0, &je);
+    free(p);
+    p = NULL;
+    if (!item || recv_u32(fd, &nm) != 0) goto bad;
     for (uint32_t i = 0; i < nm; i++) {
-        const unsigned char *q;
-        size_t qn;
-        if (get_bytes(data, len, &pos, &q, &qn) != 0 || get_bytes(data, len, &pos, &q, &qn) != 0) {
-            json_decref(item);
-            goto bad;
-        }
-    }
-    pos = save;
-    for (uint32_t i = 0; i < nm; i++) {
-        const unsigned char *sp, *dp;
+        unsigned char *suf = NULL, *data = NULL;
         size_t sn, dn;
-        get_bytes(data, len, &pos, &sp, &sn);
-        get_bytes(data, len, &pos, &dp, &dn);
-        char suf[64];
-        snprintf(suf, sizeof suf, "%.*s", (int)sn, (const char *)sp);
-        int rc = s2s_sample_put_copy(sample, suf, dp, dn, err);
+        if ((r = recv_bytes(fd, &suf, &sn, 64)) != 0) goto fail;
+        if ((r = recv_bytes(fd, &data, &dn, 0xFFFFFFFFu)) != 0) {
+            free(suf);
+            goto fail;
+        }
+        int rc = s2s_sample_put(sample, (const char *)suf, data, dn, err);
+        free(suf);
         if (rc != 0) {
             json_decref(item);
             return rc;
@@ -1126,9 +1131,15 @@ int s2s_synth_apply_result(s2s_sample *sample, const unsigned char *data, size_t
     json_decref(sample->item);
     sample->item = item;
     return 0;
+fail:
+    if (r == -2) {
+        json_decref(item);
+        return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    }
 bad:
-    return s2s_err_set(err, S2S_EIO, "sample %s: garbled synthesis result (%zu bytes)", sample->key,
-                       len);
+    json_decref(item);
+    return s2s_err_set(err, S2S_EIO, "sample %s: synthesis result cut short or garbled",
+                       sample->key);
 }
 
 int s2s_synth_sample(s2s_synth *s, s2s_sample *sample, s2s_err *err) {

@@ -159,17 +159,13 @@ static void worker_main(s2s_synth *sy, int job_fd, int res_fd) {
         json_t *item = json_loadb((const char *)job, n, 0, &je);
         free(job);
         if (!item) _exit(3);
-        unsigned char *res = NULL;
-        size_t rn = 0;
         s2s_err err;
-        if (s2s_synth_item_result(sy, item, &res, &rn, &err) != 0) {
-            /* system failure (fork, pipe, memory): tell the parent in a result of our own */
+        if (s2s_synth_item_send(sy, item, res_fd, &err) != 0) {
+            /* system failure (fork, pipe, memory): the parent sees the pipe close */
             fprintf(stderr, "%s: worker: %s\n", prog, err.msg);
             _exit(3);
         }
         json_decref(item);
-        if (send_frame(res_fd, res, rn) != 0) _exit(3);
-        free(res);
     }
 }
 
@@ -258,18 +254,14 @@ static int finish(run *r, s2s_sample *s, int rc, s2s_err *err) {
 static int collect(run *r, worker *w, s2s_err *err) {
     s2s_sample *s = w->sample;
     w->sample = NULL;
-    unsigned char *d = NULL;
-    size_t n = 0;
-    int fr = recv_frame(w->res_fd, &d, &n);
-    if (fr != 0) {
-        int rc = interrupted ? s2s_err_set(err, S2S_EINTR, "interrupted")
-                             : s2s_err_set(err, S2S_EIO, "worker %ld died while speaking item %s",
-                                           (long)w->pid, s->key);
+    int rc = s2s_synth_sample_recv(s, w->res_fd, err);
+    if (rc == S2S_EIO) {
+        rc = interrupted ? s2s_err_set(err, S2S_EINTR, "interrupted")
+                         : s2s_err_set(err, S2S_EIO, "worker %ld died while speaking item %s (%s)",
+                                       (long)w->pid, s->key, err->msg);
         s2s_sample_free(s);
         return rc;
     }
-    int rc = s2s_synth_apply_result(s, d, n, err);
-    free(d);
     return finish(r, s, rc, err);
 }
 

@@ -100,14 +100,14 @@ int s2s_synth_speak(s2s_synth *s, const char *voice, const char *text, int16_t *
  * "item ID: reason" and leaves the sample unchanged. */
 int s2s_synth_sample(s2s_synth *s, s2s_sample *sample, s2s_err *err);
 
-/* The same in two halves, for worker processes: s2s_synth_item_result speaks an item and
- * serialises what s2s_synth_sample would add (or the error) as bytes (*out malloc'd, caller
- * frees; returns 0 even when the item was bad: the error travels in the bytes);
- * s2s_synth_apply_result applies such bytes to the sample (returning the item's error, if any).
- * Bytes are only for another process of the same build, not a file format. */
-int s2s_synth_item_result(s2s_synth *s, const json_t *item, unsigned char **out, size_t *len,
-                          s2s_err *err);
-int s2s_synth_apply_result(s2s_sample *sample, const unsigned char *data, size_t len, s2s_err *err);
+/* The same in two halves, for worker processes: s2s_synth_item_send speaks an item and writes
+ * what s2s_synth_sample would add (or the item's error) as one record to fd (a pipe to another
+ * process of the same build; not a file format). It returns 0 also when the item was bad (the
+ * error travels in the record); negative only when writing fails or memory runs out.
+ * s2s_synth_sample_recv reads one record from fd and applies it to the sample, returning the
+ * item's error if it carries one (message "item ID: why"), S2S_EIO if the record is cut short. */
+int s2s_synth_item_send(s2s_synth *s, const json_t *item, int fd, s2s_err *err);
+int s2s_synth_sample_recv(s2s_sample *sample, int fd, s2s_err *err);
 
 /* Post-processing on 16-bit PCM (pure functions, usable without a handle). */
 /* Cuts leading and trailing silence: keeps [first - pad, last + pad] where first/last are the

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# bench/synth.sh — s2s-synth -j2 against one `espeak-ng -f FILE -w out.wav` process on the same
+# text: every context and every ending of StoryCloze Spring 2016 validation (1871 items, 5613
+# utterances, ~10 h of speech), voice en-us, rate 175.
+#
+# Ours: items JSONL -> s2s-synth -j2 (default --isolate item) -> tar stream to /dev/null.
+# Anchor: the same texts, one per line, in one file -> espeak-ng -f FILE -w /dev/null (the CLI
+# speaks the file as one text; our 5613 utterances each get espeak-ng's end pause, so we produce
+# a bit more audio, printed below). Also s2s-synth -j1 and --isolate none for the cost of the
+# per-item fork. Figures: wall and CPU (user+sys, children included) seconds, medians of RUNS
+# (default 3). The goal is wall(espeak-ng) / wall(s2s-synth -j2) >= 1.8 on 2 cores; the cores
+# are shared with other work, so the CPU ratio is printed too.
+# Usage: bench/synth.sh [--items N] [BUILD_DIR]   (env RUNS)
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+ITEMS=0
+if [ "${1:-}" = "--items" ]; then ITEMS=$2; shift 2; fi
+BUILD=$(cd "${1:-${S2S_BUILD:-$SRC/build}}" && pwd)
+SYNTH="$BUILD/bin/s2s-synth"
+SHARED=${S2S_SHARED:-$SRC/../shared}
+CSV="$SHARED/corpora/storycloze_spring2016/cloze_test_val__spring2016.csv"
+RUNS=${RUNS:-3}
+[ -x "$SYNTH" ] || { echo "no $SYNTH (build first)" >&2; exit 2; }
+command -v espeak-ng >/dev/null || { echo "no espeak-ng CLI" >&2; exit 2; }
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+python3 - "$CSV" "$ITEMS" <<'EOF'
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1], encoding="utf-8")))
+n = int(sys.argv[2]) or len(rows)
+rows = rows[:n]
+with open("items.jsonl", "w", encoding="utf-8") as f, open("all.txt", "w", encoding="utf-8") as t:
+    for i, r in enumerate(rows):
+        ctx = " ".join(r["InputSentence%d" % k] for k in range(1, 5))
+        ends = [r["RandomFifthSentenceQuiz1"], r["RandomFifthSentenceQuiz2"]]
+        right = int(r["AnswerRightEnding"])
+        f.write(json.dumps({"id": "sc%06d" % i, "task": "cloze", "lang": "en",
+                            "context": {"text": ctx},
+                            "candidates": [{"text": e, "label": int(right == k + 1)}
+                                           for k, e in enumerate(ends)]},
+                           ensure_ascii=False) + "\n")
+        t.write(ctx + "\n" + ends[0] + "\n" + ends[1] + "\n")
+print(len(rows), file=open("n", "w"))
+EOF
+N=$(cat n)
+
+median() { sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
+# "wall cpu" of one command (stdout to /dev/null), children's CPU included.
+measure() {
+    python3 -c 'import os, sys, time
+null = os.open(os.devnull, os.O_WRONLY)
+t = time.monotonic()
+pid = os.posix_spawnp(sys.argv[1], sys.argv[1:], os.environ,
+                      file_actions=[(os.POSIX_SPAWN_DUP2, null, 1)])
+_, status, ru = os.wait4(pid, 0)
+wall = time.monotonic() - t
+if os.waitstatus_to_exitcode(status): sys.exit("failed: " + " ".join(sys.argv[1:]))
+c = os.times()
+print("%.3f %.3f" % (wall, c.children_user + c.children_system))' "$@"
+}
+run() { # name, command...
+    local name=$1; shift
+    : > "w_$name"; : > "c_$name"
+    for _ in $(seq "$RUNS"); do
+        read -r w c < <(measure "$@")
+        echo "$w" >> "w_$name"; echo "$c" >> "c_$name"
+    done
+}
+run cli espeak-ng -v en-us -s 175 -f all.txt -w /dev/null
+run j2 "$SYNTH" -q -j2 --voice en-us items.jsonl
+run j1 "$SYNTH" -q -j1 --voice en-us items.jsonl
+run none "$SYNTH" -q -j1 --isolate none --voice en-us items.jsonl
+
+# Audio produced (seconds), from one run each.
+espeak-ng -v en-us -s 175 -f all.txt -w cli.wav
+AUD_CLI=$(python3 -c 'import wave; w = wave.open("cli.wav"); print("%.0f" % (w.getnframes() / w.getframerate()))')
+rm -f cli.wav
+AUD_OURS=$("$SYNTH" -q --voice en-us items.jsonl | python3 -c '
+import json, sys, tarfile
+s = 0.0
+with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as tf:
+    for m in tf:
+        if m.name.endswith(".json"):
+            s += sum(json.loads(tf.extractfile(m).read())["audio"]["durations"].values())
+print("%.0f" % s)')
+
+W_CLI=$(median < w_cli); C_CLI=$(median < c_cli)
+echo "StoryCloze val: $N items, $((N * 3)) utterances; medians of $RUNS runs; $(nproc) cores (shared)"
+echo
+echo "| program | wall s | CPU s | audio s | speedup (wall) vs espeak-ng | CPU vs espeak-ng |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+printf '| espeak-ng -f FILE -w (1 process) | %s | %s | %s | 1.00 | 1.00 |\n' "$W_CLI" "$C_CLI" "$AUD_CLI"
+for v in j2 j1 none; do
+    W=$(median < "w_$v"); C=$(median < "c_$v")
+    case $v in
+    j2) label="s2s-synth -j2" ;;
+    j1) label="s2s-synth -j1" ;;
+    none) label="s2s-synth -j1 --isolate none" ;;
+    esac
+    awk -v l="$label" -v w="$W" -v c="$C" -v wc="$W_CLI" -v cc="$C_CLI" -v a="$AUD_OURS" \
+        'BEGIN { printf "| %s | %s | %s | %s | %.2f | %.2f |\n", l, w, c, a, wc / w, c / cc }'
+done
