@@ -2,6 +2,7 @@
  * Kneser-Ney probabilities against a hand computation, normalisation for orders 1..4, ARPA round
  * trips, tokenization, and errors on malformed ARPA files. */
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -235,6 +236,62 @@ static void test_sums_to_one(void **state) {
         }
         s2s_lm_free(lm);
     }
+    free_corpus(corpus, N);
+}
+
+/* ---- concurrent readers --------------------------------------------------------------------- */
+typedef struct par_job {
+    const s2s_lm *lm;
+    char **corpus;
+    size_t n;
+    double sum;
+} par_job;
+
+static void *par_score(void *arg) {
+    par_job *j = arg;
+    s2s_err err;
+    for (int rep = 0; rep < 20; rep++) {
+        double total = 0;
+        for (size_t i = 0; i < j->n; i++) {
+            char **toks;
+            long nt = s2s_ngram_tokenize(j->corpus[i], S2S_TOK_WORDS, &toks, &err);
+            double nll;
+            if (nt < 0 || s2s_lm_score(j->lm, (const char *const *)toks, (size_t)nt / 2,
+                                       (const char *const *)toks + nt / 2,
+                                       (size_t)nt - (size_t)nt / 2, 1, &nll, NULL, NULL, &err))
+                total = NAN;
+            else
+                total += nll;
+            s2s_tokens_free(toks, nt > 0 ? (size_t)nt : 0);
+        }
+        if (rep && total != j->sum)
+            j->sum = NAN; /* every pass must give the same bits */
+        else
+            j->sum = total;
+    }
+    return NULL;
+}
+
+/* One model, four threads scoring at once: the same results as one thread alone. */
+static void test_concurrent_readers(void **state) {
+    (void)state;
+    const size_t N = 200;
+    char **corpus = make_corpus(N, 5);
+    s2s_lm *lm = train(4, (const char *const *)corpus, N, NULL);
+    par_job alone = {lm, corpus, N, 0};
+    par_score(&alone);
+    assert_true(isfinite(alone.sum) && alone.sum > 0);
+    pthread_t th[4];
+    par_job jobs[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (par_job){lm, corpus, N, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, par_score, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_true(jobs[i].sum == alone.sum);
+    }
+    s2s_lm_free(lm);
     free_corpus(corpus, N);
 }
 
@@ -630,11 +687,17 @@ static void test_train_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_kn_hand),      cmocka_unit_test(test_kn_discounts),
-        cmocka_unit_test(test_sums_to_one),  cmocka_unit_test(test_arpa_roundtrip),
-        cmocka_unit_test(test_arpa_foreign), cmocka_unit_test(test_arpa_gzip),
-        cmocka_unit_test(test_arpa_errors),  cmocka_unit_test(test_arpa_mutations),
-        cmocka_unit_test(test_tokenize),     cmocka_unit_test(test_chars_model),
+        cmocka_unit_test(test_kn_hand),
+        cmocka_unit_test(test_kn_discounts),
+        cmocka_unit_test(test_sums_to_one),
+        cmocka_unit_test(test_arpa_roundtrip),
+        cmocka_unit_test(test_concurrent_readers),
+        cmocka_unit_test(test_arpa_foreign),
+        cmocka_unit_test(test_arpa_gzip),
+        cmocka_unit_test(test_arpa_errors),
+        cmocka_unit_test(test_arpa_mutations),
+        cmocka_unit_test(test_tokenize),
+        cmocka_unit_test(test_chars_model),
         cmocka_unit_test(test_train_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
