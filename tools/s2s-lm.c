@@ -92,6 +92,10 @@ static void usage(FILE *fp) {
 }
 
 static int fail(s2s_err *err) {
+    if (interrupted) { /* a read cut short by the signal: say so, not "I/O error" */
+        fprintf(stderr, "%s: interrupted\n", prog);
+        return s2s_exit_status(S2S_EINTR);
+    }
     fprintf(stderr, "%s: %s\n", prog, err->msg);
     return s2s_exit_status(err->code);
 }
@@ -139,6 +143,7 @@ static int train_file(s2s_lm_trainer *t, const char *path, uint64_t *lines, s2s_
         ++*lines;
         if ((*lines & 1023) == 0) s2s_progress_update(pg, *lines);
     }
+    if (!rc && interrupted) rc = s2s_err_set(err, S2S_EINTR, "interrupted");
     if (!rc && ferror(fp)) rc = s2s_err_errno(err, "%s: read failed", name);
     free(line);
     if (fp != stdin) fclose(fp);
@@ -603,6 +608,7 @@ static int cmd_text(int argc, char **argv) {
     }
     s2s_progress_end(pg, done);
     s2s_reader_close(r);
+    if (rc >= 0 && interrupted) rc = s2s_err_set(&err, S2S_EINTR, "interrupted");
     if (rc < 0) {
         s2s_ofile_abort(of);
         return fail(&err);
@@ -615,8 +621,14 @@ static int cmd_text(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    /* No SA_RESTART: a read waiting on a pipe returns (EINTR) so the tool can remove its
+     * temporary output and exit 130 at once. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -226,4 +226,27 @@ grep -q '2 of 2 items skipped' err.txt || fail "--skip-bad must report the count
 # units model from that text, end to end
 "$LM" text --units units.tar | "$LM" train --order 3 --tok units -o u.arpa 2>/dev/null
 "$LM" info u.arpa | grep -q '^tokens: units$' || fail "units model mode"
+# SIGINT while waiting for input: exit 130 at once, no output and no temporary file left.
+mkfifo fifo
+for cmd in "train --order 3 -o int.out" "text -o int.out"; do
+    # shellcheck disable=SC2086
+    "$LM" $cmd fifo 2>/dev/null &
+    pid=$!
+    exec 7>fifo
+    if [ "${cmd%% *}" = train ]; then head -100 train.txt >&7; else head -1 items.jsonl >&7; fi
+    sleep 0.3
+    kill -INT $pid
+    for _ in $(seq 50); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+    alive=0
+    kill -0 $pid 2>/dev/null && alive=1
+    exec 7>&- # EOF, so a tool that ignored the signal ends and the test cannot hang
+    set +e
+    wait $pid
+    rc=$?
+    set -e
+    [ $alive = 0 ] || fail "s2s-lm $cmd: still running 5 s after SIGINT (blocked in a read?)"
+    [ $rc -eq 130 ] || fail "s2s-lm $cmd: SIGINT gave exit $rc, want 130"
+    ! ls | grep -q '^int\.out' || fail "s2s-lm $cmd: SIGINT left $(ls | grep '^int\.out')"
+done
+
 echo "lm.sh: all checks passed"
