@@ -1,0 +1,357 @@
+/* test_shard.c — member codecs, the packer, indexes, verify and get (s2s/shard.h). */
+#include <cmocka.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "s2s/item.h"
+#include "s2s/sample.h"
+#include "s2s/shard.h"
+#include "s2s/util.h"
+
+static char tmpdir[256];
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/s2s-test-shard-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    return system(cmd);
+}
+
+static void put16(unsigned char *p, unsigned v) {
+    p[0] = v & 255;
+    p[1] = (v >> 8) & 255;
+}
+static void put32(unsigned char *p, unsigned v) {
+    put16(p, v & 0xffff);
+    put16(p + 2, v >> 16);
+}
+
+/* A 16-bit PCM WAV of n frames: a deterministic chirp-like pattern. */
+static unsigned char *make_wav(unsigned n, unsigned channels, unsigned rate, size_t *len) {
+    size_t bytes = (size_t)n * channels * 2;
+    unsigned char *w = malloc(44 + bytes);
+    assert_non_null(w);
+    memcpy(w, "RIFF", 4);
+    put32(w + 4, (unsigned)(36 + bytes));
+    memcpy(w + 8, "WAVEfmt ", 8);
+    put32(w + 16, 16);
+    put16(w + 20, 1);
+    put16(w + 22, channels);
+    put32(w + 24, rate);
+    put32(w + 28, rate * channels * 2);
+    put16(w + 32, channels * 2);
+    put16(w + 34, 16);
+    memcpy(w + 36, "data", 4);
+    put32(w + 40, (unsigned)bytes);
+    uint32_t x = 12345;
+    for (size_t i = 0; i < (size_t)n * channels; i++) {
+        x = x * 1103515245u + 12345u;
+        int v = (int)((i * 37) % 2000) - 1000 + (int)((x >> 16) % 64);
+        put16(w + 44 + 2 * i, (unsigned)(v & 0xffff));
+    }
+    *len = 44 + bytes;
+    return w;
+}
+
+static void test_gzip_roundtrip(void **state) {
+    (void)state;
+    const char *text = "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 1 2 3 4 5";
+    unsigned char *z1, *z2, *plain;
+    size_t n1, n2, np;
+    s2s_err err;
+    assert_int_equal(s2s_gzip(text, strlen(text), 6, &z1, &n1, &err), 0);
+    assert_int_equal(s2s_gzip(text, strlen(text), 6, &z2, &n2, &err), 0);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(z1, z2, n1);
+    /* magic, deflate, no flags, mtime 0, OS 255 */
+    assert_int_equal(z1[0], 0x1f);
+    assert_int_equal(z1[1], 0x8b);
+    assert_int_equal(z1[3], 0);
+    assert_int_equal(z1[4] | z1[5] | z1[6] | z1[7], 0);
+    assert_int_equal(z1[9], 255);
+    assert_int_equal(s2s_gunzip(z1, n1, &plain, &np, &err), 0);
+    assert_int_equal(np, strlen(text));
+    assert_memory_equal(plain, text, np);
+    free(plain);
+    /* damage: a flipped byte in the deflate data or the CRC, a truncation, trailing garbage */
+    for (size_t i = 10; i < n1; i++) {
+        unsigned char *bad = malloc(n1);
+        memcpy(bad, z1, n1);
+        bad[i] ^= 0x55;
+        int rc = s2s_gunzip(bad, n1, &plain, &np, &err);
+        if (rc == 0) {
+            /* a flip in the deflate stream may still decode; then the CRC must catch it */
+            fail_msg("flip at byte %zu of %zu not detected", i, n1);
+        }
+        free(bad);
+    }
+    assert_true(s2s_gunzip(z1, n1 - 1, &plain, &np, &err) < 0);
+    assert_true(s2s_gunzip("plain text, not gzip", 20, &plain, &np, &err) < 0);
+    /* two members concatenated are joined */
+    unsigned char *cat = malloc(n1 * 2);
+    memcpy(cat, z1, n1);
+    memcpy(cat + n1, z2, n2);
+    assert_int_equal(s2s_gunzip(cat, n1 + n2, &plain, &np, &err), 0);
+    assert_int_equal(np, 2 * strlen(text));
+    free(plain);
+    free(cat);
+    free(z1);
+    free(z2);
+    assert_true(s2s_gzip(text, 3, 10, &z2, &n2, &err) < 0);
+    assert_null(z2);
+}
+
+static void test_flac_roundtrip(void **state) {
+    (void)state;
+    unsigned chans[] = {1, 2};
+    for (int c = 0; c < 2; c++) {
+        size_t wl;
+        unsigned char *wav = make_wav(4000, chans[c], 16000, &wl);
+        unsigned char *fl, *fl2, *back;
+        size_t fn, fn2, bn;
+        s2s_err err;
+        assert_int_equal(s2s_flac_encode(wav, wl, 5, &fl, &fn, &err), 0);
+        assert_memory_equal(fl, "fLaC", 4);
+        assert_int_equal(s2s_flac_encode(wav, wl, 5, &fl2, &fn2, &err), 0);
+        assert_int_equal(fn, fn2); /* deterministic */
+        assert_memory_equal(fl, fl2, fn);
+        assert_int_equal(s2s_flac_decode(fl, fn, &back, &bn, &err), 0);
+        /* our WAV writer is the canonical 44-byte header: identical to the input */
+        assert_int_equal(bn, wl);
+        assert_memory_equal(back, wav, wl);
+        /* a truncated FLAC is an error, not a silent short read */
+        unsigned char *b2;
+        size_t bn2;
+        assert_true(s2s_flac_decode(fl, fn / 2, &b2, &bn2, &err) < 0);
+        assert_true(s2s_flac_decode(wav, wl, &b2, &bn2, &err) < 0);
+        assert_true(s2s_flac_encode("RIFFxxxx", 8, 5, &b2, &bn2, &err) < 0);
+        free(wav);
+        free(fl);
+        free(fl2);
+        free(back);
+    }
+}
+
+static void test_pattern(void **state) {
+    (void)state;
+    s2s_err err;
+    assert_int_equal(s2s_pack_pattern_check("out/x-%06d.tar", &err), 0);
+    assert_int_equal(s2s_pack_pattern_check("x-%d.tar", &err), 0);
+    assert_int_equal(s2s_pack_pattern_check("x-100%%-%d.tar", &err), 0);
+    assert_int_equal(s2s_pack_pattern_check("x.tar", &err), S2S_EINVAL);
+    assert_int_equal(s2s_pack_pattern_check("x-%s.tar", &err), S2S_EINVAL);
+    assert_int_equal(s2s_pack_pattern_check("x-%d-%d.tar", &err), S2S_EINVAL);
+    assert_int_equal(s2s_pack_pattern_check("x-%06d.tgz", &err), S2S_EINVAL);
+    assert_int_equal(s2s_pack_pattern_check("x-%n.tar", &err), S2S_EINVAL);
+}
+
+static s2s_sample *make_sample(const char *key, const char *task, int n_cand) {
+    s2s_err err;
+    s2s_sample *s = s2s_sample_new(key, &err);
+    assert_non_null(s);
+    json_t *c = json_array();
+    for (int i = 0; i < n_cand; i++)
+        json_array_append_new(c, json_pack("{s:s, s:i}", "text", "cand", "label", i == 1));
+    s->item = json_pack("{s:s, s:s, s:s, s:{s:s}, s:o, s:[{s:s, s:s, s:{s:i}}]}", "id", key, "task",
+                        task, "lang", "en", "context", "text", "ctx", "candidates", c, "provenance",
+                        "tool", "s2s-synth", "version", "0.1.0", "params", "seed", 1);
+    assert_non_null(s->item);
+    assert_int_equal(s2s_item_validate(s->item, &err), 0);
+    size_t wl;
+    unsigned char *wav = make_wav(800, 1, 16000, &wl);
+    assert_int_equal(s2s_sample_put(s, "ctx.wav", wav, wl, &err), 0);
+    assert_int_equal(s2s_sample_put_copy(s, "ctx.units", "1 2 3 3 3 4", 11, &err), 0);
+    return s;
+}
+
+static char *path_in(const char *name) {
+    char *p = malloc(512);
+    snprintf(p, 512, "%s/%s", tmpdir, name);
+    return p;
+}
+
+static void test_pack_verify_get(void **state) {
+    (void)state;
+    s2s_err err;
+    s2s_pack_opts o;
+    s2s_pack_opts_init(&o);
+    char *pat = path_in("p-%03d.tar");
+    o.pattern = pat;
+    o.per_shard = 2;
+    s2s_packer *p = s2s_packer_open(&o, &err);
+    assert_non_null(p);
+    /* a 150-byte key makes member names longer than 100 bytes: pax headers */
+    char longkey[160];
+    memset(longkey, 'k', 150);
+    longkey[150] = 0;
+    const char *keys[] = {"a_1", "b_2", longkey, "d-4", "e_5"};
+    for (int i = 0; i < 5; i++) {
+        s2s_sample *s = make_sample(keys[i], i < 3 ? "cloze" : "choice", i < 3 ? 2 : 4);
+        assert_int_equal(s2s_packer_put(p, s, &err), 0);
+        s2s_sample_free(s);
+    }
+    s2s_sample *dot = make_sample("x_1", "cloze", 2);
+    free(dot->key);
+    dot->key = strdup("x.1");
+    assert_int_equal(s2s_packer_put(p, dot, &err), S2S_EDATA);
+    assert_non_null(strstr(err.msg, "x.1"));
+    s2s_sample_free(dot);
+    assert_int_equal(s2s_packer_shards(p), 3);
+    assert_int_equal(s2s_packer_close(p, &err), 0);
+
+    /* dataset.json counts */
+    char *dj = path_in("dataset.json");
+    json_t *ds = json_load_file(dj, 0, NULL);
+    assert_non_null(ds);
+    assert_int_equal(json_integer_value(json_object_get(ds, "samples")), 5);
+    assert_int_equal(json_integer_value(json_object_get(ds, "pairs")), 3 + 2 * 3);
+    json_t *ce = json_object_get(json_object_get(json_object_get(ds, "counts"), "choice"), "en");
+    assert_int_equal(json_integer_value(json_object_get(ce, "pairs")), 6);
+    json_t *pv = json_array_get(json_object_get(ds, "provenance"), 0);
+    assert_string_equal(json_string_value(json_object_get(pv, "tool")), "s2s-synth");
+    assert_int_equal(json_integer_value(json_object_get(pv, "samples")), 5);
+    json_decref(ds);
+
+    assert_int_equal(s2s_dataset_verify(tmpdir, &err), 0);
+    char *s1 = path_in("p-001.tar");
+    uint64_t n = 0;
+    assert_int_equal(s2s_shard_verify(s1, NULL, NULL, &n, &err), 0);
+    assert_int_equal(n, 2);
+
+    /* the index */
+    char *ip = s2s_index_path(s1);
+    s2s_index *ix = s2s_index_read(ip, &err);
+    assert_non_null(ix);
+    assert_string_equal(ix->shard, "p-001.tar");
+    assert_int_equal(ix->n_samples, 2);
+    assert_string_equal(ix->samples[0].key, longkey);
+    assert_int_equal(ix->samples[0].n, 3); /* json.gz, ctx.flac, ctx.units.gz */
+    assert_true(ix->members[0].data_off - ix->members[0].hdr_off > 512); /* pax */
+    s2s_index_free(ix);
+
+    /* get by seeking, then back to the stream form */
+    char **paths;
+    size_t np;
+    assert_int_equal(s2s_dataset_shards(tmpdir, &paths, &np, &err), 0);
+    assert_int_equal(np, 3);
+    s2s_sample *g = NULL;
+    assert_int_equal(s2s_shard_get((const char *const *)paths, np, "d-4", &g, &err), 1);
+    assert_string_equal(s2s_item_id(g->item), "d-4");
+    assert_non_null(s2s_sample_get(g, "ctx.flac"));
+    assert_non_null(s2s_sample_get(g, "ctx.units.gz"));
+    assert_int_equal(s2s_shard_sample_to_stream(g, &err), 0);
+    s2s_member *w = s2s_sample_get(g, "ctx.wav");
+    assert_non_null(w);
+    size_t wl;
+    unsigned char *wav = make_wav(800, 1, 16000, &wl);
+    assert_int_equal(w->size, wl);
+    assert_memory_equal(w->data, wav, wl);
+    free(wav);
+    s2s_member *u = s2s_sample_get(g, "ctx.units");
+    assert_non_null(u);
+    assert_memory_equal(u->data, "1 2 3 3 3 4", 11);
+    s2s_sample_free(g);
+    assert_int_equal(s2s_shard_get((const char *const *)paths, np, "nope", &g, &err), 0);
+
+    /* damage the data of a member: verify and get name it */
+    FILE *f = fopen(s1, "r+b");
+    assert_non_null(f);
+    fseek(f, 2048 + 600, SEEK_SET);
+    int ch = fgetc(f);
+    fseek(f, 2048 + 600, SEEK_SET);
+    fputc(ch ^ 1, f);
+    fclose(f);
+    assert_int_equal(s2s_shard_verify(s1, NULL, NULL, NULL, &err), S2S_EDATA);
+    assert_non_null(strstr(err.msg, "p-001.tar"));
+    assert_int_equal(s2s_dataset_verify(tmpdir, &err), S2S_EDATA);
+    s2s_paths_free(paths, np);
+    free(ip);
+    free(s1);
+    free(dj);
+    free(pat);
+}
+
+static void test_abort_leaves_nothing(void **state) {
+    (void)state;
+    char *dir = path_in("ab");
+    assert_int_equal(mkdir(dir, 0755), 0);
+    char pat[600];
+    snprintf(pat, sizeof pat, "%s/q-%%d.tar", dir);
+    s2s_pack_opts o;
+    s2s_pack_opts_init(&o);
+    o.pattern = pat;
+    o.per_shard = 1;
+    s2s_err err;
+    s2s_packer *p = s2s_packer_open(&o, &err);
+    assert_non_null(p);
+    for (int i = 0; i < 3; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        s2s_sample *s = make_sample(key, "cloze", 2);
+        assert_int_equal(s2s_packer_put(p, s, &err), 0);
+        s2s_sample_free(s);
+    }
+    s2s_packer_abort(p);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls -A %s)\"", dir);
+    assert_int_equal(system(cmd), 0);
+    free(dir);
+}
+
+static void test_index_syntax(void **state) {
+    (void)state;
+    const char *bad[] = {
+        "",
+        "s2s-shard-index 2\n",
+        "s2s-shard-index 1\nshard\tx.tar\t1024\tnothex\nend\t0\t0\n",
+        "s2s-shard-index 1\nshard\tx.tar\t1024\t" /* no end line */
+        "0000000000000000000000000000000000000000000000000000000000000000\n",
+        "s2s-shard-index 1\nshard\tx.tar\t2048\t"
+        "0000000000000000000000000000000000000000000000000000000000000000\n"
+        "sample\tk\t2\nmember\tk.json.gz\t0\t512\t10\t00000000\nend\t1\t1\n",
+        "s2s-shard-index 1\nshard\tx.tar\t2048\t"
+        "0000000000000000000000000000000000000000000000000000000000000000\n"
+        "sample\tk\t1\nmember\tother.json.gz\t0\t512\t10\t00000000\nend\t1\t1\n",
+        "s2s-shard-index 1\nshard\tx.tar\t2048\t"
+        "0000000000000000000000000000000000000000000000000000000000000000\n"
+        "sample\tk\t1\nmember\tk.json.gz\t0\t100\t10\t00000000\nend\t1\t1\n",
+    };
+    char *ip = path_in("x.tar.idx");
+    s2s_err err;
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        FILE *f = fopen(ip, "wb");
+        fputs(bad[i], f);
+        fclose(f);
+        s2s_index *ix = s2s_index_read(ip, &err);
+        if (ix) fail_msg("bad index %zu accepted", i);
+        assert_non_null(strstr(err.msg, "x.tar.idx"));
+    }
+    unlink(ip);
+    assert_null(s2s_index_read(ip, &err));
+    assert_non_null(strstr(err.msg, "missing index"));
+    free(ip);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gzip_roundtrip),
+        cmocka_unit_test(test_flac_roundtrip),
+        cmocka_unit_test(test_pattern),
+        cmocka_unit_test(test_pack_verify_get),
+        cmocka_unit_test(test_abort_leaves_nothing),
+        cmocka_unit_test(test_index_syntax),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
