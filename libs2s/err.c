@@ -1,4 +1,5 @@
 /* err.c — the error context (see s2s/err.h). */
+#define S2S_ERR_IMPL /* the real definitions, not the analyzer's hint macros */
 #include "s2s/err.h"
 
 #include <errno.h>

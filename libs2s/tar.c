@@ -399,6 +399,7 @@ int s2s_tar_next(s2s_tar_reader *r, s2s_tar_entry **e, s2s_err *err)
         }
         if (type == 'L') {
             free(long_name);
+            long_name = NULL; /* read_small leaves it untouched on failure: no double free */
             if ((rc = read_small(r, size, &long_name, err))) goto fail;
             continue;
         }

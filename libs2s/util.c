@@ -106,6 +106,7 @@ void s2s_ofile_abort(s2s_ofile *of)
 /* ---- buffers -------------------------------------------------------------------------------- */
 int s2s_buf_reserve(s2s_buf *b, size_t extra, s2s_err *err)
 {
+    if (extra > SIZE_MAX - 1 - b->len) return s2s_err_set(err, S2S_ENOMEM, "buffer too large");
     if (b->len + extra + 1 <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra + 1) {

@@ -1,10 +1,12 @@
 /* test_fuzz_regress.c — replays every input under tests/fuzz/regress/TARGET/ through the same
  * fuzz target functions the libFuzzer harnesses use (tests/fuzz/targets.c), in the normal and the
  * ASan build, so a crash found once by fuzzing stays fixed. No clang needed. */
-#include <cmocka.h>
+/* clang-format off: cmocka.h needs these first */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <cmocka.h>
+/* clang-format on */
 
 #include "../fuzz/targets.c"
 
