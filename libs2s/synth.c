@@ -740,17 +740,18 @@ static void child_speak(s2s_synth *s, const char *voice, const char *const *text
     _exit(0);
 }
 
-/* Speaks texts[0..n-1] with the current voice in a fork()ed child (fresh engine state) and
- * fills parts[first..first+n-1].wav/.n. */
-static int speak_isolated(s2s_synth *s, const char *voice, struct part *parts, size_t n,
-                          s2s_err *err) {
+/* Forks a child that speaks parts[0..n-1] with voice from this process's (never used) engine
+ * state, streaming frames to *fd. */
+static int isolated_start(s2s_synth *s, const char *voice, struct part *parts, size_t n, int *rfd,
+                          pid_t *rpid, s2s_err *err) {
     const char *texts[n ? n : 1];
     for (size_t i = 0; i < n; i++)
         texts[i] = parts[i].text;
     int fd[2];
     if (pipe(fd) != 0) return s2s_err_errno(err, "pipe");
 #ifdef F_SETPIPE_SZ
-    fcntl(fd[1], F_SETPIPE_SZ, 1 << 20); /* fewer switches between child and parent */
+    /* a whole item fits: the child finishes while the parent is busy with older items */
+    fcntl(fd[1], F_SETPIPE_SZ, 1 << 20);
 #endif
     pid_t pid = fork();
     if (pid < 0) {
@@ -758,10 +759,17 @@ static int speak_isolated(s2s_synth *s, const char *voice, struct part *parts, s
         return s2s_err_errno(err, "fork");
     }
     if (pid == 0) {
+        signal(SIGINT, SIG_DFL), signal(SIGTERM, SIG_DFL), signal(SIGPIPE, SIG_DFL);
         close(fd[0]);
         child_speak(s, voice, texts, n, fd[1]);
     }
     close(fd[1]);
+    *rfd = fd[0], *rpid = pid;
+    return 0;
+}
+
+/* Reads the child's frames into parts[].wav/.n, closes fd and reaps the child. */
+static int isolated_collect(struct part *parts, size_t n, int fd, pid_t pid, s2s_err *err) {
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         s2s_buf b = {0};
@@ -772,7 +780,7 @@ static int speak_isolated(s2s_synth *s, const char *voice, struct part *parts, s
         b.len = 44;
         for (;;) {
             uint32_t len;
-            if (read_all(fd[0], &len, 4) != 0) {
+            if (read_all(fd, &len, 4) != 0) {
                 rc = 1; /* child died: reported below */
                 break;
             }
@@ -780,8 +788,8 @@ static int speak_isolated(s2s_synth *s, const char *voice, struct part *parts, s
             if (len == FRAME_ERR) {
                 uint32_t h[2];
                 char msg[300] = "";
-                if (read_all(fd[0], h, sizeof h) != 0 || h[1] >= sizeof msg ||
-                    read_all(fd[0], msg, h[1]) != 0) {
+                if (read_all(fd, h, sizeof h) != 0 || h[1] >= sizeof msg ||
+                    read_all(fd, msg, h[1]) != 0) {
                     rc = 1;
                     break;
                 }
@@ -797,7 +805,7 @@ static int speak_isolated(s2s_synth *s, const char *voice, struct part *parts, s
                 rc = S2S_ENOMEM;
                 break;
             }
-            if (read_all(fd[0], b.data + b.len, len) != 0) {
+            if (read_all(fd, b.data + b.len, len) != 0) {
                 rc = 1;
                 break;
             }
@@ -813,7 +821,7 @@ static int speak_isolated(s2s_synth *s, const char *voice, struct part *parts, s
         unsigned char *fit = realloc(parts[i].wav, blen ? blen : 1); /* shrinks in place */
         if (fit) parts[i].wav = fit;
     }
-    close(fd[0]);
+    close(fd);
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
@@ -830,8 +838,16 @@ static int speak_isolated(s2s_synth *s, const char *voice, struct part *parts, s
     return rc;
 }
 
-/* Speaks every part with voice: in a fork()ed child per item (S2S_SYNTH_ISOLATE_ITEM) or per
- * utterance (S2S_SYNTH_ISOLATE_UTTERANCE), or in this process. */
+static int speak_isolated(s2s_synth *s, const char *voice, struct part *parts, size_t n,
+                          s2s_err *err) {
+    int fd;
+    pid_t pid;
+    int rc = isolated_start(s, voice, parts, n, &fd, &pid, err);
+    return rc ? rc : isolated_collect(parts, n, fd, pid, err);
+}
+
+/* Speaks every part with voice, now: per utterance in a fork()ed child
+ * (S2S_SYNTH_ISOLATE_UTTERANCE) or in this process (NONE). ITEM isolation is s2s_synth_begin's. */
 static int speak_parts(s2s_synth *s, const char *voice, struct part *parts, size_t n,
                        s2s_err *err) {
     int rc = 0;
@@ -878,19 +894,49 @@ static void free_parts(struct part *parts, size_t n) {
     free(parts);
 }
 
-/* Speaks the parts of item: on success *out_item is the new item (audio + provenance) and
- * (*out_parts)[i].wav the WAV members. */
-static int synth_item(s2s_synth *s, const json_t *item, json_t **out_item, struct part **out_parts,
-                      size_t *out_n, s2s_err *err) {
+struct s2s_synth_job {
+    json_t *item; /* reference */
+    char id[256];
+    char voice[128];
+    struct part *parts;
+    size_t np;
+    int fd; /* child's stream, or -1 when the parts are already spoken */
+    pid_t pid;
+};
+
+void s2s_synth_job_free(s2s_synth_job *job) {
+    if (!job) return;
+    if (job->fd >= 0) {
+        kill(job->pid, SIGKILL);
+        close(job->fd);
+        while (waitpid(job->pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+    }
+    json_decref(job->item);
+    free_parts(job->parts, job->np);
+    free(job);
+}
+
+s2s_synth_job *s2s_synth_begin(s2s_synth *s, json_t *item, s2s_err *err) {
+    s2s_synth_job *job = calloc(1, sizeof *job);
+    if (!job) {
+        s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        return NULL;
+    }
+    job->fd = -1;
+    job->item = json_incref(item);
     const char *id = s2s_item_id(item);
-    if (!id) id = "?";
+    snprintf(job->id, sizeof job->id, "%s", id ? id : "?");
     size_t nc = s2s_item_n_candidates(item);
     size_t np =
         ((s->o.parts & S2S_SYNTH_CTX) ? 1 : 0) + ((s->o.parts & S2S_SYNTH_CANDIDATES) ? nc : 0);
-    struct part *parts = calloc(np ? np : 1, sizeof *parts);
-    json_t *copy = NULL, *audio = NULL, *durs = NULL, *nsamp = NULL, *gains = NULL;
     int rc = 0;
-    if (!parts) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    if (!(job->parts = calloc(np ? np : 1, sizeof *job->parts))) {
+        rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        goto fail;
+    }
+    job->np = np;
+    struct part *parts = job->parts;
     size_t k = 0;
     if (s->o.parts & S2S_SYNTH_CTX) {
         snprintf(parts[k].suffix, sizeof parts[k].suffix, "ctx");
@@ -904,19 +950,34 @@ static int synth_item(s2s_synth *s, const json_t *item, json_t **out_item, struc
     for (size_t i = 0; i < np; i++) {
         if ((rc = s2s_synth_check_text(parts[i].text, err)) != 0) {
             if (strcmp(parts[i].suffix, "ctx") == 0)
-                s2s_err_prefix(err, "item %s: context text ", id);
+                s2s_err_prefix(err, "item %s: context text ", job->id);
             else
-                s2s_err_prefix(err, "item %s: candidate %s text ", id, parts[i].suffix + 1);
-            goto done;
+                s2s_err_prefix(err, "item %s: candidate %s text ", job->id, parts[i].suffix + 1);
+            goto fail;
         }
     }
-    char voice[128];
-    if ((rc = s2s_synth_voice_for(s, item, voice, sizeof voice, err)) != 0) goto done;
-    if ((rc = speak_parts(s, voice, parts, np, err)) != 0) {
-        s2s_err_prefix(err, "item %s: ", id);
-        goto done;
+    if ((rc = s2s_synth_voice_for(s, item, job->voice, sizeof job->voice, err)) != 0) goto fail;
+    if (s->o.isolate == S2S_SYNTH_ISOLATE_ITEM)
+        rc = isolated_start(s, job->voice, parts, np, &job->fd, &job->pid, err);
+    else
+        rc = speak_parts(s, job->voice, parts, np, err);
+    if (rc) {
+        s2s_err_prefix(err, "item %s: ", job->id);
+        goto fail;
     }
+    return job;
+fail:
+    s2s_synth_job_free(job);
+    return NULL;
+}
 
+/* Post-processing, WAV headers and the new item (audio object + provenance). */
+static int job_finalize(s2s_synth *s, s2s_synth_job *job, json_t **out_item, s2s_err *err) {
+    const char *id = job->id;
+    struct part *parts = job->parts;
+    size_t np = job->np;
+    json_t *copy = NULL, *audio = NULL, *durs = NULL, *nsamp = NULL, *gains = NULL;
+    int rc = 0;
     audio = json_object();
     durs = json_object();
     nsamp = json_object();
@@ -956,7 +1017,7 @@ static int synth_item(s2s_synth *s, const json_t *item, json_t **out_item, struc
     }
     if (json_object_set_new(audio, "rate", json_integer(s->rate_hz)) != 0 ||
         json_object_set_new(audio, "format", json_string("wav")) != 0 ||
-        json_object_set_new(audio, "voice", json_string(voice)) != 0 ||
+        json_object_set_new(audio, "voice", json_string(job->voice)) != 0 ||
         json_object_set_new(audio, "speed", json_integer(s->o.rate)) != 0 ||
         json_object_set_new(audio, "pitch", json_integer(s->o.pitch)) != 0 ||
         json_object_set_new(audio, "seed", json_integer((json_int_t)s->o.seed)) != 0 ||
@@ -983,7 +1044,7 @@ static int synth_item(s2s_synth *s, const json_t *item, json_t **out_item, struc
         goto nomem;
     }
     nsamp = NULL;
-    if (!(copy = json_deep_copy(item))) goto nomem;
+    if (!(copy = json_deep_copy(job->item))) goto nomem;
     if (json_object_set_new(copy, "audio", audio) != 0) {
         audio = NULL;
         goto nomem;
@@ -1002,166 +1063,44 @@ static int synth_item(s2s_synth *s, const json_t *item, json_t **out_item, struc
     if ((rc = s2s_item_add_provenance(copy, "s2s-synth", params, err)) != 0) goto done;
     *out_item = copy;
     copy = NULL;
-    *out_parts = parts;
-    parts = NULL;
-    *out_n = np;
     goto done;
 nomem:
     rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
 done:
     json_decref(copy), json_decref(audio), json_decref(durs), json_decref(nsamp);
     json_decref(gains);
-    free_parts(parts, np);
     return rc;
 }
 
-#define RESULT_MAGIC 0x52533253u /* "S2SR" */
-
-/* Result record on a pipe (same machine, host byte order): u32 magic, u32 code; code != 0:
- * u32 length + message; else u32 length + item JSON, u32 member count, per member u32 length +
- * suffix, u32 length + bytes. Written with writev straight from the buffers, read straight into
- * the members' own buffers: no copy in between. */
-int s2s_synth_item_send(s2s_synth *s, const json_t *item, int fd, s2s_err *err) {
-    json_t *res = NULL;
-    struct part *parts = NULL;
-    size_t np = 0;
-    s2s_err ie;
-    s2s_err_clear(&ie);
-    int code = synth_item(s, item, &res, &parts, &np, &ie);
-    if (code == S2S_ENOMEM) return s2s_err_set(err, code, "%s", ie.msg);
-    char *js = NULL;
+int s2s_synth_end(s2s_synth *s, s2s_synth_job *job, s2s_sample *sample, s2s_err *err) {
     int rc = 0;
-    size_t niov = 0, cap = 8 + 4 * np;
-    struct iovec *iov = calloc(cap, sizeof *iov);
-    uint32_t *lens = calloc(4 + 2 * np, sizeof *lens);
-    char(*sufs)[48] = calloc(np ? np : 1, sizeof *sufs);
-    if (!iov || !lens || !sufs) {
-        rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
-        goto done;
+    if (job->fd >= 0) {
+        rc = isolated_collect(job->parts, job->np, job->fd, job->pid, err);
+        job->fd = -1;
+        if (rc) s2s_err_prefix(err, "item %s: ", job->id);
     }
-    lens[0] = RESULT_MAGIC;
-    lens[1] = (uint32_t)code;
-    iov[niov++] = (struct iovec){&lens[0], 8};
-    if (code != 0) {
-        lens[2] = (uint32_t)strlen(ie.msg);
-        iov[niov++] = (struct iovec){&lens[2], 4};
-        iov[niov++] = (struct iovec){ie.msg, lens[2]};
+    json_t *res = NULL;
+    if (!rc) rc = job_finalize(s, job, &res, err);
+    for (size_t i = 0; i < job->np && !rc; i++) {
+        char suf[48];
+        snprintf(suf, sizeof suf, "%s.wav", job->parts[i].suffix);
+        rc = s2s_sample_put(sample, suf, job->parts[i].wav, 44 + job->parts[i].n * 2, err);
+        job->parts[i].wav = NULL; /* taken, even on failure */
+    }
+    if (!rc) {
+        json_decref(sample->item);
+        sample->item = res;
     } else {
-        if (!(js = s2s_item_dumps(res))) {
-            rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
-            goto done;
-        }
-        lens[2] = (uint32_t)strlen(js);
-        lens[3] = (uint32_t)np;
-        iov[niov++] = (struct iovec){&lens[2], 4};
-        iov[niov++] = (struct iovec){js, lens[2]};
-        iov[niov++] = (struct iovec){&lens[3], 4};
-        for (size_t i = 0; i < np; i++) {
-            snprintf(sufs[i] + 4, sizeof sufs[i] - 4, "%s.wav", parts[i].suffix);
-            uint32_t sl = (uint32_t)strlen(sufs[i] + 4);
-            memcpy(sufs[i], &sl, 4);
-            lens[4 + 2 * i] = (uint32_t)(44 + parts[i].n * 2);
-            iov[niov++] = (struct iovec){sufs[i], 4 + sl};
-            iov[niov++] = (struct iovec){&lens[4 + 2 * i], 4};
-            iov[niov++] = (struct iovec){parts[i].wav, lens[4 + 2 * i]};
-        }
+        json_decref(res);
     }
-    if (writev_all(fd, iov, (int)niov) != 0) rc = s2s_err_errno(err, "writing a synthesis result");
-done:
-    free(iov), free(lens), free(sufs), free(js);
-    json_decref(res);
-    free_parts(parts, np);
+    s2s_synth_job_free(job);
     return rc;
-}
-
-static int recv_u32(int fd, uint32_t *v) {
-    return read_all(fd, v, 4);
-}
-
-/* Reads u32 length + bytes into a new NUL-terminated buffer (max bytes at most). */
-static int recv_bytes(int fd, unsigned char **p, size_t *n, size_t max) {
-    uint32_t l;
-    if (recv_u32(fd, &l) != 0 || l > max) return -1;
-    unsigned char *d = malloc((size_t)l + 1);
-    if (!d) return -2;
-    if (l && read_all(fd, d, l) != 0) {
-        free(d);
-        return -1;
-    }
-    d[l] = 0;
-    *p = d, *n = l;
-    return 0;
-}
-
-int s2s_synth_sample_recv(s2s_sample *sample, int fd, s2s_err *err) {
-    uint32_t h[2], nm;
-    unsigned char *p = NULL;
-    size_t n;
-    json_t *item = NULL;
-    int r;
-    if (read_all(fd, h, sizeof h) != 0 || h[0] != RESULT_MAGIC) goto bad;
-    if (h[1] != 0) {
-        if ((r = recv_bytes(fd, &p, &n, 1 << 16)) != 0) goto fail;
-        int code = (int)h[1];
-        s2s_err_set(err, code, "%s", (const char *)p);
-        free(p);
-        return code;
-    }
-    if ((r = recv_bytes(fd, &p, &n, (size_t)1 << 30)) != 0) goto fail;
-    json_error_t je;
-    item = json_loadb((const char *)p, n, 0, &je);
-    free(p);
-    p = NULL;
-    if (!item || recv_u32(fd, &nm) != 0) goto bad;
-    for (uint32_t i = 0; i < nm; i++) {
-        unsigned char *suf = NULL, *data = NULL;
-        size_t sn, dn;
-        if ((r = recv_bytes(fd, &suf, &sn, 64)) != 0) goto fail;
-        if ((r = recv_bytes(fd, &data, &dn, 0xFFFFFFFFu)) != 0) {
-            free(suf);
-            goto fail;
-        }
-        int rc = s2s_sample_put(sample, (const char *)suf, data, dn, err);
-        free(suf);
-        if (rc != 0) {
-            json_decref(item);
-            return rc;
-        }
-    }
-    json_decref(sample->item);
-    sample->item = item;
-    return 0;
-fail:
-    if (r == -2) {
-        json_decref(item);
-        return s2s_err_set(err, S2S_ENOMEM, "out of memory");
-    }
-bad:
-    json_decref(item);
-    return s2s_err_set(err, S2S_EIO, "sample %s: synthesis result cut short or garbled",
-                       sample->key);
 }
 
 int s2s_synth_sample(s2s_synth *s, s2s_sample *sample, s2s_err *err) {
-    json_t *res = NULL;
-    struct part *parts = NULL;
-    size_t np = 0;
-    int rc = synth_item(s, sample->item, &res, &parts, &np, err);
-    if (rc) return rc;
-    for (size_t i = 0; i < np && !rc; i++) {
-        char suf[48];
-        snprintf(suf, sizeof suf, "%s.wav", parts[i].suffix);
-        rc = s2s_sample_put(sample, suf, parts[i].wav, 44 + parts[i].n * 2, err);
-        parts[i].wav = NULL; /* taken, even on failure */
-    }
-    free_parts(parts, np);
-    if (rc) {
-        json_decref(res);
-        return rc;
-    }
-    json_decref(sample->item);
-    sample->item = res;
-    return 0;
+    s2s_synth_job *job = s2s_synth_begin(s, sample->item, err);
+    if (!job) return err->code ? err->code : S2S_ENOMEM;
+    return s2s_synth_end(s, job, sample, err);
 }
 
 int s2s_synth_list_voices(s2s_synth *s, FILE *fp, const char *lang, s2s_err *err) {

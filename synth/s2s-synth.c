@@ -1,5 +1,5 @@
 /* s2s-synth — items -> tar stream of ID.json + ID.ctx.wav, ID.c0.wav, ... spoken by libespeak-ng
- * (docs/synth.md). -j N runs N worker processes; the parent keeps input order, so the output
+ * (docs/synth.md). -j N keeps N items in flight, each spoken by its own forked process; the
  * bytes do not depend on N. */
 #include <errno.h>
 #include <getopt.h>
@@ -57,8 +57,8 @@ static void usage(FILE *f) {
         "      --trim         cut leading/trailing silence: keep 10 ms around the first and the\n"
         "                     last sample above %d (about -50 dBFS)\n"
         "      --normalize    scale each utterance to a peak of -1 dBFS\n"
-        "  -j, --jobs N       worker processes (default 1); espeak-ng is not thread-safe, so\n"
-        "                     each worker is a process with its own engine\n"
+        "  -j, --jobs N       items spoken at once (default 1), each by its own process:\n"
+        "                     espeak-ng is not thread-safe (ignored with --isolate none)\n"
         "      --isolate MODE item (default): every item is spoken by a fresh fork of an\n"
         "                     engine that has never spoken, so its audio does not depend on\n"
         "                     other items, -j or --shard; utterance: a fork per utterance (every\n"
@@ -86,137 +86,6 @@ static void usage(FILE *f) {
         "removes its temporary file, stdout gets no end-of-archive marker), 2 usage error,\n"
         "3 I/O or system error, 130 interrupted.\n",
         S2S_SYNTH_TRIM_THRESHOLD);
-}
-
-/* ---- worker processes ----------------------------------------------------------------------
- * Parent -> worker: u64 length + item JSON (length 0: quit). Worker -> parent: u64 length +
- * result bytes of s2s_synth_item_result. Round robin with one item in flight per worker, and
- * results collected in dispatch order: that is input order. */
-typedef struct worker {
-    pid_t pid;
-    int job_fd, res_fd;
-    s2s_sample *sample; /* in flight, or NULL */
-} worker;
-
-static int read_full(int fd, void *p, size_t n) {
-    unsigned char *q = p;
-    while (n) {
-        ssize_t r = read(fd, q, n);
-        if (r < 0 && errno == EINTR) {
-            if (interrupted) return -2;
-            continue;
-        }
-        if (r <= 0) return -1;
-        q += r, n -= (size_t)r;
-    }
-    return 0;
-}
-
-static int write_full(int fd, const void *p, size_t n) {
-    const unsigned char *q = p;
-    while (n) {
-        ssize_t w = write(fd, q, n);
-        if (w < 0 && errno == EINTR) {
-            if (interrupted) return -2;
-            continue;
-        }
-        if (w < 0) return -1;
-        q += w, n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int send_frame(int fd, const void *p, uint64_t n) {
-    if (write_full(fd, &n, sizeof n) != 0) return -1;
-    return n ? write_full(fd, p, (size_t)n) : 0;
-}
-
-/* Returns 0 and a malloc'd frame, 1 at EOF before a frame, -1 on error. */
-static int recv_frame(int fd, unsigned char **p, size_t *n) {
-    uint64_t len;
-    int r = read_full(fd, &len, sizeof len);
-    if (r == -1) return 1;
-    if (r != 0 || len > ((uint64_t)1 << 40)) return -1;
-    unsigned char *d = malloc(len ? (size_t)len : 1);
-    if (!d) return -1;
-    if (len && read_full(fd, d, (size_t)len) != 0) {
-        free(d);
-        return -1;
-    }
-    *p = d, *n = (size_t)len;
-    return 0;
-}
-
-static void worker_main(s2s_synth *sy, int job_fd, int res_fd) {
-    for (;;) {
-        unsigned char *job = NULL;
-        size_t n = 0;
-        if (recv_frame(job_fd, &job, &n) != 0 || n == 0) {
-            free(job);
-            _exit(0);
-        }
-        json_error_t je;
-        json_t *item = json_loadb((const char *)job, n, 0, &je);
-        free(job);
-        if (!item) _exit(3);
-        s2s_err err;
-        if (s2s_synth_item_send(sy, item, res_fd, &err) != 0) {
-            /* system failure (fork, pipe, memory): the parent sees the pipe close */
-            fprintf(stderr, "%s: worker: %s\n", prog, err.msg);
-            _exit(3);
-        }
-        json_decref(item);
-    }
-}
-
-static int start_workers(s2s_synth *sy, worker *w, int n, s2s_err *err) {
-    for (int i = 0; i < n; i++) {
-        int jp[2], rp[2];
-        if (pipe(jp) != 0) return s2s_err_errno(err, "pipe");
-        if (pipe(rp) != 0) {
-            close(jp[0]), close(jp[1]);
-            return s2s_err_errno(err, "pipe");
-        }
-        fflush(NULL);
-        pid_t pid = fork();
-        if (pid < 0) {
-            close(jp[0]), close(jp[1]), close(rp[0]), close(rp[1]);
-            return s2s_err_errno(err, "fork");
-        }
-        if (pid == 0) {
-            /* Only our own ends stay open, so each worker sees EOF when the parent goes. */
-            for (int k = 0; k < i; k++)
-                close(w[k].job_fd), close(w[k].res_fd);
-            close(jp[1]), close(rp[0]);
-            signal(SIGINT, SIG_DFL);
-            signal(SIGTERM, SIG_DFL);
-            worker_main(sy, jp[0], rp[1]);
-            _exit(0);
-        }
-        close(jp[0]), close(rp[1]);
-        w[i].pid = pid, w[i].job_fd = jp[1], w[i].res_fd = rp[0], w[i].sample = NULL;
-    }
-    return 0;
-}
-
-static void stop_workers(worker *w, int n, int kill_them) {
-    for (int i = 0; i < n; i++) {
-        if (w[i].pid <= 0) continue;
-        if (kill_them)
-            kill(w[i].pid, SIGTERM);
-        else
-            send_frame(w[i].job_fd, NULL, 0);
-        close(w[i].job_fd), close(w[i].res_fd);
-    }
-    for (int i = 0; i < n; i++) {
-        if (w[i].pid <= 0) continue;
-        int st;
-        while (waitpid(w[i].pid, &st, 0) < 0 && errno == EINTR) {
-        }
-        w[i].pid = 0;
-        s2s_sample_free(w[i].sample);
-        w[i].sample = NULL;
-    }
 }
 
 /* ---- main loop ---------------------------------------------------------------------------- */
@@ -251,17 +120,17 @@ static int finish(run *r, s2s_sample *s, int rc, s2s_err *err) {
     return 0;
 }
 
-static int collect(run *r, worker *w, s2s_err *err) {
-    s2s_sample *s = w->sample;
-    w->sample = NULL;
-    int rc = s2s_synth_sample_recv(s, w->res_fd, err);
-    if (rc == S2S_EIO) {
-        rc = interrupted ? s2s_err_set(err, S2S_EINTR, "interrupted")
-                         : s2s_err_set(err, S2S_EIO, "worker %ld died while speaking item %s (%s)",
-                                       (long)w->pid, s->key, err->msg);
-        s2s_sample_free(s);
-        return rc;
-    }
+/* In flight: up to `jobs` items, each spoken by its own child; ended in input order. */
+typedef struct slot {
+    s2s_sample *sample;
+    s2s_synth_job *job;
+} slot;
+
+static int end_slot(run *r, s2s_synth *sy, slot *k, s2s_err *err) {
+    s2s_sample *s = k->sample;
+    int rc = s2s_synth_end(sy, k->job, s, err);
+    k->sample = NULL, k->job = NULL;
+    if (rc && interrupted) rc = s2s_err_set(err, S2S_EINTR, "interrupted");
     return finish(r, s, rc, err);
 }
 
@@ -432,17 +301,11 @@ int main(int argc, char **argv) {
         s2s_synth_free(sy);
         return s2s_exit_status(err.code);
     }
-    worker *w = NULL;
-    int rc = 0;
-    if (jobs > 1) {
-        w = calloc((size_t)jobs, sizeof *w);
-        if (!w)
-            rc = s2s_err_set(&err, S2S_ENOMEM, "out of memory");
-        else
-            rc = start_workers(sy, w, jobs, &err);
-    }
+    if (o.isolate == S2S_SYNTH_ISOLATE_NONE) jobs = 1; /* one engine, spoken in order */
+    slot *ring = calloc((size_t)jobs, sizeof *ring);
+    int rc = ring ? 0 : s2s_err_set(&err, S2S_ENOMEM, "out of memory");
     r.prog = s2s_progress_new(prog, "items", 0);
-    uint64_t seq = 0;
+    uint64_t seq = 0; /* items begun */
     while (!rc) {
         if (interrupted) {
             rc = s2s_err_set(&err, S2S_EINTR, "interrupted");
@@ -468,43 +331,33 @@ int main(int argc, char **argv) {
             rc = finish(&r, s, S2S_EDATA, &err);
             continue;
         }
-        if (!w) {
-            rc = s2s_synth_sample(sy, s, &err);
-            rc = finish(&r, s, rc, &err);
+        /* The oldest item's slot is the one to reuse: end it first (keeps input order). */
+        slot *k = &ring[seq % (uint64_t)jobs];
+        if (k->job && (rc = end_slot(&r, sy, k, &err)) != 0) {
+            s2s_sample_free(s);
+            break;
+        }
+        s2s_synth_job *job = s2s_synth_begin(sy, s->item, &err);
+        if (!job) {
+            rc = finish(&r, s, err.code ? err.code : S2S_ENOMEM, &err);
             continue;
         }
-        worker *k = &w[seq % (uint64_t)jobs];
-        if (k->sample && (rc = collect(&r, k, &err)) != 0) {
-            s2s_sample_free(s);
-            break;
-        }
-        char *js = s2s_item_dumps(s->item);
-        if (!js) {
-            s2s_sample_free(s);
-            rc = s2s_err_set(&err, S2S_ENOMEM, "out of memory");
-            break;
-        }
-        if (send_frame(k->job_fd, js, strlen(js)) != 0) {
-            free(js);
-            rc = interrupted ? s2s_err_set(&err, S2S_EINTR, "interrupted")
-                             : s2s_err_set(&err, S2S_EIO, "worker %ld is gone (item %s)",
-                                           (long)k->pid, s->key);
-            s2s_sample_free(s);
-            break;
-        }
-        free(js);
-        k->sample = s;
+        k->sample = s, k->job = job;
         seq++;
     }
-    /* Results still in flight, in dispatch order. */
-    for (int i = 0; w && !rc && i < jobs; i++) {
-        worker *k = &w[(seq + (uint64_t)i) % (uint64_t)jobs];
-        if (k->sample) rc = collect(&r, k, &err);
+    /* Items still in flight, oldest first. */
+    for (int i = 0; ring && i < jobs; i++) {
+        slot *k = &ring[(seq + (uint64_t)i) % (uint64_t)jobs];
+        if (!k->job) continue;
+        if (!rc)
+            rc = end_slot(&r, sy, k, &err);
+        else {
+            s2s_synth_job_free(k->job);
+            s2s_sample_free(k->sample);
+            k->job = NULL, k->sample = NULL;
+        }
     }
-    if (w) {
-        stop_workers(w, jobs, rc != 0);
-        free(w);
-    }
+    free(ring);
     s2s_progress_end(r.prog, r.written + r.skipped);
     s2s_reader_close(in);
     if (!rc)

@@ -100,14 +100,16 @@ int s2s_synth_speak(s2s_synth *s, const char *voice, const char *text, int16_t *
  * "item ID: reason" and leaves the sample unchanged. */
 int s2s_synth_sample(s2s_synth *s, s2s_sample *sample, s2s_err *err);
 
-/* The same in two halves, for worker processes: s2s_synth_item_send speaks an item and writes
- * what s2s_synth_sample would add (or the item's error) as one record to fd (a pipe to another
- * process of the same build; not a file format). It returns 0 also when the item was bad (the
- * error travels in the record); negative only when writing fails or memory runs out.
- * s2s_synth_sample_recv reads one record from fd and applies it to the sample, returning the
- * item's error if it carries one (message "item ID: why"), S2S_EIO if the record is cut short. */
-int s2s_synth_item_send(s2s_synth *s, const json_t *item, int fd, s2s_err *err);
-int s2s_synth_sample_recv(s2s_sample *sample, int fd, s2s_err *err);
+/* The same in two halves, to keep several items in flight (s2s-synth -j N): s2s_synth_begin
+ * checks the item and, with S2S_SYNTH_ISOLATE_ITEM, forks the child that speaks it and returns
+ * at once (other isolation modes speak before returning). NULL and err on a bad item (S2S_EDATA,
+ * "item ID: why") or a system error. s2s_synth_end waits for that child and adds to the sample
+ * what s2s_synth_sample adds; it frees job in every case. Jobs may be ended in any order, the
+ * audio does not depend on it. s2s_synth_job_free drops a job (kills its child). */
+typedef struct s2s_synth_job s2s_synth_job;
+s2s_synth_job *s2s_synth_begin(s2s_synth *s, json_t *item, s2s_err *err);
+int s2s_synth_end(s2s_synth *s, s2s_synth_job *job, s2s_sample *sample, s2s_err *err);
+void s2s_synth_job_free(s2s_synth_job *job);
 
 /* Post-processing on 16-bit PCM (pure functions, usable without a handle). */
 /* Cuts leading and trailing silence: keeps [first - pad, last + pad] where first/last are the
