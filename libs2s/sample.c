@@ -66,7 +66,10 @@ int s2s_sample_put(s2s_sample *s, const char *suffix, unsigned char *data, size_
         free(data);
         return s2s_err_set(err, S2S_ENOMEM, "out of memory");
     }
-    s->members[s->n_members++] = (s2s_member){sfx, data, size};
+    s2s_member *nm = &s->members[s->n_members++];
+    nm->suffix = sfx; /* stored field by field: cppcheck loses track of a compound literal */
+    nm->data = data;
+    nm->size = size;
     return 0;
 }
 
