@@ -285,6 +285,69 @@ static int read_exact(FILE *f, void *p, size_t n, s2s_sha256 *sha) {
     return 0;
 }
 
+/* Reads member m (headers, data, padding) at the current position of f and checks it byte for
+ * byte: CRC-32 of the data, the header(s) and the padding exactly as our tar writer writes them.
+ * *out receives the data (malloc'd, NUL-terminated). sha (may be NULL) is fed every byte. */
+static int read_member(FILE *f, const char *shard_path, const s2s_index_member *m, const char *key,
+                       s2s_sha256 *sha, unsigned char **out, s2s_err *err) {
+    *out = NULL;
+    size_t hl = (size_t)(m->data_off - m->hdr_off);
+    size_t padded = (size_t)((m->size + 511) / 512 * 512), size = (size_t)m->size;
+    unsigned char *hdr = malloc(hl), *data = malloc(padded + 1), *exp = NULL;
+    size_t el = 0;
+    int rc = 0;
+    if (!hdr || !data) {
+        rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (fread(hdr, 1, hl, f) != hl || fread(data, 1, padded, f) != padded) {
+        if (ferror(f))
+            rc = s2s_err_errno(err, "%s: read failed in sample %s, member %s", shard_path, key,
+                               m->name);
+        else
+            rc = s2s_err_set(err, S2S_EDATA, "%s: truncated inside sample %s, member %s",
+                             shard_path, key, m->name);
+        goto out;
+    }
+    if (sha) {
+        s2s_sha256_update(sha, hdr, hl);
+        s2s_sha256_update(sha, data, padded);
+    }
+    uint32_t crc = s2s_crc32(data, size);
+    if (crc != m->crc) {
+        rc = s2s_err_set(err, S2S_EDATA,
+                         "%s: sample %s, member %s: data damaged (CRC-32 %08x, index says %08x; "
+                         "bytes %llu-%llu)",
+                         shard_path, key, m->name, crc, m->crc, (unsigned long long)m->data_off,
+                         (unsigned long long)(m->data_off + size));
+        goto out;
+    }
+    if ((rc = expected_member(m->name, data, size, &exp, &el, err)) < 0) goto out;
+    if (el != hl + padded || memcmp(exp, hdr, hl) != 0) {
+        rc = s2s_err_set(err, S2S_EDATA,
+                         "%s: sample %s, member %s: tar header damaged (bytes %llu-%llu)",
+                         shard_path, key, m->name, (unsigned long long)m->hdr_off,
+                         (unsigned long long)m->data_off);
+        goto out;
+    }
+    if (memcmp(exp + hl + size, data + size, padded - size) != 0) {
+        rc = s2s_err_set(err, S2S_EDATA,
+                         "%s: sample %s, member %s: padding after the data damaged (bytes "
+                         "%llu-%llu)",
+                         shard_path, key, m->name, (unsigned long long)(m->data_off + size),
+                         (unsigned long long)(m->data_off + padded));
+        goto out;
+    }
+    data[size] = 0;
+    *out = data;
+    data = NULL;
+out:
+    free(hdr);
+    free(data);
+    free(exp);
+    return rc;
+}
+
 int s2s_shard_verify(const char *shard_path, const char *expect_sha, s2s_idset *keys,
                      uint64_t *n_samples, s2s_err *err) {
     int rc = 0;
@@ -381,67 +444,29 @@ int s2s_shard_verify(const char *shard_path, const char *expect_sha, s2s_idset *
     }
     s2s_sha256 sha;
     s2s_sha256_init(&sha);
-    for (size_t i = 0; i < ix->n_members; i++) {
-        const s2s_index_member *m = &ix->members[i];
-        const char *key = owner(ix, i)->key;
-        size_t hl = (size_t)(m->data_off - m->hdr_off);
-        size_t padded = (size_t)((m->size + 511) / 512 * 512);
-        free(hdr);
-        free(data);
-        hdr = malloc(hl);
-        data = malloc(padded ? padded : 1);
-        if (!hdr || !data) {
-            rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
-            goto out;
-        }
-        if (read_exact(f, hdr, hl, &sha) < 0 || read_exact(f, data, padded, &sha) < 0) {
-            rc = s2s_err_errno(err, "%s: read failed in sample %s, member %s", shard_path, key,
-                               m->name);
-            goto out;
-        }
-        size_t size = (size_t)m->size;
-        uint32_t crc = s2s_crc32(data, size);
-        if (crc != m->crc) {
-            rc = s2s_err_set(err, S2S_EDATA,
-                             "%s: sample %s, member %s: data damaged (CRC-32 %08x, index says "
-                             "%08x; bytes %llu-%llu)",
-                             shard_path, key, m->name, crc, m->crc, (unsigned long long)m->data_off,
-                             (unsigned long long)(m->data_off + size));
-            goto out;
-        }
-        free(exp);
-        exp = NULL;
-        size_t el = 0;
-        if ((rc = expected_member(m->name, data, size, &exp, &el, err)) < 0) goto out;
-        if (el != hl + padded || memcmp(exp, hdr, hl) != 0) {
-            rc = s2s_err_set(err, S2S_EDATA,
-                             "%s: sample %s, member %s: tar header damaged (bytes %llu-%llu)",
-                             shard_path, key, m->name, (unsigned long long)m->hdr_off,
-                             (unsigned long long)m->data_off);
-            goto out;
-        }
-        if (memcmp(exp + hl + size, data + size, padded - size) != 0) {
-            rc = s2s_err_set(err, S2S_EDATA,
-                             "%s: sample %s, member %s: padding after the data damaged (bytes "
-                             "%llu-%llu)",
-                             shard_path, key, m->name, (unsigned long long)(m->data_off + size),
-                             (unsigned long long)(m->data_off + padded));
-            goto out;
-        }
-        size_t nl = strlen(m->name);
-        if (nl > 3 && strcmp(m->name + nl - 3, ".gz") == 0) {
-            unsigned char *raw = NULL;
-            size_t rl = 0;
-            if ((rc = s2s_gunzip(data, size, &raw, &rl, err)) < 0) {
-                s2s_err_prefix(err, "%s: sample %s, member %s: ", shard_path, key, m->name);
+    for (size_t si = 0; si < ix->n_samples; si++) {
+        const s2s_index_sample *smp = &ix->samples[si];
+        for (size_t i = smp->first; i < smp->first + smp->n; i++) {
+            const s2s_index_member *m = &ix->members[i];
+            free(data);
+            data = NULL;
+            if ((rc = read_member(f, shard_path, m, smp->key, &sha, &data, err)) < 0) goto out;
+            size_t size = (size_t)m->size, nl = strlen(m->name);
+            if (nl > 3 && strcmp(m->name + nl - 3, ".gz") == 0) {
+                unsigned char *raw = NULL;
+                size_t rl = 0;
+                if ((rc = s2s_gunzip(data, size, &raw, &rl, err)) < 0) {
+                    s2s_err_prefix(err, "%s: sample %s, member %s: ", shard_path, smp->key,
+                                   m->name);
+                    goto out;
+                }
+                free(raw);
+            } else if (nl > 5 && strcmp(m->name + nl - 5, ".flac") == 0 &&
+                       (size < 4 || memcmp(data, "fLaC", 4) != 0)) {
+                rc = s2s_err_set(err, S2S_EDATA, "%s: sample %s, member %s: not FLAC data",
+                                 shard_path, smp->key, m->name);
                 goto out;
             }
-            free(raw);
-        } else if (nl > 5 && strcmp(m->name + nl - 5, ".flac") == 0 &&
-                   (size < 4 || memcmp(data, "fLaC", 4) != 0)) {
-            rc = s2s_err_set(err, S2S_EDATA, "%s: sample %s, member %s: not FLAC data", shard_path,
-                             key, m->name);
-            goto out;
         }
     }
     unsigned char zero[1024], tail[1024];
@@ -724,6 +749,32 @@ out:
     return rc;
 }
 
+/* Adds a stored member (takes buf) to s: KEY.json[.gz] becomes s->item, others members. */
+static int add_stored(s2s_sample *s, const char *shard, const char *name, unsigned char *buf,
+                      size_t size, s2s_err *err) {
+    const char *suffix = name + strlen(s->key) + 1;
+    if (strcmp(suffix, "json.gz") == 0 || strcmp(suffix, "json") == 0) {
+        unsigned char *raw = buf;
+        size_t rl = size;
+        int rc;
+        if (suffix[4] == '.') {
+            rc = s2s_gunzip(buf, size, &raw, &rl, err);
+            free(buf);
+            if (rc < 0)
+                return s2s_err_prefix(err, "%s: sample %s, member %s: ", shard, s->key, name);
+        }
+        json_error_t je;
+        json_decref(s->item);
+        s->item = json_loadb((const char *)raw, rl, JSON_REJECT_DUPLICATES, &je);
+        free(raw);
+        if (!s->item)
+            return s2s_err_set(err, S2S_EDATA, "%s: sample %s, member %s: bad JSON: %s", shard,
+                               s->key, name, je.text);
+        return 0;
+    }
+    return s2s_sample_put(s, suffix, buf, size, err);
+}
+
 int s2s_shard_get(const char *const *shards, size_t n, const char *key, s2s_sample **out,
                   s2s_err *err) {
     *out = NULL;
@@ -773,7 +824,6 @@ int s2s_shard_get(const char *const *shards, size_t n, const char *key, s2s_samp
             goto done;
         }
         const s2s_index_sample *is = &ix->samples[k];
-        size_t kl = strlen(key);
         for (size_t mi = is->first; mi < is->first + is->n; mi++) {
             const s2s_index_member *m = &ix->members[mi];
             unsigned char h[512];
@@ -816,29 +866,7 @@ int s2s_shard_get(const char *const *shards, size_t n, const char *key, s2s_samp
                                  shards[si], key, m->name, crc, m->crc);
                 goto done;
             }
-            const char *suffix = m->name + kl + 1;
-            if (strcmp(suffix, "json.gz") == 0 || strcmp(suffix, "json") == 0) {
-                unsigned char *raw = buf;
-                size_t rl = (size_t)m->size;
-                if (suffix[4] == '.') {
-                    if ((rc = s2s_gunzip(buf, (size_t)m->size, &raw, &rl, err)) < 0) {
-                        s2s_err_prefix(err, "%s: sample %s, member %s: ", shards[si], key, m->name);
-                        goto done;
-                    }
-                    free(buf);
-                }
-                buf = NULL;
-                json_error_t je;
-                s->item = json_loadb((const char *)raw, rl, 0, &je);
-                free(raw);
-                if (!s->item) {
-                    rc = s2s_err_set(err, S2S_EDATA, "%s: sample %s, member %s: bad JSON: %s",
-                                     shards[si], key, m->name, je.text);
-                    goto done;
-                }
-                continue;
-            }
-            rc = s2s_sample_put(s, suffix, buf, (size_t)m->size, err);
+            rc = add_stored(s, shards[si], m->name, buf, (size_t)m->size, err);
             buf = NULL;
             if (rc < 0) goto done;
         }
@@ -879,4 +907,111 @@ int s2s_shard_sample_to_stream(s2s_sample *s, s2s_err *err) {
         m->size = rl;
     }
     return 0;
+}
+
+/* ---- sequential reader ----------------------------------------------------------------------- */
+struct s2s_shard_reader {
+    char *path;
+    FILE *f;
+    s2s_index *ix;
+    size_t next; /* next sample */
+    int done;
+};
+
+s2s_shard_reader *s2s_shard_reader_open(const char *path, s2s_err *err) {
+    s2s_shard_reader *r = calloc(1, sizeof *r);
+    char *ipath = s2s_index_path(path);
+    struct stat st;
+    if (!r || !ipath || !(r->path = strdup(path))) {
+        s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (!(r->ix = s2s_index_read(ipath, err))) goto fail;
+    if (strcmp(r->ix->shard, base_name(path)) != 0) {
+        s2s_err_set(err, S2S_EDATA, "%s: index %s belongs to another shard (%s)", path, ipath,
+                    r->ix->shard);
+        goto fail;
+    }
+    if (!(r->f = fopen(path, "rb")) || fstat(fileno(r->f), &st) != 0) {
+        s2s_err_errno(err, "%s: cannot open shard", path);
+        goto fail;
+    }
+    if ((uint64_t)st.st_size != r->ix->shard_size) {
+        s2s_err_set(err, S2S_EDATA, "%s: %s: %llu bytes, index says %llu (stale index?)", path,
+                    (uint64_t)st.st_size < r->ix->shard_size ? "truncated" : "size differs",
+                    (unsigned long long)st.st_size, (unsigned long long)r->ix->shard_size);
+        goto fail;
+    }
+    /* members must lie back to back from byte 0 (as verify checks) for a sequential read */
+    uint64_t pos = 0;
+    for (size_t i = 0; i < r->ix->n_members; i++) {
+        const s2s_index_member *m = &r->ix->members[i];
+        if (m->hdr_off != pos) {
+            s2s_err_set(err, S2S_EFORMAT,
+                        "%s: member %s at byte %llu, expected %llu (index damaged)", ipath, m->name,
+                        (unsigned long long)m->hdr_off, (unsigned long long)pos);
+            goto fail;
+        }
+        pos = m->data_off + (m->size + 511) / 512 * 512;
+    }
+    if (pos + 1024 != r->ix->shard_size) {
+        s2s_err_set(err, S2S_EFORMAT,
+                    "%s: members end at byte %llu, the shard at %llu (index "
+                    "damaged)",
+                    ipath, (unsigned long long)pos, (unsigned long long)r->ix->shard_size);
+        goto fail;
+    }
+    free(ipath);
+    return r;
+fail:
+    free(ipath);
+    s2s_shard_reader_close(r);
+    return NULL;
+}
+
+int s2s_shard_reader_next(s2s_shard_reader *r, s2s_sample **out, s2s_err *err) {
+    *out = NULL;
+    if (r->done) return 0;
+    s2s_index *ix = r->ix;
+    if (r->next == ix->n_samples) {
+        unsigned char tail[1024], zero[1024];
+        memset(zero, 0, sizeof zero);
+        if (fread(tail, 1, sizeof tail, r->f) != sizeof tail || memcmp(tail, zero, 1024) != 0)
+            return s2s_err_set(err, S2S_EDATA, "%s: end-of-archive marker damaged or missing",
+                               r->path);
+        r->done = 1;
+        return 0;
+    }
+    const s2s_index_sample *is = &ix->samples[r->next++];
+    s2s_sample *s = s2s_sample_new(is->key, err);
+    if (!s) return err ? err->code : S2S_ENOMEM;
+    int rc = 0;
+    if (!(s->origin = strdup(r->path))) rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    for (size_t mi = is->first; rc == 0 && mi < is->first + is->n; mi++) {
+        const s2s_index_member *m = &ix->members[mi];
+        unsigned char *buf = NULL;
+        if ((rc = read_member(r->f, r->path, m, is->key, NULL, &buf, err)) < 0) break;
+        rc = add_stored(s, r->path, m->name, buf, (size_t)m->size, err);
+    }
+    if (rc == 0 && !s->item)
+        rc = s2s_err_set(err, S2S_EDATA, "%s: sample %s has no %s.json.gz member", r->path, is->key,
+                         is->key);
+    if (rc < 0) {
+        s2s_sample_free(s);
+        return rc;
+    }
+    *out = s;
+    return 1;
+}
+
+size_t s2s_shard_reader_count(const s2s_shard_reader *r) {
+    return r->ix->n_samples;
+}
+
+void s2s_shard_reader_close(s2s_shard_reader *r) {
+    if (!r) return;
+    if (r->f) fclose(r->f);
+    s2s_index_free(r->ix);
+    free(r->path);
+    free(r);
 }

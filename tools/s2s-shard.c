@@ -219,26 +219,61 @@ static void on_signal(int sig) {
     interrupted = 1;
 }
 
-/* Reads every sample of the shards in stream form and hands it to fn. */
+/* Reads every sample of the shards in stream form and hands it to fn. A shard with an index is
+ * read through it (every member's CRC-32, header and padding checked); one without is read as a
+ * plain tar (with a warning: nothing but the tar structure is checked then). */
 static int each_sample(plist *l, int flags, int (*fn)(s2s_sample *, void *, s2s_err *), void *ctx,
                        s2s_err *err) {
-    s2s_reader *r = s2s_reader_open((const char *const *)l->v, l->n, flags, err);
-    if (!r) return err->code ? err->code : S2S_EIO;
-    s2s_sample *s;
-    int rc;
-    while ((rc = s2s_reader_next(r, &s, err)) > 0) {
-        if (interrupted) {
-            s2s_sample_free(s);
-            rc = s2s_err_set(err, S2S_EINTR, "interrupted");
+    s2s_idset *keys = s2s_idset_new();
+    if (!keys) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    int rc = 0;
+    for (size_t i = 0; i < l->n && rc == 0; i++) {
+        char *ip = s2s_index_path(l->v[i]);
+        if (!ip) {
+            rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
             break;
         }
-        rc = s2s_shard_sample_to_stream(s, err);
-        if (rc < 0 && s->origin) s2s_err_prefix(err, "%s: ", s->origin);
-        if (rc == 0) rc = fn(s, ctx, err);
-        s2s_sample_free(s);
-        if (rc < 0) break;
+        int have_index = access(ip, F_OK) == 0;
+        free(ip);
+        s2s_shard_reader *sr = NULL;
+        s2s_reader *r = NULL;
+        if (have_index) {
+            if (!(sr = s2s_shard_reader_open(l->v[i], err))) rc = err->code ? err->code : S2S_EIO;
+        } else {
+            fprintf(stderr, "%s: warning: %s has no index: CRC-32 not checked\n", prog, l->v[i]);
+            const char *one[1] = {l->v[i]};
+            if (!(r = s2s_reader_open(one, 1, flags | S2S_READ_NO_VALIDATE, err)))
+                rc = err->code ? err->code : S2S_EIO;
+        }
+        s2s_sample *s;
+        while (rc == 0) {
+            rc = sr ? s2s_shard_reader_next(sr, &s, err) : s2s_reader_next(r, &s, err);
+            if (rc <= 0) break;
+            rc = 0;
+            if (interrupted) {
+                s2s_sample_free(s);
+                rc = s2s_err_set(err, S2S_EINTR, "interrupted");
+                break;
+            }
+            int added = s2s_idset_add(keys, s->key);
+            if (added <= 0)
+                rc = added < 0 ? s2s_err_set(err, S2S_ENOMEM, "out of memory")
+                               : s2s_err_set(err, S2S_EDATA,
+                                             "%s: sample %s appeared in an earlier shard too "
+                                             "(sample split across shards?)",
+                                             l->v[i], s->key);
+            if (rc == 0 && !(flags & S2S_READ_NO_VALIDATE) && s->item &&
+                (rc = s2s_item_validate(s->item, err)) < 0)
+                s2s_err_prefix(err, "%s: sample %s: ", l->v[i], s->key);
+            if (rc == 0 && (rc = s2s_shard_sample_to_stream(s, err)) < 0)
+                s2s_err_prefix(err, "%s: ", l->v[i]);
+            if (rc == 0) rc = fn(s, ctx, err);
+            s2s_sample_free(s);
+        }
+        s2s_shard_reader_close(sr);
+        s2s_reader_close(r);
     }
-    s2s_reader_close(r);
+    s2s_idset_free(keys);
     return rc;
 }
 

@@ -133,6 +133,20 @@ void s2s_paths_free(char **paths, size_t n);
 int s2s_shard_get(const char *const *shards, size_t n, const char *key, s2s_sample **out,
                   s2s_err *err);
 
+/* Sequential reader of one shard through its index (what cat, extract and export use): the
+ * index must exist, name this shard and match its size (else S2S_EDATA/EFORMAT before anything
+ * is returned); every member is checked as it is read (CRC-32, tar header and padding byte for
+ * byte), and the end-of-archive marker at the end. Samples come in stored form (KEY.json.gz
+ * parsed into item; "ctx.flac", "c0.units.gz" as members). */
+typedef struct s2s_shard_reader s2s_shard_reader;
+s2s_shard_reader *s2s_shard_reader_open(const char *path, s2s_err *err);
+/* 1 and a new sample (caller frees), 0 after the last one, negative on a fault (message names
+ * shard, sample and member). */
+int s2s_shard_reader_next(s2s_shard_reader *r, s2s_sample **out, s2s_err *err);
+/* Samples in the shard (from the index). */
+size_t s2s_shard_reader_count(const s2s_shard_reader *r);
+void s2s_shard_reader_close(s2s_shard_reader *r);
+
 /* Converts a sample read from a shard to the stream form in place: "X.gz" members inflated
  * and renamed "X", "X.flac" decoded to "X.wav". */
 int s2s_shard_sample_to_stream(s2s_sample *s, s2s_err *err);

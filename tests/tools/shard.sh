@@ -215,6 +215,18 @@ head -c 30000 in.tar > cut.tar
 mkdir f
 if "$PACK" -q -o 'f/t-%06d.tar' -n 1 cut.tar 2> perr.txt; then die "pack accepted a truncated stream"; fi
 [ -z "$(ls f)" ] || die "failed pack left files: $(ls f)"
+# cat reads through the index: a flipped byte inside FLAC data fails with the member's name
+rm -rf c; cp -r a c
+python3 -c '
+import sys; p = "c/t-000000.tar"; b = bytearray(open(p, "rb").read()); b[3000] ^= 0x10
+open(p, "wb").write(b)'
+if "$SHARD" cat c > /dev/null 2> cerr.txt; then die "cat of a damaged shard succeeded"; fi
+grep -q "sample sc_000, member sc_000.ctx.flac" cerr.txt || die "cat: $(cat cerr.txt)"
+# without an index cat still reads (plain tar), with a warning
+rm -rf c; cp -r a c; rm c/t-000002.tar.idx
+"$SHARD" cat c/t-000002.tar 2> cerr.txt | tar -t > /dev/null || die "cat without index failed"
+grep -q "no index" cerr.txt || die "cat without index: no warning"
+rm -rf c; cp -r a c
 # a damaged dataset.json count
 python3 -c '
 import json; d = json.load(open("a/dataset.json")); d["shards"][1]["samples"] = 3
