@@ -21,7 +21,7 @@ OUT=$SRC/bench/out/resample
 mkdir -p "$OUT"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-for t in sox ffmpeg espeak-ng python3; do
+for t in sox soxi ffmpeg espeak-ng python3; do
   command -v $t >/dev/null || { echo "bench/resample.sh: needs $t" >&2; exit 3; }
 done
 [ -x "$BIN/s2s-resample" ] || { echo "bench/resample.sh: build first ($BIN/s2s-resample)" >&2; exit 3; }
@@ -98,7 +98,7 @@ quality() { # fn args... -> "snr rejection"
   echo "$($M snr-sweep "$TMP/pass.out.wav" 4 20 7000 0.5) $($M reject "$TMP/stop.wav" "$TMP/stop.out.wav")"
 }
 
-echo "Resampling $(printf '%.1f' "$(echo "$secs / 60" | bc -l)") min of espeak-ng speech, 22050 -> 16000 Hz, s16 WAV;"
+echo "Resampling $(awk -v s="$secs" 'BEGIN {printf "%.1f", s / 60}') min of espeak-ng speech, 22050 -> 16000 Hz, s16 WAV;"
 echo "wall time median of $REPS (libsamplerate best: 1 run); $(nproc) shared cores; $(date -u +%F)."
 echo
 echo "| resampler | wall s | CPU s | x sox speed (CPU) | passband SNR dB | stop-band rejection dB |"
@@ -108,7 +108,7 @@ read -r snr rej <<< "$(quality q_sox)"
 printf '| sox (default quality -h) | %.2f | %.2f | 1.00 | %s | %s |\n' "$w_sox" "$c_sox" "$snr" "$rej"
 read -r w c <<< "$(timeit "$REPS" run_ffmpeg)"
 read -r snr rej <<< "$(quality q_ffmpeg)"
-printf '| ffmpeg aresample=resampler=soxr | %.2f | %.2f | %.2f | %s | %s |\n' "$w" "$c" "$(echo "$c_sox / $c" | bc -l)" "$snr" "$rej"
+printf '| ffmpeg aresample=resampler=soxr | %.2f | %.2f | %.2f | %s | %s |\n' "$w" "$c" "$(awk -v a="$c_sox" -v b="$c" 'BEGIN {print a / b}')" "$snr" "$rej"
 for eq in "swr medium" "swr best" "swr fastest" "src best" "src medium" "src fastest"; do
   set -- $eq
   reps=$REPS
@@ -118,5 +118,5 @@ for eq in "swr medium" "swr best" "swr fastest" "src best" "src medium" "src fas
   tag=""
   [ "$eq" = "swr medium" ] && tag=" (default)"
   printf '| s2s-resample --engine %s --quality %s%s | %.2f | %.2f | %.2f | %s | %s |\n' "$1" "$2" "$tag" \
-    "$w" "$c" "$(echo "$c_sox / $c" | bc -l)" "$snr" "$rej"
+    "$w" "$c" "$(awk -v a="$c_sox" -v b="$c" 'BEGIN {print a / b}')" "$snr" "$rej"
 done

@@ -219,9 +219,11 @@ static int do_sample(const opts *o, s2s_sample *s, int *attached, s2s_err *err) 
     if (o->attach && (rc = do_attach(o, s, attached, err)) < 0) return rc;
     const char *ext = s2s_audio_container_ext(o->container);
     json_t *audio = NULL;
+    int created = 0, n_audio = 0;
     if (s->item) {
         audio = json_object_get(s->item, "audio");
         if (!json_is_object(audio)) {
+            created = 1;
             audio = json_object();
             if (!audio || json_object_set_new(s->item, "audio", audio) < 0)
                 return s2s_err_set(err, S2S_ENOMEM, "out of memory");
@@ -235,6 +237,7 @@ static int do_sample(const opts *o, s2s_sample *s, int *attached, s2s_err *err) 
         size_t enclen, n;
         rc = convert(o, m->data, m->size, m->suffix, 1, &enc, &enclen, &n, err);
         if (rc < 0) return s2s_err_prefix(err, "sample %s %s: ", s->key, m->suffix);
+        n_audio++;
         size_t sl = stem_len(m->suffix);
         char stem[256];
         snprintf(stem, sizeof stem, "%.*s", (int)(sl < 255 ? sl : 255), m->suffix);
@@ -267,15 +270,18 @@ static int do_sample(const opts *o, s2s_sample *s, int *attached, s2s_err *err) 
         m->size = enclen;
     }
     if (!audio) return 0;
+    if (n_audio == 0 && created) json_object_del(s->item, "audio"); /* nothing to describe */
+    if (n_audio == 0) audio = NULL;
     /* "format" is the container, as s2s-synth writes it; "engine" stays the TTS engine's. */
-    json_t *rsm = json_pack("{s:s, s:s}", "engine", s2s_resample_engine_name(o->engine), "quality",
-                            s2s_resample_quality_name(o->quality));
-    if (!rsm || json_object_set_new(audio, "rate", json_integer(o->rate)) < 0 ||
-        json_object_set_new(audio, "format", json_string(ext)) < 0 ||
-        json_object_set_new(audio, "sample_format", json_string(s2s_audio_format_name(o->format))) <
-            0 ||
-        json_object_set_new(audio, "channels", json_integer(1)) < 0 ||
-        json_object_set_new(audio, "resampler", rsm) < 0)
+    json_t *rsm = !audio ? NULL
+                         : json_pack("{s:s, s:s}", "engine", s2s_resample_engine_name(o->engine),
+                                     "quality", s2s_resample_quality_name(o->quality));
+    if (audio && (!rsm || json_object_set_new(audio, "rate", json_integer(o->rate)) < 0 ||
+                  json_object_set_new(audio, "format", json_string(ext)) < 0 ||
+                  json_object_set_new(audio, "sample_format",
+                                      json_string(s2s_audio_format_name(o->format))) < 0 ||
+                  json_object_set_new(audio, "channels", json_integer(1)) < 0 ||
+                  json_object_set_new(audio, "resampler", rsm) < 0))
         return s2s_err_set(err, S2S_ENOMEM, "out of memory");
     json_t *params = json_pack("{s:i, s:s, s:s, s:s, s:s}", "rate", o->rate, "engine",
                                s2s_resample_engine_name(o->engine), "quality",
@@ -343,7 +349,7 @@ int main(int argc, char **argv) {
               "ctx",
               NULL,
               0};
-    const char *out = NULL, *shard = NULL;
+    const char *out = NULL;
     int skip_bad = 0, quiet = 0, opt;
     s2s_part part = {0, 1};
     s2s_err err;
@@ -392,7 +398,6 @@ int main(int argc, char **argv) {
             break;
         case 's':
             if (s2s_part_parse(optarg, &part, &err) < 0) return usage_error("--shard: %s", err.msg);
-            shard = optarg;
             break;
         case 'k':
             skip_bad = 1;
@@ -417,7 +422,6 @@ int main(int argc, char **argv) {
     if (!o.rate) return usage_error("%s", "--rate R is required");
     if (o.container == S2S_AUDIO_FLAC && o.format == S2S_AUDIO_F32)
         return usage_error("%s", "FLAC holds 16-bit samples: use --format s16 or --container wav");
-    (void)shard;
     /* Our messages say what went wrong; libav's own warnings would only repeat it. */
     av_log_set_level(AV_LOG_QUIET);
     if (o.attach && list_dir(&o, &err) < 0) {
