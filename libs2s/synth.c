@@ -367,9 +367,9 @@ s2s_synth *s2s_synth_new(const s2s_synth_opts *opts, s2s_err *err) {
         return NULL;
     }
     g_alive = 1;
-    /* 500 ms per callback instead of the default 60 ms: fewer calls; the samples are the same
-     * (checked: buffer length does not change the output). */
-    st = espeak_ng_InitializeOutput(ENOUTPUT_MODE_SYNCHRONOUS, 500, NULL);
+    /* 4 s per callback instead of the default 60 ms: fewer calls and pipe writes; the samples are
+     * the same (checked: buffer length does not change the output). */
+    st = espeak_ng_InitializeOutput(ENOUTPUT_MODE_SYNCHRONOUS, 4000, NULL);
     if (st != ENS_OK) {
         s2s_err_set(err, S2S_EIO, "espeak-ng output initialisation failed (status 0x%x)",
                     (unsigned)st);
