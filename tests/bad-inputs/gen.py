@@ -18,7 +18,6 @@ Every generator is deterministic (no randomness without a fixed seed) and small.
   split FILE                FILE -> stdin.part1 (first third) and stdin.part2 (the rest), cut at
                             a line end for text and at a sample boundary for tar streams
   arpa FILE [drop]          a small 2-gram ARPA file; drop = without the \\2-grams: section
-  codebook K D FILE         a codebook as JSON {"k":K,"dim":D,"centroids":[[...],...]} (placeholder)
 """
 import io
 import json
@@ -178,12 +177,6 @@ def main():
                "-0.5\ta\t-0.2\n-0.6\tb\t-0.1\n-1.2\t<unk>\n\n" +
                ("" if len(a) > 2 and a[2] == "drop" else two) + "\\end\\\n")
         open(f, "w").write(txt)
-    elif k == "codebook":
-        kk, d, f = int(a[1]), int(a[2]), a[3]
-        r = random.Random(7)
-        json.dump({"k": kk, "dim": d,
-                   "centroids": [[round(r.random(), 4) for _ in range(d)] for _ in range(kk)]},
-                  open(f, "w"))
     else:
         sys.exit(f"gen.py: unknown generator {k}")
 

@@ -10,7 +10,8 @@
 #             then stdin.part2 arrives (the tool must stop at the next item, not finish).
 #   gen       shell run first in that directory to make the inputs; helpers: gen (gen.py),
 #             need TOOL, mount_tmpfs DIR SIZE (a small file system that fills up), mount_ro DIR
-#             (read-only), pack N DIR [PACKOPTS] (shards of an N-item stream), lm_arpa FILE.
+#             (read-only), pack N DIR [PACKOPTS] (shards of an N-item stream), lm_arpa FILE,
+#             codebook FILE [K] (trained by s2s-tokenize).
 #             Exit 77 = skip (the reason is printed).
 #   status    expected exit status
 #   regex     extended regex the stderr must match (it names file:line, sample or member)
@@ -56,6 +57,12 @@ pack() { # N DIR [opts...]: a stream of N items with audio packed into DIR (2 pe
   mkdir -p "$d"
   "$BAD_BIN/s2s-pack" -q -o "$d/t-%06d.tar" -n 2 "$@" .pack-in.tar
   rm -f .pack-in.tar
+}
+codebook() { # FILE [K]: a codebook trained by s2s-tokenize on a 3-item stream
+  need s2s-tokenize
+  gen stream 3 .cb-in.tar
+  "$BAD_BIN/s2s-tokenize" train -k "${2:-4}" -o "$1" .cb-in.tar 2>/dev/null
+  rm -f .cb-in.tar
 }
 lm_arpa() { # FILE: a 3-gram trained by s2s-lm on a few sentences
   need s2s-lm
