@@ -83,18 +83,32 @@ static int writev_all(int fd, struct iovec *iov, int cnt) {
     return 0;
 }
 
+/* Writes the gathered samples as one frame: u32 byte count, then the samples (host byte
+ * order: parent and child are the same program on the same machine). */
+static int sink_flush(struct pcm_sink *k) {
+    if (k->n == 0) return 0;
+    uint32_t len = (uint32_t)k->n * 2;
+    struct iovec iov[2] = {{&len, 4}, {k->data, len}};
+    k->n = 0;
+    if (writev_all(k->fd, iov, 2) != 0) return k->fd_err = 1;
+    return 0;
+}
+
 static int synth_cb(short *wav, int n, espeak_EVENT *ev) {
     (void)ev;
     struct pcm_sink *k = g_sink;
     if (!k || !wav || n <= 0) return 0;
     if (k->fd >= 0) {
-        /* frame: u32 byte count, then the samples (host byte order: same machine) */
-        uint32_t len = (uint32_t)n * 2;
-        struct iovec iov[2] = {{&len, 4}, {wav, len}};
-        if (writev_all(k->fd, iov, 2) != 0) {
-            k->fd_err = 1;
-            return 1;
+        /* Gather the 60 ms callbacks into frames of up to STREAM_CHUNK samples: one pipe write
+         * (and one wake-up of the parent) per ~3 s of audio instead of one per callback. */
+        if (k->n + (size_t)n > k->cap && sink_flush(k) != 0) return 1;
+        if ((size_t)n > k->cap) {
+            uint32_t len = (uint32_t)n * 2;
+            struct iovec iov[2] = {{&len, 4}, {wav, len}};
+            if (writev_all(k->fd, iov, 2) != 0) return k->fd_err = 1;
+            return 0;
         }
+        memcpy(k->data + k->n, wav, (size_t)n * sizeof *wav);
         k->n += (size_t)n;
         return 0;
     }
@@ -367,9 +381,10 @@ s2s_synth *s2s_synth_new(const s2s_synth_opts *opts, s2s_err *err) {
         return NULL;
     }
     g_alive = 1;
-    /* 4 s per callback instead of the default 60 ms: fewer calls and pipe writes; the samples are
-     * the same (checked: buffer length does not change the output). */
-    st = espeak_ng_InitializeOutput(ENOUTPUT_MODE_SYNCHRONOUS, 4000, NULL);
+    /* Buffer length 0 (espeak-ng's default, 60 ms), as the CLI: the length is not neutral. At
+     * -s 160 a 4000 ms buffer gave 72 samples more than the CLI for the same text (500 ms
+     * happened to match); only the CLI's own setting is sure to give the CLI's samples. */
+    st = espeak_ng_InitializeOutput(ENOUTPUT_MODE_SYNCHRONOUS, 0, NULL);
     if (st != ENS_OK) {
         s2s_err_set(err, S2S_EIO, "espeak-ng output initialisation failed (status 0x%x)",
                     (unsigned)st);
@@ -702,6 +717,7 @@ static int read_all(int fd, void *p, size_t n) {
     return 0;
 }
 
+#define STREAM_CHUNK 65536    /* samples per frame from an isolated child (~3 s) */
 #define FRAME_END 0u          /* end of one utterance */
 #define FRAME_ERR 0xFFFFFFFFu /* u32 code, u32 length, message */
 
@@ -709,7 +725,13 @@ static int read_all(int fd, void *p, size_t n) {
 static void child_speak(s2s_synth *s, const char *voice, const char *const *texts, size_t n,
                         int fd) {
     s->sink.fd = fd;
+    s->sink.n = 0;
     g_sink = &s->sink;
+    if (s->sink.cap < STREAM_CHUNK) {
+        int16_t *p = realloc(s->sink.data, STREAM_CHUNK * sizeof *p);
+        if (!p) _exit(3);
+        s->sink.data = p, s->sink.cap = STREAM_CHUNK;
+    }
     s2s_err verr;
     if (set_voice(s, voice, &verr) != 0) {
         /* --voice/--voices were checked by s2s_synth_new: this is a language's voice */
@@ -733,6 +755,7 @@ static void child_speak(s2s_synth *s, const char *voice, const char *const *text
             struct iovec iov[2] = {{hdr, sizeof hdr}, {full, hdr[2]}};
             _exit(writev_all(fd, iov, 2) == 0 ? 0 : 3);
         }
+        if (sink_flush(&s->sink) != 0) _exit(3);
         uint32_t end = FRAME_END;
         struct iovec iov[1] = {{&end, 4}};
         if (writev_all(fd, iov, 1) != 0) _exit(3);
