@@ -235,6 +235,30 @@ size_t s2s_audio_reader_count(const s2s_audio_reader *r) {
     return r->count;
 }
 
+/* Ogg pages state their own length and the last page of a stream carries the end-of-stream
+ * flag; libavformat quietly stops at a cut page, so a cut Ogg (vorbis, opus, flac) is caught
+ * here. */
+static int ogg_check_truncated(const unsigned char *d, size_t size, s2s_err *err) {
+    size_t off = 0;
+    int last_eos = 0;
+    while (off < size) {
+        if (size - off < 27 || memcmp(d + off, "OggS", 4) != 0)
+            return s2s_err_set(err, S2S_EFORMAT, "truncated or corrupt Ogg: bad page at byte %zu",
+                               off);
+        size_t nseg = d[off + 26], body = 0;
+        if (size - off < 27 + nseg)
+            return s2s_err_set(err, S2S_EFORMAT, "truncated Ogg: last page cut at byte %zu", off);
+        for (size_t i = 0; i < nseg; i++)
+            body += d[off + 27 + i];
+        if (size - off - 27 - nseg < body)
+            return s2s_err_set(err, S2S_EFORMAT, "truncated Ogg: last page cut at byte %zu", off);
+        last_eos = (d[off + 5] & 4) != 0;
+        off += 27 + nseg + body;
+    }
+    if (!last_eos) return s2s_err_set(err, S2S_EFORMAT, "truncated Ogg: no end-of-stream page");
+    return 0;
+}
+
 /* Returns 1 if libsndfile took it, 0 if it cannot (try libav), negative on error. */
 static int open_sndfile(s2s_audio_reader *r, const unsigned char *data, size_t size, s2s_audio *out,
                         s2s_err *err) {
@@ -348,7 +372,8 @@ s2s_audio_reader *s2s_audio_reader_open(const void *data, size_t size, const cha
         s2s_err_set(err, S2S_ENOMEM, "out of memory");
         return NULL;
     }
-    int rc = open_sndfile(r, data, size, info, err);
+    int rc = size >= 4 && memcmp(data, "OggS", 4) == 0 ? ogg_check_truncated(data, size, err) : 0;
+    if (rc == 0) rc = open_sndfile(r, data, size, info, err);
     if (rc == 0) {
         memset(info, 0, sizeof *info);
         rc = open_libav(r, data, size, name, info, err);

@@ -192,6 +192,9 @@ set -e
 
 # ---- bad input: clear message, exit 1, no output; --skip-bad counts ---------------------------
 head -c 9000 in.mp3 > cut.mp3
+head -c 6000 in.opus > cut.opus
+ff -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=2" -c:a aac -movflags +faststart fs.m4a
+head -c 12000 fs.m4a > cut.m4a
 head -c 20000 in48.wav > cut.wav
 python3 - <<'EOF'
 import struct
@@ -217,6 +220,8 @@ bad() { # NAME FILE SUFFIX EXPECTED-MESSAGE
 }
 bad mp3 cut.mp3 ctx.mp3 "truncated"
 bad wav cut.wav ctx.wav "truncated WAV"
+bad opus cut.opus ctx.opus "truncated Ogg"
+bad m4a cut.m4a c1.m4a "truncated or corrupt"
 bad nan nan.wav ctx.wav "NaN sample"
 bad empty empty.wav ctx.wav "zero-length"
 bad junk mk.py c0.ogg "not readable as audio"
