@@ -21,6 +21,7 @@
 #include "s2s/err.h"
 #include "s2s/import.h"
 #include "s2s/item.h"
+#include "s2s/kmeans.h"
 #include "s2s/ngram.h"
 #include "s2s/sample.h"
 #include "s2s/shard.h"
@@ -407,15 +408,60 @@ static int fz_worker(const uint8_t *data, size_t size) {
     return 0;
 }
 
+/* ---- codebook files (s2s-tokenize --codebook) ------------------------------------------------
+ * The content hash stops most mutations early; with the first byte odd the harness recomputes
+ * data_sha256 over the centres after mutation so the fuzzer also reaches the checks behind it. */
+static int fz_codebook(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    s2s_err err;
+    unsigned char *buf = malloc(size);
+    if (!buf) abort();
+    memcpy(buf, data + 1, size - 1);
+    size_t n = size - 1;
+    if (data[0] & 1) {
+        unsigned char *nl1 = memchr(buf, '\n', n);
+        unsigned char *nl2 = nl1 ? memchr(nl1 + 1, '\n', n - (size_t)(nl1 + 1 - buf)) : NULL;
+        unsigned char *h = NULL;
+        for (unsigned char *q = nl1; q && nl2 && q + 15 <= nl2 && !h; q++)
+            if (memcmp(q, "\"data_sha256\":\"", 15) == 0) h = q;
+        if (h && nl2 && (size_t)(nl2 - h) > 15 + 64) {
+            char hex[65];
+            s2s_sha256_hex(nl2 + 1, n - (size_t)(nl2 + 1 - buf), hex);
+            memcpy(h + 15, hex, 64);
+        }
+    }
+    s2s_codebook *cb = s2s_codebook_parse(buf, n, "fuzz.cb", &err);
+    if (cb) {
+        size_t k = s2s_codebook_k(cb), dim = s2s_codebook_dim(cb);
+        if (k < 1 || dim < 1) abort();
+        float *x = calloc(2 * dim, sizeof *x);
+        int32_t u[2];
+        if (!x) abort();
+        x[0] = 1.0f;
+        if (s2s_codebook_assign(cb, x, 2, u, &err) == 0)
+            for (int i = 0; i < 2; i++)
+                if (u[i] < 0 || (size_t)u[i] >= k) abort();
+        free(x);
+        unsigned char *out = NULL;
+        size_t on = 0;
+        if (s2s_codebook_serialize(cb, &out, &on, &err) == 0) free(out);
+        s2s_codebook_free(cb);
+    }
+    free(buf);
+    return 0;
+}
+
 typedef struct s2s_fuzz_target {
     const char *name;
     s2s_fuzz_fn fn;
 } s2s_fuzz_target;
 
 static const s2s_fuzz_target s2s_fuzz_targets[] = {
-    {"tar", fz_tar},       {"reader", fz_reader}, {"item", fz_item},     {"csv", fz_csv},
-    {"import", fz_import}, {"index", fz_index},   {"shard", fz_shard},   {"dataset", fz_dataset},
-    {"arpa", fz_arpa},     {"codec", fz_codec},   {"losses", fz_losses}, {"worker", fz_worker},
+    {"tar", fz_tar},           {"reader", fz_reader},   {"item", fz_item},
+    {"csv", fz_csv},           {"import", fz_import},   {"index", fz_index},
+    {"shard", fz_shard},       {"dataset", fz_dataset}, {"arpa", fz_arpa},
+    {"codec", fz_codec},       {"losses", fz_losses},   {"worker", fz_worker},
+    {"codebook", fz_codebook},
 };
 
 static const s2s_fuzz_target *s2s_fuzz_find(const char *name) {
