@@ -147,6 +147,14 @@ static void test_stereo_downmix_and_streaming(void **state) {
     assert_int_equal(s2s_audio_reader_count(r), n);
     s2s_audio_reader_close(r);
     s2s_audio_free(&a);
+    /* a codec nobody decodes (WAV format tag 0x7777) */
+    uint16_t tag = 0x7777;
+    memcpy(b + 20, &tag, 2);
+    assert_int_equal(s2s_audio_decode(b, len, "u.wav", &a, &err), S2S_EUNSUP);
+    assert_non_null(strstr(err.msg, "unsupported codec"));
+    s2s_audio_free(&a);
+    tag = 1;
+    memcpy(b + 20, &tag, 2);
     /* cut: the data chunk says more than there is */
     assert_int_equal(s2s_audio_decode(b, len - 1000, "st.wav", &a, &err), S2S_EFORMAT);
     assert_non_null(strstr(err.msg, "truncated WAV"));
