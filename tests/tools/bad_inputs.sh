@@ -7,7 +7,8 @@
 #   cmd       the command line, run by bash in a fresh directory with $S2S_BIN first in PATH;
 #             stdout goes to .stdout unless the command redirects it. "@SIGINT cmd" / "@SIGTERM
 #             cmd": cmd reads stdin.part1 from a pipe, gets the signal while it waits for more,
-#             then stdin.part2 arrives (the tool must stop at the next item, not finish).
+#             then stdin.part2 arrives (the tool must stop at the next item, not finish); without
+#             stdin.part1/2 (s2s-build) the signal comes once the tool has been at work ~1.5 s.
 #   gen       shell run first in that directory to make the inputs; helpers: gen (gen.py),
 #             need TOOL, mount_tmpfs DIR SIZE (a small file system that fills up), mount_ro DIR
 #             (read-only), pack N DIR [PACKOPTS] (shards of an N-item stream), lm_arpa FILE,
@@ -91,7 +92,9 @@ while IFS=$'\t' read -r id cmd gencmd status regex absent keep || [ -n "${id:-}"
     @SIGINT\ *) sig=INT; cmd=${cmd#@SIGINT } ;;
     @SIGTERM\ *) sig=TERM; cmd=${cmd#@SIGTERM } ;;
   esac
-  tool=${cmd%% *}
+  rest=$cmd
+  while [[ $rest =~ ^[A-Za-z_][A-Za-z0-9_]*=[^\ ]*\  ]]; do rest=${rest#* }; done  # VAR=x prefixes
+  tool=${rest%% *}
   if [ ! -x "$S2S_BIN/$tool" ]; then
     skipped=$((skipped + 1)); report SKIP "$id" "$tool is not built yet"; continue
   fi
@@ -113,14 +116,24 @@ while IFS=$'\t' read -r id cmd gencmd status regex absent keep || [ -n "${id:-}"
   if [ -z "$sig" ]; then
     (cd "$W" && PATH="$S2S_BIN:$PATH" timeout -k 5 60 bash -c "$cmd") >"$W/.stdout" 2>"$W/.stderr" || rc=$?
   else
-    [ -f "$W/stdin.part1" ] && [ -f "$W/stdin.part2" ] || {
-      fail=$((fail + 1)); report FAIL "$id" "signal case without stdin.part1/part2"; continue; }
-    mkfifo "$W/.fifo"
-    (cd "$W" && cat stdin.part1 && while [ ! -e .go ]; do sleep 0.05; done && cat stdin.part2) \
-      >"$W/.fifo" 2>/dev/null &
-    feeder=$!
-    (cd "$W" && PATH="$S2S_BIN:$PATH" exec bash -c "exec $cmd") <"$W/.fifo" >"$W/.stdout" 2>"$W/.stderr" &
-    pid=$!
+    if [ -f "$W/stdin.part1" ] && [ -f "$W/stdin.part2" ]; then
+      mkfifo "$W/.fifo"
+      (cd "$W" && cat stdin.part1 && while [ ! -e .go ]; do sleep 0.05; done && cat stdin.part2) \
+        >"$W/.fifo" 2>/dev/null &
+      feeder=$!
+      # job control on: a background job of a script would otherwise start with SIGINT ignored
+      set -m
+      (cd "$W" && PATH="$S2S_BIN:$PATH" exec bash -c "exec $cmd") <"$W/.fifo" >"$W/.stdout" 2>"$W/.stderr" &
+      pid=$!
+      set +m
+    else # no stdin parts: a tool that works on its own for a while (s2s-build); signal after 1.5 s
+      feeder=
+      set -m
+      (cd "$W" && PATH="$S2S_BIN:$PATH" exec bash -c "exec $cmd") </dev/null >"$W/.stdout" 2>"$W/.stderr" &
+      pid=$!
+      set +m
+      sleep 1.2
+    fi
     # signal once the tool is at work (its temporary output exists, or it wrote something)
     for _ in $(seq 100); do
       [ -s "$W/.stdout" ] || [ -s "$W/.stderr" ] || [ -n "$(find "$W" -name '*.tmp-*' -print -quit)" ] && break
@@ -132,10 +145,13 @@ while IFS=$'\t' read -r id cmd gencmd status regex absent keep || [ -n "${id:-}"
     (sleep 30 && kill -9 "$pid" 2>/dev/null) &
     dog=$!
     wait "$pid" || rc=$?
-    kill "$dog" 2>/dev/null || true
-    wait "$dog" 2>/dev/null || true
-    kill "$feeder" 2>/dev/null || true
-    wait "$feeder" 2>/dev/null || true
+    { kill "$dog" && wait "$dog"; } 2>/dev/null || true
+    if [ -n "$feeder" ]; then
+      kill "$feeder" 2>/dev/null || true
+      wait "$feeder" 2>/dev/null || true
+    else
+      sleep 2 # children of a pipeline tool that outlive it would write now: check after that
+    fi
   fi
   ms=$(( ($(date +%s%N) - start) / 1000000 ))
   why=()
