@@ -23,6 +23,7 @@
 #include "s2s/item.h"
 #include "s2s/kmeans.h"
 #include "s2s/ngram.h"
+#include "s2s/recipe.h"
 #include "s2s/sample.h"
 #include "s2s/shard.h"
 #include "s2s/tar.h"
@@ -451,6 +452,18 @@ static int fz_codebook(const uint8_t *data, size_t size) {
     return 0;
 }
 
+/* ---- recipes (s2s-build) -------------------------------------------------------------------- */
+static int fz_recipe(const uint8_t *data, size_t size) {
+    const char *p = fz_file(0, "fz.recipe", data, size);
+    s2s_err err;
+    s2s_recipe *r = s2s_recipe_load(p, fz_tmpdir(), &err);
+    if (r) {
+        (void)s2s_recipe_check_sources(r, &err);
+        s2s_recipe_free(r);
+    }
+    return 0;
+}
+
 typedef struct s2s_fuzz_target {
     const char *name;
     s2s_fuzz_fn fn;
@@ -461,7 +474,7 @@ static const s2s_fuzz_target s2s_fuzz_targets[] = {
     {"csv", fz_csv},           {"import", fz_import},   {"index", fz_index},
     {"shard", fz_shard},       {"dataset", fz_dataset}, {"arpa", fz_arpa},
     {"codec", fz_codec},       {"losses", fz_losses},   {"worker", fz_worker},
-    {"codebook", fz_codebook},
+    {"codebook", fz_codebook}, {"recipe", fz_recipe},
 };
 
 static const s2s_fuzz_target *s2s_fuzz_find(const char *name) {
