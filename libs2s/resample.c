@@ -194,7 +194,7 @@ static void give(s2s_resampler *r, int64_t limit, const float **out, size_t *n_o
 }
 
 static void drop_given(s2s_resampler *r) {
-    if (r->given) {
+    if (r->given && r->carry) {
         memmove(r->carry, r->carry + r->given, (r->n_carry - r->given) * sizeof *r->carry);
         r->n_carry -= r->given;
         r->given = 0;
@@ -254,13 +254,13 @@ int s2s_resample_buffer(int engine, int quality, const float *in, size_t n, int 
     for (size_t i = 0; i < n && rc == 0; i += 65536) {
         size_t b = n - i < 65536 ? n - i : 65536;
         rc = s2s_resampler_process(r, in + i, b, &p, &k, err);
-        if (rc == 0 && got + k <= want) {
+        if (rc == 0 && k && got + k <= want) {
             memcpy(o + got, p, k * sizeof *p);
             got += k;
         }
     }
     if (rc == 0) rc = s2s_resampler_flush(r, &p, &k, err);
-    if (rc == 0 && got + k <= want) {
+    if (rc == 0 && k && got + k <= want) {
         memcpy(o + got, p, k * sizeof *p);
         got += k;
     }

@@ -102,6 +102,7 @@ static int convert(const opts *o, const unsigned char *data, size_t size, const 
     s2s_audio info;
     *out = NULL;
     *outsize = 0;
+    *n_out = 0;
     s2s_audio_reader *rd = s2s_audio_reader_open(data, size, name, &info, err);
     if (!rd) return err->code;
     int pass = allow_passthrough && info.rate == o->rate && info.src_channels == 1 &&
@@ -426,6 +427,9 @@ int main(int argc, char **argv) {
     av_log_set_level(AV_LOG_QUIET);
     if (o.attach && list_dir(&o, &err) < 0) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
+        for (size_t i = 0; i < o.n_files; i++)
+            free(o.files[i]);
+        free(o.files);
         return s2s_exit_status(err.code);
     }
     signal(SIGINT, on_signal);
