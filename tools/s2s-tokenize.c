@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libavutil/log.h>
 
@@ -639,7 +640,9 @@ static int main_train(int argc, char **argv) {
     float *c = rc == 0 ? malloc(ko.k * rv.dim * sizeof *c) : NULL;
     if (rc == 0 && !c) rc = s2s_err_set(&err, S2S_ENOMEM, "out of memory");
     s2s_kmeans_stats st;
+    clock_t t0 = clock();
     if (rc == 0) rc = s2s_kmeans_train(rv.x, rv.have, rv.dim, &ko, c, &st, &err);
+    double km_cpu = (double)(clock() - t0) / CLOCKS_PER_SEC;
     free(rv.x);
     if (rc == 0) {
         json_t *info =
@@ -659,11 +662,11 @@ static int main_train(int argc, char **argv) {
         if (rc == 0 && !quiet)
             fprintf(stderr,
                     "%s: train: k = %zu on %zu of %" PRIu64 " frames (%" PRIu64
-                    " audio members), %d iterations%s, inertia/frame %.4g; codebook %s sha256 "
-                    "%s\n",
+                    " audio members), %d iterations%s, inertia/frame %.4g, k-means %.2f s CPU; "
+                    "codebook %s sha256 %s\n",
                     prog, ko.k, rv.have, rv.seen, members, st.iters,
                     st.converged ? " (converged)" : " (bound reached)",
-                    st.inertia / (double)rv.have, out, s2s_codebook_hash(cb));
+                    st.inertia / (double)rv.have, km_cpu, out, s2s_codebook_hash(cb));
         s2s_codebook_free(cb);
     }
     free(c);
