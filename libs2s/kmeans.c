@@ -548,7 +548,7 @@ char *s2s_units_format(const int32_t *units, size_t n, size_t *len) {
         } while (v);
         while (t)
             *p++ = tmp[--t];
-        *p++ = i + 1 < n ? ' ' : '\n';
+        if (i + 1 < n) *p++ = ' ';
     }
     *p = 0;
     if (len) *len = (size_t)(p - s);

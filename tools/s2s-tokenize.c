@@ -680,7 +680,7 @@ static int main_train(int argc, char **argv) {
 /* ================================ import ===================================================== */
 typedef struct entry {
     char *id, *member; /* member stem: "ctx", "c0" */
-    char *units;       /* normalised text "u1 u2\n" or "" */
+    char *units;       /* normalised text "u1 u2" or "" */
     size_t n_units, line;
     int used;
 } entry;
@@ -748,7 +748,6 @@ static int add_entry(import_set *is, char *id, char *member, s2s_buf *units, siz
         is->e = p;
         is->cap = c;
     }
-    if (n_units && s2s_buf_append(units, "\n", 1, err) < 0) return S2S_ENOMEM;
     if (s2s_buf_append(units, "", 1, err) < 0) return S2S_ENOMEM;
     size_t len;
     entry *e = &is->e[is->n++];

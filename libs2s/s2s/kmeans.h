@@ -79,8 +79,9 @@ const json_t *s2s_codebook_info(const s2s_codebook *cb);
 int s2s_codebook_assign(const s2s_codebook *cb, const float *x, size_t n, int32_t *units,
                         s2s_err *err);
 
-/* Formats units as text: integers separated by single spaces and a final newline; n = 0 gives
- * an empty string. Returns a malloc'd string (length in *len) or NULL on ENOMEM. */
+/* Formats units as text (docs/stream.md): decimal integers separated by single spaces, no
+ * newline; n = 0 gives an empty string. Returns a malloc'd string (length in *len) or NULL on
+ * ENOMEM. */
 char *s2s_units_format(const int32_t *units, size_t n, size_t *len);
 
 #endif

@@ -283,7 +283,7 @@ static void test_train_errors_and_units_text(void **state) {
     int32_t u[] = {0, 17, 5, 99, 1234567};
     size_t len;
     char *s = s2s_units_format(u, 5, &len);
-    assert_string_equal(s, "0 17 5 99 1234567\n");
+    assert_string_equal(s, "0 17 5 99 1234567");
     assert_int_equal(len, strlen(s));
     free(s);
     s = s2s_units_format(u, 0, &len);
