@@ -3,6 +3,7 @@
 # Build: compiler, cmake, pkg-config and the -dev packages of our libraries.
 # Tests: independent readers (sox, ffprobe, flac, GNU tar, python3) and espeak-ng's CLI as the anchor.
 # ARPA n-gram readers for the n-gram tests: IRSTLM (compile-lm, tlm) and sphinxbase.
+# Anchors of bench/tokenize.sh: NumPy (log-mel + argmin) and scikit-learn (KMeans).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libespeak-ng-dev espeak-ng-data libsndfile1-dev libsamplerate0-dev
@@ -10,14 +11,18 @@ pkgs=(build-essential cmake pkg-config
       zlib1g-dev libjansson-dev libcmocka-dev
       espeak-ng sox libsox-fmt-all ffmpeg flac tar python3 time
       irstlm sphinxbase-utils
-      clang libclang-rt-14-dev valgrind cppcheck clang-tidy)
+      clang libclang-rt-14-dev valgrind cppcheck clang-tidy
+      python3-numpy python3-sklearn)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 # python3 may come from elsewhere (pyenv); a working interpreter is enough.
 if command -v python3 >/dev/null 2>&1; then
-  missing=("${missing[@]/python3}")
+  # (exact match only: a pattern substitution would also cut "python3-numpy" to "-numpy")
+  kept=()
+  for p in "${missing[@]}"; do [ "$p" = python3 ] || kept+=("$p"); done
+  missing=("${kept[@]}")
 fi
 missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
 if [ ${#missing[@]} -gt 0 ]; then
