@@ -33,8 +33,8 @@ def item(i, n=2, right=None):
     r = i % n if right is None else right
     return {"id": f"it_{i:04d}", "task": "cloze" if n == 2 else "choice", "lang": "en",
             "context": {"text": f"Story number {i} begins. Then something happens to the hero."},
-            "candidates": [{"text": f"Ending {j} of story {i}.", "label": int(j == r)}
-                           for j in range(n)]}
+            "candidates": [{"text": f"Ending {j} of story {i}." + ("" if j == r else " Or not."),
+                            "label": int(j == r)} for j in range(n)]}
 
 
 def wav(n, rate=16000, seed=0):

@@ -92,7 +92,7 @@ while IFS=$'\t' read -r id cmd gencmd status regex absent keep || [ -n "${id:-}"
     @SIGINT\ *) sig=INT; cmd=${cmd#@SIGINT } ;;
     @SIGTERM\ *) sig=TERM; cmd=${cmd#@SIGTERM } ;;
   esac
-  rest=$cmd
+  rest=${cmd#! }
   while [[ $rest =~ ^[A-Za-z_][A-Za-z0-9_]*=[^\ ]*\  ]]; do rest=${rest#* }; done  # VAR=x prefixes
   tool=${rest%% *}
   if [ ! -x "$S2S_BIN/$tool" ]; then
