@@ -65,7 +65,7 @@ static char *join_key(const char *uttid, const char *key) {
 
 static size_t slot(const loss_table *L, const char *k) {
     size_t i = (size_t)s2s_fnv1a64(k) & (L->cap - 1);
-    while (L->tab[i].k && strcmp(L->tab[i].k, k))
+    while (L->tab[i].k && strcmp(L->tab[i].k, k) != 0)
         i = (i + 1) & (L->cap - 1);
     return i;
 }

@@ -85,7 +85,7 @@ typedef struct cache_tab {
 
 static size_t cache_slot(const cache_tab *c, const char *k) {
     size_t i = (size_t)s2s_fnv1a64(k) & (c->cap - 1);
-    while (c->key[i] && strcmp(c->key[i], k))
+    while (c->key[i] && strcmp(c->key[i], k) != 0)
         i = (i + 1) & (c->cap - 1);
     return i;
 }

@@ -287,9 +287,13 @@ static char *write_tmp_audio(s2s_scorer *sc, const char *key, const s2s_member *
     }
     snprintf(path, n, "%s/%s.%s", sc->tmpdir, key, m->suffix);
     FILE *fp = fopen(path, "wb");
-    if (!fp || fwrite(m->data, 1, m->size, fp) != m->size || fclose(fp)) {
+    int bad = !fp;
+    if (fp) {
+        bad = fwrite(m->data, 1, m->size, fp) != m->size;
+        bad |= fclose(fp) != 0;
+    }
+    if (bad) {
         s2s_err_errno(err, "%s", path);
-        if (fp) fclose(fp);
         unlink(path);
         free(path);
         return NULL;

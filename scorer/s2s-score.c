@@ -197,7 +197,7 @@ int main(int argc, char **argv) {
             if (s2s_score_kind_parse(optarg, &o.kind, &err)) return die(err.code, err.msg);
             break;
         case 'c':
-            if (strcmp(optarg, "s2sbench"))
+            if (strcmp(optarg, "s2sbench") != 0)
                 return die(S2S_EINVAL, "--compat: only 's2sbench' is known");
             o.compat = S2S_COMPAT_S2SBENCH;
             break;
