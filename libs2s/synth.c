@@ -35,6 +35,7 @@ static struct pcm_sink {
     int fd_err; /* writing to fd failed */
 } * g_sink;
 static int g_alive;
+static int g_engine; /* espeak-ng initialised in this process */
 
 struct s2s_synth {
     s2s_synth_opts o;
@@ -369,9 +370,14 @@ s2s_synth *s2s_synth_new(const s2s_synth_opts *opts, s2s_err *err) {
     s->o.voice = s->voice;
     s->o.voices = s->voices_str;
 
-    espeak_ng_InitializePath(NULL);
+    /* Once per process: espeak-ng does not come back sane from espeak_ng_Terminate (after a
+     * re-initialisation espeak_ng_Synchronize waited forever), so it is never terminated. */
+    espeak_ng_STATUS st = ENS_OK;
     espeak_ng_ERROR_CONTEXT ctx = NULL;
-    espeak_ng_STATUS st = espeak_ng_Initialize(&ctx);
+    if (!g_engine) {
+        espeak_ng_InitializePath(NULL);
+        st = espeak_ng_Initialize(&ctx);
+    }
     if (st != ENS_OK) {
         char msg[200];
         espeak_ng_GetStatusCodeMessage(st, msg, sizeof msg);
@@ -384,13 +390,14 @@ s2s_synth *s2s_synth_new(const s2s_synth_opts *opts, s2s_err *err) {
     /* Buffer length 0 (espeak-ng's default, 60 ms), as the CLI: the length is not neutral. At
      * -s 160 a 4000 ms buffer gave 72 samples more than the CLI for the same text (500 ms
      * happened to match); only the CLI's own setting is sure to give the CLI's samples. */
-    st = espeak_ng_InitializeOutput(ENOUTPUT_MODE_SYNCHRONOUS, 0, NULL);
+    if (!g_engine) st = espeak_ng_InitializeOutput(ENOUTPUT_MODE_SYNCHRONOUS, 0, NULL);
     if (st != ENS_OK) {
         s2s_err_set(err, S2S_EIO, "espeak-ng output initialisation failed (status 0x%x)",
                     (unsigned)st);
         s2s_synth_free(s);
         return NULL;
     }
+    g_engine = 1;
     espeak_SetSynthCallback(synth_cb);
     s->rate_hz = espeak_ng_GetSampleRate();
     const char *data_path = NULL;
@@ -439,8 +446,7 @@ fail:
 
 void s2s_synth_free(s2s_synth *s) {
     if (!s) return;
-    espeak_ng_Terminate();
-    g_alive = 0;
+    g_alive = 0; /* the engine stays initialised (see s2s_synth_new) */
     if (g_sink == &s->sink) g_sink = NULL;
     free(s->sink.data);
     free(s->voice), free(s->voices_str);
@@ -593,7 +599,6 @@ int s2s_synth_speak(s2s_synth *s, const char *voice, const char *text, int16_t *
     s->sink.n = 0, s->sink.nomem = 0;
     espeak_ng_STATUS st =
         espeak_ng_Synthesize(text, strlen(text) + 1, 0, POS_CHARACTER, 0, SYNTH_FLAGS, NULL, NULL);
-    if (st == ENS_OK) st = espeak_ng_Synchronize();
     if (s->sink.nomem) return s2s_err_set(err, S2S_ENOMEM, "out of memory (audio)");
     if (st != ENS_OK) {
         char msg[200];
@@ -743,7 +748,6 @@ static void child_speak(s2s_synth *s, const char *voice, const char *const *text
         s->sink.n = 0;
         espeak_ng_STATUS st = espeak_ng_Synthesize(texts[i], strlen(texts[i]) + 1, 0, POS_CHARACTER,
                                                    0, SYNTH_FLAGS, NULL, NULL);
-        if (st == ENS_OK) st = espeak_ng_Synchronize();
         if (s->sink.fd_err) _exit(3);
         if (st != ENS_OK) {
             char msg[200];

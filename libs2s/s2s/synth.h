@@ -65,7 +65,9 @@ typedef struct s2s_synth s2s_synth;
  * matches). The strings of opts are copied. Returns NULL and fills err on failure; S2S_EUNSUP if
  * another handle is alive in this process. Free with s2s_synth_free. */
 s2s_synth *s2s_synth_new(const s2s_synth_opts *opts, s2s_err *err);
-/* Terminates espeak-ng and frees s. Safe with NULL. */
+/* Frees s. espeak-ng itself stays initialised for the rest of the process (it does not
+ * survive espeak_ng_Terminate and a new initialisation), so a later handle reuses its engine,
+ * state included. Safe with NULL. */
 void s2s_synth_free(s2s_synth *s);
 
 /* Sample rate of the output (espeak-ng's, 22050). */
