@@ -10,12 +10,15 @@
 # protocol, and writing pairs.jsonl and report.json (--bootstrap 0, then the default 1000).
 # Rates are tokens per second on one core (both are single-threaded); "tokens" are the same
 # context + candidate tokens for both, so the ratio is the scorer's overhead. Median of REPS (3).
-# Usage: bench/score.sh [BUILD_DIR]   (env: COPIES, REPS)
+# Second table: the same for s2s with a unit 4-gram, on data/samples-en.csv synthesized,
+# resampled and tokenized (k = 50), repeated UCOPIES times (default 40).
+# Usage: bench/score.sh [BUILD_DIR]   (env: COPIES, UCOPIES, REPS)
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$SRC/build}" && pwd)
 BIN=$BUILD/bin
 COPIES=${COPIES:-10}
+UCOPIES=${UCOPIES:-40}
 REPS=${REPS:-3}
 CORP=${S2S_SHARED:-$SRC/../shared}/corpora/storycloze_spring2016
 TMP=$(mktemp -d)
@@ -67,3 +70,42 @@ printf '| anchor: s2s-lm ppl, same lines (raw n-gram) | %.3f | %s | - |\n' "$t_p
 printf '| s2s-score t2t, --bootstrap 0 | %.3f | %s | %s |\n' "$t_score" "$(rate "$ctxcand" "$t_score")" "$(rate "$cand" "$t_score")"
 printf '| s2s-score t2t, bootstrap 1000 (default) | %.3f | %s | %s |\n' "$t_full" "$(rate "$ctxcand" "$t_full")" "$(rate "$cand" "$t_full")"
 printf '| s2s-score t2t, cache=0.1 | %.3f | %s | %s |\n' "$t_cache" "$(rate "$ctxcand" "$t_cache")" "$(rate "$cand" "$t_cache")"
+
+# ---- s2s: unit model over unit sequences ------------------------------------------------------
+"$BIN/s2s-import" storycloze "$SRC/data/samples-en.csv" 2>/dev/null | "$BIN/s2s-synth" --voice en-us 2>/dev/null \
+  | "$BIN/s2s-resample" --rate 16000 2>/dev/null > speech.tar
+"$BIN/s2s-tokenize" train -k 50 -o units.cb speech.tar 2>/dev/null
+"$BIN/s2s-tokenize" --codebook units.cb -q speech.tar > units1.tar
+python3 - "$UCOPIES" <<'PY'
+import io, sys, tarfile
+src = list(tarfile.open("units1.tar"))
+data = {m.name: tarfile.open("units1.tar").extractfile(m).read() for m in src}
+with tarfile.open("units.tar", "w", format=tarfile.USTAR_FORMAT) as out:
+    for c in range(int(sys.argv[1])):
+        for m in src:
+            key, rest = m.name.split(".", 1)
+            body = data[m.name]
+            if rest == "json":
+                body = body.replace(f'"id":"{key}"'.encode(), f'"id":"{key}-{c}"'.encode())
+            ti = tarfile.TarInfo(f"{key}-{c}.{rest}"); ti.size = len(body); ti.mtime = 0
+            out.addfile(ti, io.BytesIO(body))
+PY
+"$BIN/s2s-lm" text --units units1.tar 2>/dev/null | "$BIN/s2s-lm" train --order 4 --tok units -o units.arpa 2>/dev/null
+"$BIN/s2s-lm" text --units --what all units.tar > uall.txt 2>/dev/null
+nu=$(python3 -c 'import tarfile; print(sum(1 for m in tarfile.open("units.tar") if m.name.endswith(".json")))')
+t_uppl=$(timeit "$BIN/s2s-lm" ppl units.arpa uall.txt)
+uppl_out=$("$BIN/s2s-lm" ppl units.arpa uall.txt 2>&1)
+utokens=$(echo "$uppl_out" | sed -n 's/.*scored=\([0-9]*\).*/\1/p')
+usent=$(echo "$uppl_out" | sed -n 's/.* \([0-9]*\) sentences.*/\1/p')
+uctx=$((utokens - usent))
+t_us=$(timeit "$BIN/s2s-score" --mode s2s --lm ngram:units.arpa --bootstrap 0 -o uout units.tar)
+ucand=$(python3 -c '
+import json
+print(sum(json.loads(l)["plausible"]["ntok"] + json.loads(l)["implausible"]["ntok"] for l in open("uout/pairs.jsonl")))')
+echo
+echo "s2s: items: $nu, context+candidate units: $uctx, candidate units: $ucand"
+echo
+echo "| what | wall s (median of $REPS) | units/s (ctx+cand) | candidate units/s |"
+echo "| --- | --- | --- | --- |"
+printf '| anchor: s2s-lm ppl, same unit lines (raw n-gram) | %.3f | %s | - |\n' "$t_uppl" "$(rate "$utokens" "$t_uppl")"
+printf '| s2s-score s2s, --bootstrap 0 | %.3f | %s | %s |\n' "$t_us" "$(rate "$uctx" "$t_us")" "$(rate "$ucand" "$t_us")"
