@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <libgen.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,7 +208,8 @@ int main(int argc, char **argv) {
         case 'S':
             errno = 0;
             o.seed = strtoull(optarg, &end, 10);
-            if (errno || *end || !*optarg) return die(S2S_EINVAL, "--seed: not a number");
+            if (errno || *end || !*optarg || *optarg == '-' || o.seed > INT64_MAX)
+                return die(S2S_EINVAL, "--seed: a number from 0 to 2^63-1");
             break;
         case 'B': {
             errno = 0;

@@ -353,4 +353,11 @@ set +e; wait $scorer; rci=$?; set -e
 exec 3>&-
 [ "$rci" = 130 ] || fail "SIGINT: exit $rci, want 130 ($(cat erri.txt))"
 [ ! -e outi/report.json ] || fail "SIGINT: report written"
+# usage errors exit 2
+for args in "-o u1 items.jsonl" "--lm ngram:words.arpa items.jsonl" \
+    "--lm ngram:words.arpa --mode t2x -o u1 items.jsonl" "--lm ngram:words.arpa --seed -1 -o u1" \
+    "--lm ngram:words.arpa --score median -o u1" "--lm ngram:words.arpa --compat lm-eval -o u1"; do
+    set +e; "$BIN/s2s-score" $args >/dev/null 2>&1 </dev/null; rcu=$?; set -e
+    [ "$rcu" = 2 ] || fail "s2s-score $args: exit $rcu, want 2"
+done
 echo "score.sh: ok"
