@@ -217,6 +217,29 @@ parts = [json.load(open(f"outp{i}/report.json"))["modes"]["s2s"] for i in range(
 assert sum(p["pairs"] for p in parts) == 30 and all(p["pairs"] < 30 for p in parts)
 assert sum(p["correct"] for p in parts) == a["modes"]["s2s"]["correct"]
 PY
+# --skip-bad: a sample without c1.units is skipped, counted and reported; without it, exit 1
+python3 - <<'PY'
+import io, tarfile
+src = tarfile.open("units.tar")
+with tarfile.open("holes.tar", "w", format=tarfile.USTAR_FORMAT) as out:
+    for m in src:
+        if m.name == "u003.c1.units":
+            continue
+        out.addfile(m, src.extractfile(m))
+PY
+set +e
+"$BIN/s2s-score" --mode s2s --lm ngram:units.arpa -o bad6 holes.tar 2>err6.txt; rc6=$?
+set -e
+[ "$rc6" = 1 ] && grep -q "u003.*c1.units" err6.txt || fail "missing c1.units: $(cat err6.txt)"
+"$BIN/s2s-score" --mode s2s --lm ngram:units.arpa --skip-bad -o outk holes.tar >/dev/null 2>err7.txt \
+    || fail "--skip-bad"
+grep -q "1 item(s) skipped" err7.txt || fail "--skip-bad not reported: $(cat err7.txt)"
+python3 -c '
+import json
+r = json.load(open("outk/report.json"))
+assert r["items"] == 29 and r["run"]["skipped_items"] == 1 and r["modes"]["s2s"]["pairs"] == 29' \
+    || fail "--skip-bad report"
+
 # one text and one unit model: t2t and s2s in one run, with their degradation
 "$BIN/s2s-score" --mode t2t,s2s --lm ngram:words.arpa,units.arpa -o outts units.tar >/dev/null \
     || fail "t2t,s2s with two models"
