@@ -51,6 +51,7 @@ struct s2s_scorer {
     int sorted;
     s2s_score_hooks hooks;
     uint64_t cached;
+    json_t *tools; /* "tool version" of every provenance record seen -> true */
 };
 
 static const char *const kind_names[] = {"mean", "sum", "byte"};
@@ -339,6 +340,18 @@ int s2s_scorer_add(s2s_scorer *sc, const s2s_sample *s, s2s_err *err) {
     const char *lang = s2s_item_lang(item);
     const json_t *cat = json_object_get(item, "category");
     const json_t *cands = json_object_get(item, "candidates");
+    size_t pi;
+    const json_t *pv;
+    json_array_foreach(json_object_get(item, "provenance"), pi, pv) {
+        const char *tool = json_string_value(json_object_get(pv, "tool"));
+        const char *ver = json_string_value(json_object_get(pv, "version"));
+        if (!tool) continue;
+        char tv[256];
+        snprintf(tv, sizeof tv, "%s %s", tool, ver ? ver : "?");
+        if (!sc->tools && !(sc->tools = json_object()))
+            return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        if (!json_object_get(sc->tools, tv)) json_object_set_new(sc->tools, tv, json_true());
+    }
 
     /* Check every mode's inputs first, so a missing member stops the run before asking. */
     char want[64];
@@ -788,7 +801,23 @@ json_t *s2s_scorer_report(s2s_scorer *sc, json_t *run, s2s_err *err) {
     json_object_set_new(r, "compat", sc->o.compat ? json_string("s2sbench") : json_null());
     json_object_set_new(r, "dedup", json_boolean(sc->o.dedup));
     json_object_set_new(r, "seed", json_integer((json_int_t)sc->o.seed));
+    /* tools (and versions) that made the items, from their provenance, sorted */
+    json_t *tv = json_array();
+    if (sc->tools) {
+        size_t nt = json_object_size(sc->tools), i = 0;
+        const char **names = malloc(sizeof *names * (nt ? nt : 1));
+        const char *key;
+        json_t *val;
+        if (names) {
+            json_object_foreach(sc->tools, key, val) names[i++] = key;
+            qsort(names, nt, sizeof *names, cmp_str);
+            for (i = 0; i < nt; i++)
+                json_array_append_new(tv, json_string(names[i]));
+            free(names);
+        }
+    }
     json_object_set_new(r, "bootstrap", json_integer((json_int_t)sc->o.bootstrap));
+    json_object_set_new(r, "item_tools", tv);
     json_object_set_new(rep, "run", r);
     json_object_set_new(rep, "decision_score", json_string(s2s_score_kind_name(sc->o.kind)));
     json_object_set_new(rep, "items", json_integer((json_int_t)sc->n));
@@ -1005,6 +1034,7 @@ void s2s_scorer_free(s2s_scorer *sc) {
     }
     free(sc->items);
     free(sc->rbuf);
+    json_decref(sc->tools);
     for (int s = 0; s < S2S_MODE_COUNT; s++)
         for (unsigned f = 0; f < sc->nfail_msg[s]; f++)
             free(sc->fail_msg[s][f]);

@@ -36,6 +36,7 @@ ds = json.load(open("shards/dataset.json"))
 assert ds["samples"] == 30
 assert r["run"]["dataset_json_sha256"] == [sys.argv[1]]
 assert r["run"]["shard"] == "1/2" and r["run"]["dedup"] is True
+assert [t.split()[0] for t in r["run"]["item_tools"]] == ["s2s-import", "s2s-resample", "s2s-synth", "s2s-tokenize"], r["run"]["item_tools"]
 n = r["items"]
 assert 5 < n < 25, n  # about half of the 30 stories
 for mode in ("t2t", "s2s"):
