@@ -40,7 +40,7 @@ print("\n".join(" ".join(r[1:5]) for r in rows))
 EOF
   echo "bench/tokenize.sh: synthesizing all stories with espeak-ng -v $v ..." >&2
   espeak-ng -v "$v" -f "$TMP/text.txt" -w "$TMP/raw.wav"
-  sox -q "$TMP/raw.wav" -r 16000 "$w.tmp.wav"
+  sox -q -R "$TMP/raw.wav" -r 16000 "$w.tmp.wav"
   rm -f "$TMP/raw.wav"
   mv "$w.tmp.wav" "$w"
 done

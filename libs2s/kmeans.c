@@ -2,6 +2,7 @@
 #include "s2s/kmeans.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,7 @@ void s2s_kmeans_opts_default(s2s_kmeans_opts *o) {
     o->seed = 1;
     o->max_iters = 100;
     o->tol = 1e-6;
+    o->threads = 1;
 }
 
 /* ---- the search kernel --------------------------------------------------------------------
@@ -120,6 +122,69 @@ static void search_run(const search *s, const float *x, size_t n, int32_t *units
 }
 
 /* ---- training ------------------------------------------------------------------------------ */
+/* ---- data-parallel loops over frames -------------------------------------------------------
+ * Only per-frame work runs in threads (nearest centre, distance to a new centre); every sum over
+ * frames stays sequential, so the result is the same for any thread count. */
+static double dist2(const float *a, const float *b, size_t dim);
+
+typedef struct par_ctx {
+    const search *s;
+    const float *x, *cj;
+    size_t dim;
+    int32_t *as;
+    float *best;
+    double *mind;
+} par_ctx;
+
+typedef struct par_job {
+    const par_ctx *c;
+    int what; /* 0: assign, 1: update min distances */
+    size_t lo, hi;
+    float *acc;
+} par_job;
+
+static void par_run(par_job *j) {
+    const par_ctx *c = j->c;
+    if (j->what == 0) {
+        search_run(c->s, c->x + j->lo * c->s->dim, j->hi - j->lo, c->as + j->lo, c->best + j->lo,
+                   j->acc);
+        return;
+    }
+    for (size_t i = j->lo; i < j->hi; i++) {
+        double dd = dist2(c->x + i * c->dim, c->cj, c->dim);
+        if (dd < c->mind[i]) c->mind[i] = dd;
+    }
+}
+
+static void *par_main(void *arg) {
+    par_run(arg);
+    return NULL;
+}
+
+/* Runs job `what` over frames [0, n) in `threads` contiguous parts; a part whose thread cannot
+ * start runs in the calling thread. accs: one 4*kp scratch per part. */
+static void par_for(const par_ctx *c, int what, size_t n, int threads, float **accs) {
+    enum { MAXT = 64 };
+    par_job jobs[MAXT];
+    pthread_t th[MAXT];
+    int started[MAXT];
+    if (threads < 1) threads = 1;
+    if (threads > MAXT) threads = MAXT;
+    if ((size_t)threads > n / 1024 + 1) threads = (int)(n / 1024 + 1); /* small n: no threads */
+    for (int t = 0; t < threads; t++) {
+        jobs[t] = (par_job){c, what, n * (size_t)t / (size_t)threads,
+                            n * (size_t)(t + 1) / (size_t)threads, accs[t]};
+        started[t] = t > 0 && pthread_create(&th[t], NULL, par_main, &jobs[t]) == 0;
+    }
+    par_run(&jobs[0]);
+    for (int t = 1; t < threads; t++) {
+        if (started[t])
+            pthread_join(th[t], NULL);
+        else
+            par_run(&jobs[t]);
+    }
+}
+
 static double dist2(const float *a, const float *b, size_t dim) {
     double s = 0;
     for (size_t d = 0; d < dim; d++) {
@@ -158,11 +223,16 @@ int s2s_kmeans_train(const float *x, size_t n, size_t dim, const s2s_kmeans_opts
         rc = s2s_err_set(err, S2S_ENOMEM, "out of memory (%zu frames, k = %zu)", n, k);
         goto out;
     }
-    float *acc = malloc(4 * s.kp * sizeof *acc);
+    int nt = o->threads < 1 ? 1 : o->threads > 64 ? 64 : o->threads;
+    float *accs[64];
+    float *acc = malloc((size_t)nt * 4 * s.kp * sizeof *acc);
     if (!acc) {
         rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
         goto out;
     }
+    for (int t = 0; t < nt; t++)
+        accs[t] = acc + (size_t)t * 4 * s.kp;
+    par_ctx pc = {&s, x, NULL, dim, as, best, mind};
     /* k-means++ (Arthur & Vassilvitskii 2007): each next centre drawn with probability
      * proportional to the squared distance to the nearest centre so far. */
     s2s_rng rng;
@@ -192,10 +262,8 @@ int s2s_kmeans_train(const float *x, size_t n, size_t dim, const s2s_kmeans_opts
         }
         float *cj = c + j * dim;
         memcpy(cj, x + pick * dim, dim * sizeof *c);
-        for (size_t i = 0; i < n; i++) {
-            double dd = dist2(x + i * dim, cj, dim);
-            if (dd < mind[i]) mind[i] = dd;
-        }
+        pc.cj = cj;
+        par_for(&pc, 1, n, nt, accs);
     }
     for (size_t i = 0; i < n; i++) {
         double s2 = 0;
@@ -208,7 +276,7 @@ int s2s_kmeans_train(const float *x, size_t n, size_t dim, const s2s_kmeans_opts
     double last = HUGE_VAL;
     for (int it = 0;; it++) {
         search_fill(&s, c);
-        search_run(&s, x, n, as, best, acc);
+        par_for(&pc, 0, n, nt, accs);
         double inertia = 0;
         size_t changed = 0;
         for (size_t i = 0; i < n; i++) {

@@ -58,6 +58,8 @@ static void usage(FILE *f) {
         "K centres by k-means++ and Lloyd iterations.\n"
         "  -k, --clusters K      number of units (required; 50, 100, 200 are usual)\n"
         "  -o, --output FILE     codebook to write (required; appears only when complete)\n"
+        "  -j, --jobs N          threads for k-means (default 1); the codebook is the same\n"
+        "                        for every N\n"
         "      --seed S          seed of the frame sampling and of k-means++ (default 1)\n"
         "      --max-frames N    frames kept for training (default 200000 = 33 min of speech)\n"
         "      --iters I         Lloyd iterations at most (default 100)\n"
@@ -479,6 +481,7 @@ static int main_train(int argc, char **argv) {
                                              {"preemph", required_argument, 0, O_PRE},
                                              {"window", required_argument, 0, O_WIN},
                                              {"cmvn", no_argument, 0, O_CMVN},
+                                             {"jobs", required_argument, 0, 'j'},
                                              {"quiet", no_argument, 0, 'q'},
                                              {"help", no_argument, 0, 'h'},
                                              {"version", no_argument, 0, 'V'},
@@ -493,7 +496,7 @@ static int main_train(int argc, char **argv) {
     int quiet = 0, opt;
     s2s_err err;
     s2s_err_clear(&err);
-    while ((opt = getopt_long(argc, argv, "k:o:qhV", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "k:o:j:qhV", longopts, NULL)) != -1) {
         char *end = NULL;
         double v = 0;
         if (optarg) v = strtod(optarg, &end);
@@ -560,6 +563,11 @@ static int main_train(int argc, char **argv) {
             break;
         case O_CMVN:
             fo.cmvn = 1;
+            break;
+        case 'j':
+            if (bad || v < 1 || v > 64 || v != (long)v)
+                return usage_error("--jobs: '%s' is not a count (1..64)", optarg);
+            ko.threads = (int)v;
             break;
         case 'q':
             quiet = 1;

@@ -21,9 +21,10 @@ typedef struct s2s_kmeans_opts {
     int max_iters; /* Lloyd iterations at most (>= 0; 0 = k-means++ centres only) */
     double tol;    /* stop when inertia improves by less than tol (relative); 0 = until no
                     * assignment changes or max_iters */
+    int threads;   /* threads for the per-frame work (1..64); the result does not depend on it */
 } s2s_kmeans_opts;
 
-/* k 100, seed 1, max_iters 100, tol 1e-6. */
+/* k 100, seed 1, max_iters 100, tol 1e-6, threads 1. */
 void s2s_kmeans_opts_default(s2s_kmeans_opts *o);
 
 typedef struct s2s_kmeans_stats {

@@ -8,7 +8,7 @@ set -euo pipefail
 BIN=${S2S_BIN:?S2S_BIN not set}
 T=$BIN/s2s-tokenize
 TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$TMP"' EXIT
 cd "$TMP"
 fail() {
   echo "tokenize.sh: FAIL: $*" >&2
@@ -26,7 +26,7 @@ sys.exit(0 if len(b) >= 1024 and b[-1024:] == bytes(1024) else 1)" "$1"
 }
 say() { # say NAME VOICE TEXT -> NAME.wav at 16 kHz
   espeak-ng -v "$2" -w "$1.22k.wav" "$3"
-  sox -q "$1.22k.wav" -r 16000 "$1.wav"
+  sox -q -R "$1.22k.wav" -r 16000 "$1.wav" # -R: repeatable dither (else runs differ)
 }
 say a1 en-us "The quick brown fox jumps over the lazy dog near the river bank."
 say a2 en-us "The quick brown fox jumps over the lazy dog near the river bank."
@@ -62,6 +62,8 @@ python3 pack.py in.tar s1=a1.wav,b.wav s2=a2.wav,c.wav s3=b.wav s4=tiny.wav,d.wa
 "$T" train -k 16 --seed 7 -o cb1 train.tar 2>train.err || fail "train: $(cat train.err)"
 "$T" train -k 16 --seed 7 -o cb2 < train.tar 2>/dev/null || fail "train from stdin"
 cmp -s cb1 cb2 || fail "same input and seed gave different codebook bytes"
+"$T" train -k 16 --seed 7 -j 2 -q -o cbj train.tar || fail "train -j 2"
+cmp -s cb1 cbj || fail "train -j 2 gave other codebook bytes than -j 1"
 "$T" train -k 16 --seed 8 -o cb3 train.tar 2>/dev/null
 cmp -s cb1 cb3 && fail "another seed gave the same codebook"
 [ "$(head -c 15 cb1)" = "s2s-codebook 1" ] || fail "codebook magic line"

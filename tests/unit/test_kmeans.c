@@ -292,11 +292,36 @@ static void test_train_errors_and_units_text(void **state) {
     free(s);
 }
 
+/* Threads only split per-frame work: the centres are the same bytes for any count. */
+static void test_threads_same_result(void **state) {
+    (void)state;
+    enum { N = 6000, D = 8, K = 12 };
+    s2s_rng r;
+    s2s_rng_seed(&r, 77);
+    float *x = malloc(N * D * sizeof *x), a[K * D], b[K * D];
+    assert_non_null(x);
+    for (size_t i = 0; i < N * D; i++)
+        x[i] = (float)(gauss(&r) * 2 + (i % 3));
+    s2s_kmeans_opts o;
+    s2s_kmeans_opts_default(&o);
+    o.k = K;
+    s2s_kmeans_stats sa, sb;
+    s2s_err err;
+    assert_int_equal(s2s_kmeans_train(x, N, D, &o, a, &sa, &err), 0);
+    o.threads = 3;
+    assert_int_equal(s2s_kmeans_train(x, N, D, &o, b, &sb, &err), 0);
+    assert_memory_equal(a, b, sizeof a);
+    assert_int_equal(sa.iters, sb.iters);
+    assert_true(sa.inertia == sb.inertia);
+    free(x);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_recovers_clusters),
                                        cmocka_unit_test(test_same_seed_same_bytes),
                                        cmocka_unit_test(test_assign_brute_force),
                                        cmocka_unit_test(test_file_round_trip_and_errors),
-                                       cmocka_unit_test(test_train_errors_and_units_text)};
+                                       cmocka_unit_test(test_train_errors_and_units_text),
+                                       cmocka_unit_test(test_threads_same_result)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
