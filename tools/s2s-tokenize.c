@@ -42,8 +42,9 @@ static void usage(FILE *f) {
         "hop at 16 kHz by default) and writes the nearest centre of every frame as member\n"
         "ID.STEM.units: integers separated by spaces, one per 10 ms frame, raw (repeats kept;\n"
         "de-duplication is the scorer's --dedup). Audio shorter than one window gives an empty\n"
-        "member, recorded as 0 frames. ID.json gets \"units\": {codebook (SHA-256 of the file),\n"
-        "k, features, dim, hop_ms, frame_rate, frames: {STEM: count}} and a provenance record.\n"
+        "member, recorded as 0 frames; samples without audio pass unchanged (counted).\n"
+        "ID.json gets \"units\": {codebook (SHA-256 of the file), k, features, dim, hop_ms,\n"
+        "frame_rate, frames: {STEM: count}} and a provenance record.\n"
         "Audio at another rate than the codebook's is an error: run s2s-resample --rate 16000.\n"
         "  -c, --codebook FILE   the codebook (from 'train'; format: docs/codebook.md)\n"
         "  -j, --jobs N          worker threads (default 1); output identical for every N\n"
@@ -151,7 +152,8 @@ typedef struct tok_ctx {
     size_t cap;
     int32_t *units;
     size_t ucap;
-    uint64_t frames; /* total, for the summary */
+    uint64_t frames;   /* total, for the summary */
+    uint64_t no_audio; /* samples without an audio member (left untouched) */
 } tok_ctx;
 
 static int tok_sample(tok_ctx *t, s2s_sample *s, s2s_err *err) {
@@ -159,7 +161,7 @@ static int tok_sample(tok_ctx *t, s2s_sample *s, s2s_err *err) {
     size_t dim = s2s_codebook_dim(t->cb);
     json_t *frames = json_object();
     if (!frames) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
-    size_t n0 = s->n_members;
+    size_t n0 = s->n_members, naudio = 0;
     int rc = 0;
     for (size_t i = 0; i < n0 && rc == 0; i++) {
         size_t sl;
@@ -207,8 +209,10 @@ static int tok_sample(tok_ctx *t, s2s_sample *s, s2s_err *err) {
         /* members may move (realloc) when a new one is added: indices stay valid. */
         if ((rc = s2s_sample_put(s, suffix, (unsigned char *)txt, len, err)) < 0) break;
         t->frames += nf;
+        naudio++;
     }
-    if (rc == 0 && s->item) {
+    if (rc == 0 && naudio == 0) t->no_audio++;
+    if (rc == 0 && s->item && naudio > 0) {
         json_t *u = json_pack("{s:s, s:I, s:s, s:i, s:b, s:f, s:f, s:O}", "codebook",
                               s2s_codebook_hash(t->cb), "k", (json_int_t)s2s_codebook_k(t->cb),
                               "features", "logmel", "dim", fo->n_mels, "cmvn", fo->cmvn, "hop_ms",
@@ -275,7 +279,7 @@ static void *worker(void *arg) {
 }
 
 typedef struct run_stats {
-    uint64_t done, bad;
+    uint64_t done, bad, no_audio;
 } run_stats;
 
 /* Writes (or skips) a processed sample; frees it. */
@@ -419,6 +423,7 @@ static int run_tokenize(s2s_reader *r, s2s_writer *w, const s2s_codebook *cb, in
     s2s_progress_end(pg, st->done);
     for (int i = 0; i < n_ctx; i++) {
         *frames += ctx[i].frames;
+        st->no_audio += ctx[i].no_audio;
         s2s_fbank_free(ctx[i].fb);
         free(ctx[i].feat);
         free(ctx[i].units);
@@ -1012,7 +1017,7 @@ static int main_import(int argc, char **argv) {
         if (!w) rc = err.code ? err.code : S2S_EIO;
         if (r) s2s_reader_set_part(r, &part);
     }
-    run_stats st = {0, 0};
+    run_stats st = {0, 0, 0};
     while (rc == 0) {
         s2s_sample *s = NULL;
         int got = s2s_reader_next(r, &s, &err);
@@ -1129,7 +1134,7 @@ int main(int argc, char **argv) {
     s2s_writer *w = r ? s2s_writer_open(out, S2S_FMT_TAR, &err) : NULL;
     int rc = w ? 0 : err.code ? err.code : S2S_EIO;
     if (r) s2s_reader_set_part(r, &part);
-    run_stats st = {0, 0};
+    run_stats st = {0, 0, 0};
     uint64_t frames = 0;
     if (rc == 0) rc = run_tokenize(r, w, cb, jobs, skip_bad, &st, &frames, &err);
     if (rc < 0) {
@@ -1144,6 +1149,11 @@ int main(int argc, char **argv) {
         if (st.bad) fprintf(stderr, ", %" PRIu64 " bad samples skipped (--skip-bad)", st.bad);
         fprintf(stderr, "\n");
     }
+    if (rc == 0 && st.no_audio)
+        fprintf(stderr,
+                "%s: warning: %" PRIu64 " samples have no audio member and got no units (run "
+                "s2s-synth first?)\n",
+                prog, st.no_audio);
     s2s_reader_close(r);
     s2s_codebook_free(cb);
     return rc < 0 ? s2s_exit_status(rc) : 0;

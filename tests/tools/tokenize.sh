@@ -217,6 +217,12 @@ rc=$?
 set -e
 [ $rc -eq 1 ] && grep -q "unit 12 >= --units-k 10" big.err || fail "--units-k bound: $(cat big.err)"
 
+# ---- an item without audio (JSON lines in): passes unchanged, counted on stderr -------------
+printf '{"id":"j1","task":"cloze","lang":"en","context":{"text":"x"},"candidates":[{"text":"a","label":1},{"text":"b","label":0}]}\n' > j.jsonl
+"$T" --codebook cb1 j.jsonl > j.tar 2> j.err || fail "JSON lines input"
+[ "$(tar xOf j.tar j1.json)" = "$(cat j.jsonl)" ] || fail "item without audio was changed"
+grep -q "1 samples have no audio member" j.err || fail "no warning for items without audio"
+
 # ---- usage -----------------------------------------------------------------------------------
 "$T" --help | grep -q "s2s-resample --rate 16000" || fail "--help"
 "$T" --version | grep -q "s2s-tokenize" || fail "--version"
