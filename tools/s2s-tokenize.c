@@ -610,6 +610,8 @@ static int main_train(int argc, char **argv) {
     s2s_reader *r =
         s2s_reader_open((const char *const *)argv + optind, (size_t)(argc - optind), 0, &err);
     if (!r) rc = err.code ? err.code : S2S_EIO;
+    s2s_progress *pg = rc ? NULL : s2s_progress_new("s2s-tokenize train", "samples", 0);
+    uint64_t n_samples = 0;
     while (rc == 0) {
         s2s_sample *s = NULL;
         int got = s2s_reader_next(r, &s, &err);
@@ -622,6 +624,7 @@ static int main_train(int argc, char **argv) {
             rc = s2s_err_set(&err, S2S_EINTR, "interrupted");
             break;
         }
+        s2s_progress_update(pg, ++n_samples);
         for (size_t i = 0; i < s->n_members && rc == 0; i++) {
             size_t sl;
             if (!audio_member(s->members[i].suffix, &sl)) continue;
@@ -643,6 +646,7 @@ static int main_train(int argc, char **argv) {
         }
         s2s_sample_free(s);
     }
+    s2s_progress_end(pg, n_samples);
     s2s_reader_close(r);
     free(feat);
     s2s_fbank_free(fb);
