@@ -223,6 +223,8 @@ void s2s_sha256_init(s2s_sha256 *c)
     c->fill = 0;
 }
 
+int s2s_sha256_blocks_hw(uint32_t h[8], const unsigned char *p, size_t nblocks); /* sha256_x86.c */
+
 void s2s_sha256_update(s2s_sha256 *c, const void *data, size_t n)
 {
     const unsigned char *p = data;
@@ -235,6 +237,8 @@ void s2s_sha256_update(s2s_sha256 *c, const void *data, size_t n)
         sha256_block(c, c->block);
         c->fill = 0;
     }
+    /* SHA-NI when the CPU has it (sha256_x86.c): ~5x faster on shards */
+    if (n >= 64 && s2s_sha256_blocks_hw(c->h, p, n / 64)) p += n / 64 * 64, n %= 64;
     for (; n >= 64; p += 64, n -= 64) sha256_block(c, p);
     memcpy(c->block, p, n);
     c->fill = n;

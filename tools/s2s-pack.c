@@ -179,6 +179,7 @@ int main(int argc, char **argv) {
     s2s_progress_end(pg, n);
     if (rc == 0 && interrupted) rc = s2s_err_set(&err, S2S_EINTR, "interrupted");
     s2s_reader_close(r);
+    if (rc == 0) rc = s2s_packer_flush(p, &err);
     uint64_t shards = s2s_packer_shards(p);
     if (rc < 0) {
         s2s_packer_abort(p);

@@ -66,12 +66,17 @@ s2s_packer *s2s_packer_open(const s2s_pack_opts *o, s2s_err *err);
  * or a member suffix that would collide after compression is S2S_EDATA. The sample is not
  * modified. */
 int s2s_packer_put(s2s_packer *p, const s2s_sample *s, s2s_err *err);
+/* Compression runs on a worker thread one sample behind: put returns before its sample is
+ * written, and a compression error of sample i is returned by the put of sample i+1 (or by
+ * flush/close), its message naming sample i. flush waits for the sample in flight and writes
+ * it. */
+int s2s_packer_flush(s2s_packer *p, s2s_err *err);
 /* Finishes the last shard and its index, writes DIR/dataset.json. Frees p. */
 int s2s_packer_close(s2s_packer *p, s2s_err *err);
 /* Gives up: removes the open temporary shard and every shard and index this packer committed
  * (an interrupted pack leaves no file that looks finished). Frees p. Safe with NULL. */
 void s2s_packer_abort(s2s_packer *p);
-/* Shards and samples written so far. */
+/* Shards and samples written so far (call flush first to count the sample in flight). */
 uint64_t s2s_packer_shards(const s2s_packer *p);
 uint64_t s2s_packer_samples(const s2s_packer *p);
 

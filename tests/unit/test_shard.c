@@ -1,8 +1,10 @@
 /* test_shard.c — member codecs, the packer, indexes, verify and get (s2s/shard.h). */
-#include <cmocka.h>
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <cmocka.h>
+// clang-format on
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,6 +210,7 @@ static void test_pack_verify_get(void **state) {
     assert_int_equal(s2s_packer_put(p, dot, &err), S2S_EDATA);
     assert_non_null(strstr(err.msg, "x.1"));
     s2s_sample_free(dot);
+    assert_int_equal(s2s_packer_flush(p, &err), 0);
     assert_int_equal(s2s_packer_shards(p), 3);
     assert_int_equal(s2s_packer_close(p, &err), 0);
 
