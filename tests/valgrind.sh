@@ -109,6 +109,12 @@ if have s2s-score && [ -d sh ] && [ -f lm.arpa ]; then
   vg 0 s2s-score --mode t2t --lm ngram:lm.arpa --bootstrap 50 -o out sh/*.tar
 fi
 
+if have s2s-build && have s2s-synth && have s2s-tokenize; then
+  # the recipe driver itself (its child tools run natively)
+  printf 'name = vg\nroot = .\nsource = storycloze en in.csv\nspeech = ctx\nrate = 16000\ncodebook = train 4\nper_shard = 2\nseed = 1\n' > vg.recipe
+  PATH="$BIN:$PATH" vg 0 s2s-build vg.recipe -o built -j 1
+fi
+
 # ---- error paths: a failing tool frees what it allocated too ----------------------------------
 python3 "$SRC/tests/bad-inputs/gen.py" storycloze 3 bad.csv
 python3 "$SRC/tests/bad-inputs/gen.py" replace bad.csv 'moon.,2' 'moon.,7'
