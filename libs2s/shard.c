@@ -403,7 +403,8 @@ struct s2s_packer {
     json_t *prov_ix;       /* dumps(record) -> index in prov */
     committed done;        /* files committed, removed again by abort */
     struct pjob *inflight; /* sample being compressed on the worker thread */
-    FILE *hfp;             /* the shard as the tar writer sees it: hashes, then writes */
+    char *part;
+    FILE *hfp; /* the shard as the tar writer sees it: hashes, then writes */
     s2s_sha256 sha;
     uint64_t shard_bytes;
 };
@@ -438,6 +439,8 @@ s2s_packer *s2s_packer_open(const s2s_pack_opts *o, s2s_err *err) {
     p->pattern = strdup(o->pattern);
     if (!p->pattern) goto nomem;
     p->o.pattern = p->pattern;
+    if (o->part && !(p->part = strdup(o->part))) goto nomem;
+    p->o.part = p->part;
     const char *slash = strrchr(o->pattern, '/');
     p->dir = slash ? strndup(o->pattern, (size_t)(slash - o->pattern) + (slash == o->pattern))
                    : strdup(".");
@@ -919,6 +922,9 @@ int s2s_packer_close(s2s_packer *p, s2s_err *err) {
         s2s_packer_abort(p);
         return S2S_ENOMEM;
     }
+    if (p->part)
+        json_object_set_new(json_object_get(json_object_get(ds, "build"), "params"), "part",
+                            json_string(p->part));
     size_t dl = strlen(p->dir) + 16;
     char *dpath = malloc(dl);
     if (!dpath) {
@@ -978,6 +984,7 @@ void s2s_packer_abort(s2s_packer *p) {
     free(p->first_key);
     free(p->shard_path);
     free(p->pattern);
+    free(p->part);
     free(p->dir);
     free(p);
 }

@@ -77,16 +77,15 @@ static int parse_level(const char *s, int max, int *out) {
 int main(int argc, char **argv) {
     s2s_pack_opts o;
     s2s_pack_opts_init(&o);
-    int quiet = 0, per_shard_set = 0;
-    static const struct option lo[] = {{"output", required_argument, 0, 'o'},
-                                       {"per-shard", required_argument, 0, 'n'},
-                                       {"max-bytes", required_argument, 0, 'b'},
-                                       {"gzip-level", required_argument, 0, 'z'},
-                                       {"flac-level", required_argument, 0, 'f'},
-                                       {"quiet", no_argument, 0, 'q'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {"version", no_argument, 0, 'V'},
-                                       {0, 0, 0, 0}};
+    int quiet = 0, per_shard_set = 0, have_part = 0;
+    s2s_part part = {0, 1};
+    s2s_err perr;
+    static const struct option lo[] = {
+        {"output", required_argument, 0, 'o'},     {"per-shard", required_argument, 0, 'n'},
+        {"max-bytes", required_argument, 0, 'b'},  {"gzip-level", required_argument, 0, 'z'},
+        {"flac-level", required_argument, 0, 'f'}, {"quiet", no_argument, 0, 'q'},
+        {"shard", required_argument, 0, 'P'},      {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},          {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "o:n:b:z:f:qhV", lo, NULL)) != -1) {
         switch (c) {
@@ -121,6 +120,14 @@ int main(int argc, char **argv) {
         case 'q':
             quiet = 1;
             break;
+        case 'P':
+            if (s2s_part_parse(optarg, &part, &perr) < 0) {
+                fprintf(stderr, "%s: --shard: %s\n", prog, perr.msg);
+                return 2;
+            }
+            have_part = 1;
+            o.part = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -154,6 +161,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         return s2s_exit_status(err.code);
     }
+    if (have_part) s2s_reader_set_part(r, &part);
     s2s_packer *p = s2s_packer_open(&o, &err);
     if (!p) {
         s2s_reader_close(r);

@@ -48,6 +48,8 @@ typedef struct s2s_pack_opts {
                             its own); 0 = no limit */
     int gzip_level;      /* 0-9 (default 6) */
     int flac_level;      /* 0-8 (default 5) */
+    const char *part;    /* "I/N" when only a part of the stream is packed (recorded in
+                            dataset.json build.params); NULL otherwise */
 } s2s_pack_opts;
 
 /* Defaults: per_shard 1000, max_bytes 0, gzip 6, flac 5, pattern NULL. */

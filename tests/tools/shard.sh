@@ -357,6 +357,14 @@ else
   echo "note: s2s-import s2sbench not available; round trip skipped"
 fi
 
+# ---- --shard I/N: parts cover every sample exactly once ----------------------------------------
+mkdir p0 p1 p2
+for i in 0 1 2; do "$PACK" -q -o "p$i/t-%06d.tar" --shard $i/3 in.tar || die "pack --shard $i/3"; done
+"$SHARD" verify p0 p1 p2 > /dev/null || die "verify of the parts"
+[ "$("$SHARD" ls p0 p1 p2 | cut -f1 | sort | tr '\n' ' ')" = "cm_000 cm_001 sc_000 sc_001 sc_002 zh_000 " ] ||
+  die "parts do not cover the samples once: $("$SHARD" ls p0 p1 p2 | cut -f1 | tr '\n' ' ')"
+grep -q '"part": "1/3"' p1/dataset.json || die "dataset.json does not record the part"
+
 # ---- usage errors --------------------------------------------------------------------------
 set +e
 "$PACK" -o 'a/x.tar' < in.tar 2>/dev/null; [ $? = 2 ] || die "pattern without %d: want exit 2"
