@@ -464,6 +464,47 @@ static int fz_recipe(const uint8_t *data, size_t size) {
     return 0;
 }
 
+/* ---- worker requests, as `s2s-lm serve` reads them (s2s_worker_serve over an n-gram model) --- */
+static int fz_serve(const uint8_t *data, size_t size) {
+    static s2s_backend *b;
+    s2s_err err;
+    if (!b) {
+        static const char arpa[] = "\\data\\\nngram 1=4\nngram 2=2\n\n\\1-grams:\n-1.0\t<s>\t-0.3\n"
+                                   "-0.7\t</s>\n-0.5\ta\t-0.2\n-0.6\tb\t-0.1\n\n\\2-grams:\n"
+                                   "-0.2\t<s> a\n-0.3\ta b\n\n\\end\\\n";
+        char spec[700];
+        snprintf(spec, sizeof spec, "ngram:%s",
+                 fz_file(2, "serve.arpa", (const uint8_t *)arpa, sizeof arpa - 1));
+        if (!(b = s2s_backend_open(spec, &err))) {
+            fprintf(stderr, "fz_serve: %s\n", err.msg);
+            abort();
+        }
+    }
+    /* OPEN (reported, issue 10): backend_ngram.c computes ct + skip with ct == NULL when the
+     * context has no tokens (UB, clang's UBSan stops there; tests/fuzz/open/serve/). Until it is
+     * fixed, inputs with a request whose context text has no tokens are skipped here. */
+    for (size_t b0 = 0; b0 < size;) {
+        const uint8_t *nl = memchr(data + b0, '\n', size - b0);
+        size_t e0 = nl ? (size_t)(nl - data) : size;
+        json_error_t je;
+        json_t *rq = json_loadb((const char *)data + b0, e0 - b0, 0, &je);
+        const char *t = json_string_value(json_object_get(json_object_get(rq, "context"), "text"));
+        char **toks = NULL;
+        long nt = rq ? s2s_ngram_tokenize(t ? t : "", S2S_TOK_WORDS, &toks, &err) : 1;
+        if (nt >= 0 && toks) s2s_tokens_free(toks, (size_t)nt);
+        json_decref(rq);
+        if (nt == 0) return 0;
+        b0 = e0 + 1;
+    }
+    FILE *in = fz_fp(data, size);
+    FILE *out = fopen("/dev/null", "w");
+    if (!out) abort();
+    (void)s2s_worker_serve(b, "fz", in, out, &err);
+    fclose(out);
+    fclose(in);
+    return 0;
+}
+
 typedef struct s2s_fuzz_target {
     const char *name;
     s2s_fuzz_fn fn;
@@ -474,7 +515,7 @@ static const s2s_fuzz_target s2s_fuzz_targets[] = {
     {"csv", fz_csv},           {"import", fz_import},   {"index", fz_index},
     {"shard", fz_shard},       {"dataset", fz_dataset}, {"arpa", fz_arpa},
     {"codec", fz_codec},       {"losses", fz_losses},   {"worker", fz_worker},
-    {"codebook", fz_codebook}, {"recipe", fz_recipe},
+    {"codebook", fz_codebook}, {"recipe", fz_recipe},   {"serve", fz_serve},
 };
 
 static const s2s_fuzz_target *s2s_fuzz_find(const char *name) {
