@@ -1099,6 +1099,20 @@ done:
     return rc;
 }
 
+/* "ctx.wav", "c3.flac", "c0.units", ...: speech of a part or something derived from it. */
+static int is_speech_member(const char *suffix) {
+    const char *dot = strchr(suffix, '.');
+    if (!dot) return 0;
+    size_t pl = (size_t)(dot - suffix);
+    int part = (pl == 3 && strncmp(suffix, "ctx", 3) == 0) ||
+               (pl >= 2 && suffix[0] == 'c' && strspn(suffix + 1, "0123456789") == pl - 1);
+    if (!part) return 0;
+    static const char *const ext[] = {"wav", "flac", "mp3", "ogg", "opus", "units", NULL};
+    for (int i = 0; ext[i]; i++)
+        if (strcmp(dot + 1, ext[i]) == 0) return 1;
+    return 0;
+}
+
 int s2s_synth_end(s2s_synth *s, s2s_synth_job *job, s2s_sample *sample, s2s_err *err) {
     int rc = 0;
     if (job->fd >= 0) {
@@ -1108,6 +1122,14 @@ int s2s_synth_end(s2s_synth *s, s2s_synth_job *job, s2s_sample *sample, s2s_err 
     }
     json_t *res = NULL;
     if (!rc) rc = job_finalize(s, job, &res, err);
+    if (!rc) {
+        /* Speech of an earlier run (and units made from it) no longer matches the new audio
+         * object: drop it, so the sample holds only what this run describes. */
+        for (size_t i = sample->n_members; i-- > 0;)
+            if (is_speech_member(sample->members[i].suffix))
+                s2s_sample_remove(sample, sample->members[i].suffix);
+        json_object_del(res, "units");
+    }
     for (size_t i = 0; i < job->np && !rc; i++) {
         char suf[48];
         snprintf(suf, sizeof suf, "%s.wav", job->parts[i].suffix);

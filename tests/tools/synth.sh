@@ -153,6 +153,17 @@ grep -q 'c0.wav' ctx.lst && fail "--parts ctx wrote candidates"
 grep -q 'ctx.wav' cand.lst && fail "--parts candidates wrote a context"
 [ "$(grep -c '\.c[0-9]\.wav' cand.lst)" = 14 ] || fail "--parts candidates: not 14 candidates"
 ok "--parts ctx / candidates"
+# a tar stream in (re-synthesis): old speech members are replaced or dropped, other fields kept
+"$SYNTH" -q --parts ctx --voice en-us+f3 out.tar | tar t > re.lst
+grep -q 'c0.wav' re.lst && fail "re-synthesis kept stale candidate audio"
+[ "$(grep -c 'ctx.wav' re.lst)" = 6 ] || fail "re-synthesis from a tar stream: not 6 contexts"
+"$SYNTH" -q --parts ctx --voice en-us+f3 out.tar | tar xO t_len1.json | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+assert j["audio"]["voice"] == "en-us+f3" and list(j["audio"]["samples"]) == ["ctx"], j["audio"]
+assert [p["tool"] for p in j["provenance"]] == ["s2s-synth", "s2s-synth"], j["provenance"]' ||
+  fail "re-synthesis: audio object or provenance wrong"
+ok "tar input: re-synthesis replaces the audio, drops stale members, appends provenance"
 
 # ---- trim and normalize ----------------------------------------------------------------------
 head -1 items.jsonl > one.jsonl
