@@ -29,7 +29,7 @@ if [ "${LINT_ONLY:-tidy}" = tidy ] || [ -z "${LINT_ONLY:-}" ]; then
     cmake -S . -B "$B" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON >/dev/null
   fi
   # gcc-only flags in the compile commands are not errors for clang
-  out=$(printf '%s\n' "${files[@]}" | xargs -P 2 -n 4 clang-tidy -p "$B" --quiet \
+  out=$(printf '%s\n' "${files[@]}" | xargs -P 2 -n 1 clang-tidy -p "$B" --quiet \
         --extra-arg=-Wno-unknown-warning-option 2>/dev/null || true)
   found=$(printf '%s\n' "$out" | grep -E '^/.*: (error|warning): ' || true)
   if [ -n "$found" ]; then
