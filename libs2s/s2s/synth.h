@@ -7,7 +7,9 @@
  *   - s2s_synth_new refuses a second live handle in the same process (S2S_EUNSUP);
  *   - parallelism is by processes (s2s-synth -j N forks workers, each with its own handle);
  *   - with opts.isolate = S2S_SYNTH_ISOLATE_ITEM (the default) every item is spoken in a
- *     fork()ed copy of a process whose engine is initialised but has never spoken, so an item's
+ *     fork()ed copy of a process whose engine is initialised but has never spoken (a helper
+ *     process, the "zygote", forked at the first item and ended by s2s_synth_free, forks one
+ *     child per item and hands its output pipe back over a socket), so an item's
  *     audio is a pure function of the item and the options, whatever was spoken before and
  *     however items are spread over workers or shards. The context of an item is then
  *     sample-for-sample what `espeak-ng -v VOICE -s RATE -w` writes for the same text; its
