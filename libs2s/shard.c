@@ -822,11 +822,21 @@ static int flush_inflight(s2s_packer *p, s2s_err *err) {
     return rc;
 }
 
+static int packer_put(s2s_packer *p, s2s_sample *s, int steal, s2s_err *err);
+
+int s2s_packer_put(s2s_packer *p, const s2s_sample *s, s2s_err *err) {
+    return packer_put(p, (s2s_sample *)s, 0, err); /* steal = 0: s is not modified */
+}
+
+int s2s_packer_put_steal(s2s_packer *p, s2s_sample *s, s2s_err *err) {
+    return packer_put(p, s, 1, err);
+}
+
 int s2s_packer_flush(s2s_packer *p, s2s_err *err) {
     return flush_inflight(p, err);
 }
 
-int s2s_packer_put(s2s_packer *p, const s2s_sample *s, s2s_err *err) {
+static int packer_put(s2s_packer *p, s2s_sample *s, int steal, s2s_err *err) {
     if (!s2s_id_valid(s->key))
         return s2s_err_set(err, S2S_EDATA,
                            "sample key \"%.80s\" is not valid (letters, digits, '_', '-'; no dots: "
@@ -867,11 +877,16 @@ int s2s_packer_put(s2s_packer *p, const s2s_sample *s, s2s_err *err) {
         const s2s_member *sm = &s->members[i];
         if (strcmp(sm->suffix, "json") == 0) continue;
         j->in_suffix[n] = strdup(sm->suffix);
-        j->in_data[n] = malloc(sm->size ? sm->size : 1);
         j->in_size[n] = sm->size;
+        if (steal && sm->data) { /* saves a copy of every member (1 GB for 8 h of speech) */
+            j->in_data[n] = sm->data;
+            s->members[i].data = NULL;
+            s->members[i].size = 0;
+        } else if ((j->in_data[n] = malloc(sm->size ? sm->size : 1))) {
+            memcpy(j->in_data[n], sm->data, sm->size);
+        }
         n++;
         if (!j->in_suffix[n - 1] || !j->in_data[n - 1]) goto nomem;
-        memcpy(j->in_data[n - 1], sm->data, sm->size);
     }
     /* shrink to the members actually used (slots past n are NULL) */
     j->n_in = n;

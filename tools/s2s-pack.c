@@ -178,7 +178,7 @@ int main(int argc, char **argv) {
             rc = s2s_err_set(&err, S2S_EINTR, "interrupted");
             break;
         }
-        rc = s2s_packer_put(p, s, &err);
+        rc = s2s_packer_put_steal(p, s, &err);
         if (rc < 0 && s->origin) s2s_err_prefix(&err, "%s: ", s->origin);
         s2s_sample_free(s);
         if (rc < 0) break;

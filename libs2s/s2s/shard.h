@@ -68,6 +68,9 @@ s2s_packer *s2s_packer_open(const s2s_pack_opts *o, s2s_err *err);
  * or a member suffix that would collide after compression is S2S_EDATA. The sample is not
  * modified. */
 int s2s_packer_put(s2s_packer *p, const s2s_sample *s, s2s_err *err);
+/* Like put, but takes the members' data instead of copying it: s's members are left with data
+ * NULL and size 0 (s2s_sample_free still frees s). What s2s-pack uses. */
+int s2s_packer_put_steal(s2s_packer *p, s2s_sample *s, s2s_err *err);
 /* Compression runs on a worker thread one sample behind: put returns before its sample is
  * written, and a compression error of sample i is returned by the put of sample i+1 (or by
  * flush/close), its message naming sample i. flush waits for the sample in flight and writes
