@@ -6,7 +6,9 @@
 #          + tar -cf of the FLAC and JSON files
 #   read:  s2s-shard cat (CRC-checked, FLAC decoded back to WAV, tar stream to /dev/null)  vs
 #          tar -xf (no decoding) and tar -xf + flac -d (the same work as cat)
-# MB/s are raw-WAV megabytes (10^6) per wall-clock second; ratio = stored bytes / raw WAV bytes.
+# MB/s are raw-WAV megabytes (10^6) per wall-clock second; CPU s = user+system of all processes
+# of the step (our pack compresses on a second thread, so its wall time can be below its CPU
+# time on an idle machine); ratio = stored bytes / raw WAV bytes.
 # Medians of RUNS runs (default 3). STREAM=file reuses a stream; ITEMS=N uses the first N items.
 # Usage: bench/pack.sh [BUILD_DIR]
 set -euo pipefail
@@ -43,11 +45,19 @@ secs=$(python3 -c "print(($raw - 44 * $samples) / 32000)")
 items=$(grep -c '\.json$' names.txt)
 
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
-now() { date +%s.%N; }
-# wall seconds of a shell snippet
-wall() { local a b; a=$(now); bash -c "$1" >/dev/null; b=$(now); echo "$b - $a" | bc -l; }
+# "WALL CPU" seconds of a shell snippet: wall clock, and user+system CPU of everything it ran
+# (the machine may be shared: CPU seconds are the steadier figure)
+wall() {
+    python3 -c 'import os, subprocess, sys, time
+t = time.time()
+subprocess.run(["bash", "-c", sys.argv[1]], stdout=subprocess.DEVNULL, check=True)
+ru = os.times()
+print("%.3f %.3f" % (time.time() - t, ru.children_user + ru.children_system))' "$1"
+}
 
 ours_pack=() anc_pack=() ours_cat=() anc_x=() anc_xd=()
+wall_of() { for v in "$@"; do echo "${v% *}"; done | median; }
+cpu_of() { for v in "$@"; do echo "${v#* }"; done | median; }
 for r in $(seq "$RUNS"); do
     rm -rf ours anchor.tar x xd && mkdir ours x xd
     sync
@@ -82,19 +92,19 @@ anc_bytes=$(stat -c %s anchor.tar)
 
 mbps() { python3 -c "print('%.1f' % ($raw / 1e6 / $1))"; }
 ratio() { python3 -c "print('%.3f' % ($1 / $raw))"; }
-m_op=$(printf '%s\n' "${ours_pack[@]}" | median)
-m_ap=$(printf '%s\n' "${anc_pack[@]}" | median)
-m_oc=$(printf '%s\n' "${ours_cat[@]}" | median)
-m_ax=$(printf '%s\n' "${anc_x[@]}" | median)
-m_axd=$(printf '%s\n' "${anc_xd[@]}" | median)
+m_op=$(wall_of "${ours_pack[@]}") c_op=$(cpu_of "${ours_pack[@]}")
+m_ap=$(wall_of "${anc_pack[@]}") c_ap=$(cpu_of "${anc_pack[@]}")
+m_oc=$(wall_of "${ours_cat[@]}") c_oc=$(cpu_of "${ours_cat[@]}")
+m_ax=$(wall_of "${anc_x[@]}") c_ax=$(cpu_of "${anc_x[@]}")
+m_axd=$(wall_of "${anc_xd[@]}") c_axd=$(cpu_of "${anc_xd[@]}")
 hours=$(python3 -c "print('%.2f' % ($secs / 3600))")
 echo "StoryCloze validation at 16 kHz: $items items, $samples utterances, $hours h of speech, raw WAV $(python3 -c "print('%.1f' % ($raw / 1e6))") MB; medians of $RUNS runs, $(nproc) cores"
 echo
-echo "| step | ours | s (ours) | MB/s (ours) | anchor | s (anchor) | MB/s (anchor) |"
-echo "| --- | --- | ---: | ---: | --- | ---: | ---: |"
-echo "| pack | s2s-pack -n 1000 | $(printf %.2f "$m_op") | $(mbps "$m_op") | flac -5 + tar -cf | $(printf %.2f "$m_ap") | $(mbps "$m_ap") |"
-echo "| read | s2s-shard cat (CRC + FLAC decode) | $(printf %.2f "$m_oc") | $(mbps "$m_oc") | tar -xf + flac -d | $(printf %.2f "$m_axd") | $(mbps "$m_axd") |"
-echo "| read | | | | tar -xf only (no decode) | $(printf %.2f "$m_ax") | $(mbps "$m_ax") |"
+echo "| step | ours | wall s | MB/s | CPU s | anchor | wall s | MB/s | CPU s |"
+echo "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |"
+echo "| pack | s2s-pack -n 1000 | $(printf %.2f "$m_op") | $(mbps "$m_op") | $(printf %.2f "$c_op") | flac -5 + tar -cf | $(printf %.2f "$m_ap") | $(mbps "$m_ap") | $(printf %.2f "$c_ap") |"
+echo "| read | s2s-shard cat (CRC + FLAC decode) | $(printf %.2f "$m_oc") | $(mbps "$m_oc") | $(printf %.2f "$c_oc") | tar -xf + flac -d | $(printf %.2f "$m_axd") | $(mbps "$m_axd") | $(printf %.2f "$c_axd") |"
+echo "| read | | | | | tar -xf only (no decode) | $(printf %.2f "$m_ax") | $(mbps "$m_ax") | $(printf %.2f "$c_ax") |"
 echo
 echo "| stored | bytes | ratio to raw WAV |"
 echo "| --- | ---: | ---: |"
