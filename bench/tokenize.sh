@@ -95,6 +95,13 @@ for r in $(seq "$REPS"); do
 done
 cmp -s "$TMP/cb1" "$TMP/cb$REPS" || { echo "bench/tokenize.sh: training is not deterministic" >&2; exit 1; }
 cp "$TMP/cb1" "$OUT/units-$K.cb"
+: > "$TMP/train2.cpu"
+for r in $(seq "$REPS"); do
+  cpu "$T" train -k "$K" --seed 1 --max-frames "$maxf" -j 2 -o "$TMP/cbj$r" "$train_tar" 2>/dev/null >> "$TMP/train2.cpu"
+done
+cmp -s "$TMP/cb1" "$TMP/cbj1" || { echo "bench/tokenize.sh: train -j 2 differs from -j 1" >&2; exit 1; }
+train_wall=$(cut -d' ' -f2 "$TMP/train.cpu" | median)
+train2_wall=$(cut -d' ' -f2 "$TMP/train2.cpu" | median)
 train_cpu=$(cut -d' ' -f1 "$TMP/train.cpu" | median)
 train_line=$(grep "train:" "$TMP/train.err")
 iters=$(sed -n 's/.*members), \([0-9]*\) iterations.*/\1/p' <<< "$train_line")
@@ -204,6 +211,7 @@ print("| x real time per core (goal >= 2000) | **%.0fx** |" % (s / c))
 print("| wall time -j 2 (shared 2-core machine) | %.2f s = %.0fx real time |" % (w2, s / w2))
 print("| training: $train_frames frames ($TRAIN_HOURS h), whole command CPU | %.2f s |" % $train_cpu)
 print("| k-means alone (k-means++ + $iters Lloyd iterations), CPU | %s s |" % "$kmeans_cpu")
+print("| training wall time -j 1 / -j 2 (same codebook bytes) | %.2f s / %.2f s |" % ($train_wall, $train2_wall))
 print("| inertia / frame | $inertia |")
 EOF
 if [ "$anchor" = ok ]; then
