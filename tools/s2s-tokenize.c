@@ -18,6 +18,7 @@
 #include "s2s/kmeans.h"
 #include "s2s/sample.h"
 #include "s2s/stats.h"
+#include "s2s/units.h"
 #include "s2s/util.h"
 
 static const char *prog = "s2s-tokenize";
@@ -695,256 +696,25 @@ static int main_train(int argc, char **argv) {
 }
 
 /* ================================ import ===================================================== */
-typedef struct entry {
-    char *id, *member; /* member stem: "ctx", "c0" */
-    char *units;       /* normalised text "u1 u2" or "" */
-    size_t n_units, line;
-    int used;
-} entry;
-
-static int cmp_entry(const void *a, const void *b) {
-    const entry *x = a, *y = b;
-    int c = strcmp(x->id, y->id);
-    return c ? c : strcmp(x->member, y->member);
-}
-
-/* Appends unit v to a growing text. */
-static int units_push(s2s_buf *b, long long v, s2s_err *err) {
-    char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%s%lld", b->len ? " " : "", v);
-    return s2s_buf_append(b, tmp, (size_t)n, err);
-}
-
-/* Splits a GSLM name into id and member: "dir/ID.c0.wav" -> ID, c0; "ID" -> ID, ctx. */
-static int split_name(const char *name, char **id, char **member) {
-    const char *base = strrchr(name, '/');
-    base = base ? base + 1 : name;
-    char *b = strdup(base);
-    if (!b) return -1;
-    char *last = strrchr(b, '.');
-    if (last && strchr(b, '.') != last && s2s_audio_is_audio_name(b))
-        *last = 0;
-    else if (last && strchr(b, '.') == last && s2s_audio_is_audio_name(b))
-        *last = 0;
-    char *dot = strchr(b, '.');
-    *member = strdup(dot ? dot + 1 : "ctx");
-    if (dot) *dot = 0;
-    *id = b;
-    if (!*member) {
-        free(b);
-        return -1;
-    }
-    return 0;
-}
-
-typedef struct import_set {
-    entry *e;
-    size_t n, cap;
-    long long k; /* --units-k, 0 = unknown */
-    const char *path, *format;
-    char sha[65];
-} import_set;
-
-static int add_entry(import_set *is, char *id, char *member, s2s_buf *units, size_t n_units,
-                     size_t line, s2s_err *err) {
-    if (!s2s_id_valid(id) || !s2s_id_valid(member)) {
-        s2s_err_set(err, S2S_EDATA, "%s:%zu: '%s.%s' is not ID or ID.MEMBER with a valid id",
-                    is->path, line, id, member);
-        free(id);
-        free(member);
-        return S2S_EDATA;
-    }
-    if (is->n == is->cap) {
-        size_t c = is->cap ? is->cap * 2 : 256;
-        entry *p = realloc(is->e, c * sizeof *p);
-        if (!p) {
-            free(id);
-            free(member);
-            return s2s_err_set(err, S2S_ENOMEM, "out of memory");
-        }
-        is->e = p;
-        is->cap = c;
-    }
-    if (s2s_buf_append(units, "", 1, err) < 0) return S2S_ENOMEM;
-    size_t len;
-    entry *e = &is->e[is->n++];
-    e->id = id;
-    e->member = member;
-    e->units = (char *)s2s_buf_steal(units, &len);
-    e->n_units = n_units;
-    e->line = line;
-    e->used = 0;
-    return 0;
-}
-
-static int check_unit(import_set *is, long long v, size_t line, s2s_err *err) {
-    if (v < 0 || v > 2147483647LL)
-        return s2s_err_set(err, S2S_EDATA, "%s:%zu: unit %lld is not a non-negative integer",
-                           is->path, line, v);
-    if (is->k > 0 && v >= is->k)
-        return s2s_err_set(err, S2S_EDATA, "%s:%zu: unit %lld >= --units-k %lld", is->path, line, v,
-                           is->k);
-    return 0;
-}
-
-static int parse_gslm_line(import_set *is, char *l, size_t line, s2s_err *err) {
-    char *bar = strchr(l, '|');
-    if (!bar)
-        return s2s_err_set(err, S2S_EFORMAT, "%s:%zu: expected NAME|u1 u2 ... (no '|')", is->path,
-                           line);
-    *bar = 0;
-    char *id, *member;
-    if (split_name(l, &id, &member) < 0) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
-    s2s_buf b = {0};
-    size_t n = 0;
-    char *p = bar + 1;
-    int rc = 0;
-    while (rc == 0) {
-        while (*p == ' ' || *p == '\t' || *p == '\r')
-            p++;
-        if (!*p) break;
-        char *end;
-        long long v = strtoll(p, &end, 10);
-        if (end == p || (*end && *end != ' ' && *end != '\t' && *end != '\r')) {
-            rc = s2s_err_set(err, S2S_EFORMAT, "%s:%zu: '%.20s' is not an integer unit", is->path,
-                             line, p);
-            break;
-        }
-        if ((rc = check_unit(is, v, line, err)) < 0 || (rc = units_push(&b, v, err)) < 0) break;
-        n++;
-        p = end;
-    }
-    if (rc < 0) {
-        s2s_buf_free(&b);
-        free(id);
-        free(member);
-        return rc;
-    }
-    rc = add_entry(is, id, member, &b, n, line, err);
-    s2s_buf_free(&b);
-    return rc;
-}
-
-static int parse_json_line(import_set *is, const char *l, size_t line, s2s_err *err) {
-    json_error_t je;
-    json_t *j = json_loads(l, 0, &je);
-    if (!j) return s2s_err_set(err, S2S_EFORMAT, "%s:%zu: not JSON: %s", is->path, line, je.text);
-    const char *id = json_string_value(json_object_get(j, "id"));
-    json_t *jm = json_object_get(j, "member"), *ju = json_object_get(j, "units");
-    int rc = 0;
-    if (!id || (jm && !json_is_string(jm)) || !json_is_array(ju)) {
-        rc = s2s_err_set(err, S2S_EFORMAT,
-                         "%s:%zu: expected {\"id\": string, \"member\": string (optional), "
-                         "\"units\": [integers]}",
-                         is->path, line);
-        json_decref(j);
-        return rc;
-    }
-    s2s_buf b = {0};
-    size_t i;
-    json_t *v;
-    json_array_foreach(ju, i, v) {
-        if (!json_is_integer(v)) {
-            rc = s2s_err_set(err, S2S_EFORMAT, "%s:%zu: units[%zu] is not an integer", is->path,
-                             line, i);
-            break;
-        }
-        if ((rc = check_unit(is, json_integer_value(v), line, err)) < 0 ||
-            (rc = units_push(&b, json_integer_value(v), err)) < 0)
-            break;
-    }
-    char *sid = strdup(id), *sm = strdup(jm ? json_string_value(jm) : "ctx");
-    if (rc == 0 && (!sid || !sm)) rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
-    if (rc == 0) {
-        rc = add_entry(is, sid, sm, &b, json_array_size(ju), line, err);
-    } else {
-        free(sid);
-        free(sm);
-    }
-    s2s_buf_free(&b);
-    json_decref(j);
-    return rc;
-}
-
-static int load_import(import_set *is, s2s_err *err) {
-    unsigned char *data;
-    size_t len;
-    int rc = s2s_read_file(is->path, &data, &len, err);
-    if (rc < 0) return rc;
-    s2s_sha256_hex(data, len, is->sha);
-    char *p = (char *)data;
-    while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
-        p++;
-    int json = *p == '{';
-    is->format = json ? "jsonl" : "gslm";
-    size_t line = 0;
-    char *s = (char *)data;
-    while (rc == 0 && s < (char *)data + len) {
-        char *nl = strchr(s, '\n');
-        if (nl) *nl = 0;
-        line++;
-        char *t = s;
-        while (*t == ' ' || *t == '\t' || *t == '\r')
-            t++;
-        if (*t) rc = json ? parse_json_line(is, s, line, err) : parse_gslm_line(is, s, line, err);
-        if (!nl) break;
-        s = nl + 1;
-    }
-    free(data);
-    if (rc < 0) return rc;
-    if (is->n == 0) return s2s_err_set(err, S2S_EDATA, "%s: no units in the file", is->path);
-    qsort(is->e, is->n, sizeof *is->e, cmp_entry);
-    for (size_t i = 1; i < is->n; i++)
-        if (cmp_entry(&is->e[i - 1], &is->e[i]) == 0)
-            return s2s_err_set(
-                err, S2S_EDATA, "%s:%zu: units for %s.%s given twice (also line %zu)", is->path,
-                is->e[i].line > is->e[i - 1].line ? is->e[i].line : is->e[i - 1].line, is->e[i].id,
-                is->e[i].member,
-                is->e[i].line > is->e[i - 1].line ? is->e[i - 1].line : is->e[i].line);
-    return 0;
-}
-
-/* First entry with this id, or is->n. */
-static size_t find_id(const import_set *is, const char *id) {
-    size_t lo = 0, hi = is->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (strcmp(is->e[mid].id, id) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < is->n && strcmp(is->e[lo].id, id) == 0 ? lo : is->n;
-}
-
-static int import_sample(import_set *is, const char *name, s2s_sample *s, s2s_err *err) {
-    size_t i = find_id(is, s->key);
-    if (i == is->n)
+static int import_sample(s2s_units_set *is, const char *is_path, long long k, const char *name,
+                         s2s_sample *s, s2s_err *err) {
+    json_t *frames;
+    int n = s2s_units_set_attach(is, s, &frames, err);
+    if (n < 0) return n;
+    if (n == 0)
         return s2s_err_set(err, S2S_EDATA, "sample %s: no units for it in %s (missing item)",
-                           s->key, is->path);
-    json_t *frames = json_object();
-    if (!frames) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+                           s->key, is_path);
     int rc = 0;
-    for (; rc == 0 && i < is->n && strcmp(is->e[i].id, s->key) == 0; i++) {
-        entry *e = &is->e[i];
-        char suffix[256];
-        snprintf(suffix, sizeof suffix, "%s.units", e->member);
-        size_t len = strlen(e->units);
-        rc = s2s_sample_put_copy(s, suffix, e->units, len, err);
-        if (rc == 0 &&
-            json_object_set_new(frames, e->member, json_integer((json_int_t)e->n_units)) < 0)
-            rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
-        e->used = 1;
-    }
-    if (rc == 0 && s->item) {
-        json_t *u = json_pack("{s:s, s:s, s:s}", "source", "import", "format", is->format,
-                              "file_sha256", is->sha);
+    if (s->item) {
+        const char *fmt = s2s_units_set_format(is), *sha = s2s_units_set_sha256(is);
+        json_t *u =
+            json_pack("{s:s, s:s, s:s}", "source", "import", "format", fmt, "file_sha256", sha);
         if (u && name) json_object_set_new(u, "name", json_string(name));
-        if (u && is->k > 0) json_object_set_new(u, "k", json_integer(is->k));
+        if (u && k > 0) json_object_set_new(u, "k", json_integer(k));
         if (u) json_object_set(u, "frames", frames);
-        const char *base = strrchr(is->path, '/');
-        json_t *p = json_pack("{s:s, s:s, s:s}", "import", base ? base + 1 : is->path, "format",
-                              is->format, "sha256", is->sha);
+        const char *base = strrchr(is_path, '/');
+        json_t *p = json_pack("{s:s, s:s, s:s}", "import", base ? base + 1 : is_path, "format", fmt,
+                              "sha256", sha);
         if (p && name) json_object_set_new(p, "name", json_string(name));
         if (!u || !p || json_object_set_new(s->item, "units", u) < 0) {
             json_decref(p);
@@ -968,8 +738,7 @@ static int main_import(int argc, char **argv) {
                                              {"help", no_argument, 0, 'h'},
                                              {"version", no_argument, 0, 'V'},
                                              {0, 0, 0, 0}};
-    import_set is;
-    memset(&is, 0, sizeof is);
+    long long units_k = 0;
     const char *out = NULL, *name = NULL;
     int skip_bad = 0, quiet = 0, opt;
     s2s_part part = {0, 1};
@@ -979,8 +748,8 @@ static int main_import(int argc, char **argv) {
         switch (opt) {
         case O_K: {
             char *end;
-            is.k = strtoll(optarg, &end, 10);
-            if (*end || end == optarg || is.k < 1)
+            units_k = strtoll(optarg, &end, 10);
+            if (*end || end == optarg || units_k < 1)
                 return usage_error("--units-k: '%s' is not a positive integer", optarg);
             break;
         }
@@ -1011,8 +780,9 @@ static int main_import(int argc, char **argv) {
         }
     }
     if (optind >= argc) return usage_error("%s", "import: UNITS_FILE is required");
-    is.path = argv[optind++];
-    int rc = load_import(&is, &err);
+    const char *path = argv[optind++];
+    s2s_units_set *is = s2s_units_set_load(path, units_k, &err);
+    int rc = is ? 0 : err.code;
     s2s_reader *r = NULL;
     s2s_writer *w = NULL;
     if (rc == 0) {
@@ -1036,15 +806,11 @@ static int main_import(int argc, char **argv) {
         }
         s2s_err serr;
         s2s_err_clear(&serr);
-        int prc = import_sample(&is, name, s, &serr);
+        int prc = import_sample(is, path, units_k, name, s, &serr);
         rc = emit(w, s, prc, &serr, skip_bad, &st, &err);
     }
     /* Every line must have found its sample (in this part). */
-    for (size_t i = 0; rc == 0 && i < is.n; i++)
-        if (!is.e[i].used && s2s_part_keep(&part, is.e[i].id))
-            rc =
-                s2s_err_set(&err, S2S_EDATA, "%s:%zu: unknown id '%s': no such sample in the input",
-                            is.path, is.e[i].line, is.e[i].id);
+    if (rc == 0) rc = s2s_units_set_check_used(is, &part, &err);
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         s2s_writer_abort(w);
@@ -1053,18 +819,13 @@ static int main_import(int argc, char **argv) {
     } else if (!quiet || st.bad) {
         fprintf(stderr,
                 "%s: import: %zu unit sequences from %s (%s) attached to %" PRIu64 " samples", prog,
-                is.n, is.path, is.format, st.done);
+                s2s_units_set_size(is), path, s2s_units_set_format(is), st.done);
         if (st.bad)
             fprintf(stderr, ", %" PRIu64 " samples without units skipped (--skip-bad)", st.bad);
         fprintf(stderr, "\n");
     }
     s2s_reader_close(r);
-    for (size_t i = 0; i < is.n; i++) {
-        free(is.e[i].id);
-        free(is.e[i].member);
-        free(is.e[i].units);
-    }
-    free(is.e);
+    s2s_units_set_free(is);
     return rc < 0 ? s2s_exit_status(rc) : 0;
 }
 

@@ -215,7 +215,7 @@ set +e
 "$T" import --units-k 10 big.txt imp.tar > /dev/null 2> big.err
 rc=$?
 set -e
-[ $rc -eq 1 ] && grep -q "unit 12 >= --units-k 10" big.err || fail "--units-k bound: $(cat big.err)"
+[ $rc -eq 1 ] && grep -q "unit 12 >= the vocabulary size 10" big.err || fail "--units-k bound: $(cat big.err)"
 
 # ---- an item without audio (JSON lines in): passes unchanged, counted on stderr -------------
 printf '{"id":"j1","task":"cloze","lang":"en","context":{"text":"x"},"candidates":[{"text":"a","label":1},{"text":"b","label":0}]}\n' > j.jsonl
