@@ -944,8 +944,8 @@ static void free_parts(struct part *parts, size_t n) {
  * perf put that at ~6% of all cycles, and this process at ~18%. The zygote writes next to
  * nothing, and nothing shares this process's memory any more. Protocol on a stream socket:
  * job = u32 length + (voice NUL, u32 n, n x (u32 length + text)); reply = 1 byte carrying the
- * read end of the new child's stream (SCM_RIGHTS). Children are reaped by the zygote
- * (SIGCHLD ignored); a child that dies shows as a stream cut short. */
+ * read end of the new child's stream (SCM_RIGHTS). Children are reaped by the zygote; a child
+ * that dies shows as a stream cut short. */
 static int send_fd(int sock, int fd) {
     char byte = 0;
     struct iovec iov = {&byte, 1};
@@ -990,10 +990,17 @@ static int recv_fd(int sock) {
 }
 
 static void zygote_main(s2s_synth *s, int sock) {
-    signal(SIGCHLD, SIG_IGN); /* children reap themselves */
     for (;;) {
+        /* Reap finished children (waited for, so that their CPU time adds up in the caller's
+         * rusage, as time(1) and bench/synth.sh read it; SIGCHLD ignored would drop it). */
+        while (waitpid(-1, NULL, WNOHANG) > 0) {
+        }
         uint32_t len;
-        if (read_all(sock, &len, 4) != 0) _exit(0);
+        if (read_all(sock, &len, 4) != 0) {
+            while (wait(NULL) > 0 || errno == EINTR) {
+            }
+            _exit(0);
+        }
         char *job = malloc((size_t)len + 1);
         if (!job || read_all(sock, job, len) != 0) _exit(3);
         job[len] = 0;
@@ -1022,7 +1029,6 @@ static void zygote_main(s2s_synth *s, int sock) {
         pid_t pid = fork();
         if (pid < 0) _exit(3);
         if (pid == 0) {
-            signal(SIGCHLD, SIG_DFL);
             close(sock), close(fd[0]);
             child_speak(s, voice, texts, n, fd[1]);
         }

@@ -348,6 +348,7 @@ int main(int argc, char **argv) {
         }
         s2s_synth_job *job = s2s_synth_begin(sy, s->item, &err);
         if (!job) {
+            if (interrupted) s2s_err_set(&err, S2S_EINTR, "interrupted");
             rc = finish(&r, s, err.code ? err.code : S2S_ENOMEM, &err);
             continue;
         }
