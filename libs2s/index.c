@@ -709,6 +709,35 @@ int s2s_dataset_verify(const char *dir, s2s_err *err) {
         total += n;
         pairs += (uint64_t)json_integer_value(json_object_get(e, "pairs"));
     }
+    /* a shard file the dataset does not list: left by an earlier pack with more shards, or
+     * copied in from another dataset; readers of the directory would disagree about it */
+    {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        while (d && rc == 0 && (de = readdir(d))) {
+            size_t l = strlen(de->d_name);
+            int is_tar = l > 4 && strcmp(de->d_name + l - 4, ".tar") == 0;
+            int is_tmp = strstr(de->d_name, ".tmp-") != NULL;
+            if (!is_tar && !is_tmp) continue;
+            int listed = 0;
+            json_array_foreach(sh, i, e) {
+                const char *name = json_string_value(json_object_get(e, "name"));
+                if (name && strcmp(name, de->d_name) == 0) listed = 1;
+            }
+            if (is_tmp)
+                rc = s2s_err_set(err, S2S_EDATA,
+                                 "%s/%s: temporary file of an unfinished write (a pack or build "
+                                 "was killed?)",
+                                 dir, de->d_name);
+            else if (!listed)
+                rc = s2s_err_set(err, S2S_EDATA,
+                                 "%s/%s: shard not listed in dataset.json (left from an earlier "
+                                 "pack, or from another dataset?)",
+                                 dir, de->d_name);
+        }
+        if (d) closedir(d);
+        if (rc < 0) goto out;
+    }
     json_t *jt = json_object_get(ds, "samples");
     if (!json_is_integer(jt) || (uint64_t)json_integer_value(jt) != total) {
         rc = s2s_err_set(err, S2S_EDATA, "%s: \"samples\" is %lld, the shards hold %llu", dpath,

@@ -227,6 +227,12 @@ rm -rf c; cp -r a c; rm c/t-000002.tar.idx
 "$SHARD" cat c/t-000002.tar 2> cerr.txt | tar -t > /dev/null || die "cat without index failed"
 grep -q "no index" cerr.txt || die "cat without index: no warning"
 rm -rf c; cp -r a c
+# a shard the dataset does not list, a temporary file left by a killed writer
+rm -rf c; cp -r a c; cp a/t-000002.tar c/t-000003.tar
+expect_fail "unlisted shard" "t-000003.tar: shard not listed" c
+rm -rf c; cp -r a c; : > c/t-000003.tar.tmp-123-0
+expect_fail "temporary file" "t-000003.tar.tmp-123-0: temporary file" c
+rm -rf c; cp -r a c
 # a damaged dataset.json count
 python3 -c '
 import json; d = json.load(open("a/dataset.json")); d["shards"][1]["samples"] = 3
