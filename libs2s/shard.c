@@ -248,10 +248,14 @@ int s2s_flac_encode(const void *wav, size_t n, int level, unsigned char **out, s
         s2s_buf_free(&ob);
         return rc;
     }
-    *out = s2s_buf_steal(&ob, out_n);
-    if (!*out) { /* zero-length output cannot happen for FLAC (header), but be safe */
-        return s2s_err_set(err, S2S_EIO, "FLAC encoder produced nothing");
+    /* libsndfile writes nothing at all for 0 frames: refuse rather than store a non-FLAC */
+    if (ob.len < 4 || memcmp(ob.data, "fLaC", 4) != 0) {
+        s2s_buf_free(&ob);
+        return s2s_err_set(err, S2S_EDATA, "%s",
+                           total == 0 ? "empty audio (0 frames): nothing to encode"
+                                      : "FLAC encoder produced no FLAC stream");
     }
+    *out = s2s_buf_steal(&ob, out_n);
     return 0;
 }
 

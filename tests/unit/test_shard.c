@@ -146,6 +146,17 @@ static void test_flac_roundtrip(void **state) {
     }
 }
 
+static void test_flac_empty(void **state) {
+    (void)state;
+    size_t wl, n;
+    unsigned char *wav = make_wav(0, 1, 16000, &wl), *out = NULL;
+    s2s_err err;
+    assert_int_equal(s2s_flac_encode(wav, wl, 5, &out, &n, &err), S2S_EDATA);
+    assert_null(out);
+    assert_non_null(strstr(err.msg, "empty audio"));
+    free(wav);
+}
+
 static void test_pattern(void **state) {
     (void)state;
     s2s_err err;
@@ -349,11 +360,9 @@ static void test_index_syntax(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gzip_roundtrip),
-        cmocka_unit_test(test_flac_roundtrip),
-        cmocka_unit_test(test_pattern),
-        cmocka_unit_test(test_pack_verify_get),
-        cmocka_unit_test(test_abort_leaves_nothing),
+        cmocka_unit_test(test_gzip_roundtrip),  cmocka_unit_test(test_flac_roundtrip),
+        cmocka_unit_test(test_flac_empty),      cmocka_unit_test(test_pattern),
+        cmocka_unit_test(test_pack_verify_get), cmocka_unit_test(test_abort_leaves_nothing),
         cmocka_unit_test(test_index_syntax),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
