@@ -487,7 +487,10 @@ static int fz_serve(const uint8_t *data, size_t size) {
         const uint8_t *nl = memchr(data + b0, '\n', size - b0);
         size_t e0 = nl ? (size_t)(nl - data) : size;
         json_error_t je;
-        json_t *rq = json_loadb((const char *)data + b0, e0 - b0, 0, &je);
+        char *line = strndup((const char *)data + b0, e0 - b0); /* as the server: up to a NUL */
+        if (!line) abort();
+        json_t *rq = json_loads(line, 0, &je);
+        free(line);
         const char *t = json_string_value(json_object_get(json_object_get(rq, "context"), "text"));
         char **toks = NULL;
         long nt = rq ? s2s_ngram_tokenize(t ? t : "", S2S_TOK_WORDS, &toks, &err) : 1;
