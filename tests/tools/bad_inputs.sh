@@ -12,7 +12,7 @@
 #   gen       shell run first in that directory to make the inputs; helpers: gen (gen.py),
 #             need TOOL, mount_tmpfs DIR SIZE (a small file system that fills up), mount_ro DIR
 #             (read-only), pack N DIR [PACKOPTS] (shards of an N-item stream), lm_arpa FILE,
-#             codebook FILE [K] (trained by s2s-tokenize).
+#             codebook FILE [K] (trained by s2s-tokenize), need_worker (the test worker exists).
 #             Exit 77 = skip (the reason is printed).
 #   status    expected exit status
 #   regex     extended regex the stderr must match (it names file:line, sample or member)
@@ -41,6 +41,7 @@ helpers=$(cat <<'EOF'
 gen() { python3 -S "$BAD_GEN" "$@"; }
 skip() { echo "$*" > .skip; exit 77; }
 need() { [ -x "$BAD_BIN/$1" ] || skip "needs $1 (not built yet)"; }
+need_worker() { [ -f "$S2S_SRC/tests/workers/fault_worker.py" ] || skip "needs tests/workers/fault_worker.py"; }
 mount_tmpfs() {
   mkdir -p "$1"
   mount -t tmpfs -o "size=$2" tmpfs "$1" 2>/dev/null || skip "cannot mount a tmpfs (not root?)"
