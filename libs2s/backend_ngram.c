@@ -201,7 +201,7 @@ static int ngram_answer(void *self, const s2s_request *rq, s2s_reply *out, s2s_e
          * shorter history is then out of reach too): skip the lookups of the rest. */
         size_t win = (size_t)(s2s_lm_order(lm) > 1 ? s2s_lm_order(lm) - 1 : 0);
         size_t skip = (size_t)n > win ? (size_t)n - win : 0;
-        rc = s2s_lm_score(lm, (const char *const *)ct + skip, (size_t)n - skip,
+        rc = s2s_lm_score(lm, ct ? (const char *const *)ct + skip : NULL, (size_t)n - skip,
                           (const char *const *)kt, (size_t)m, g->eos, &nll, &ntok, NULL, &e);
     }
     s2s_tokens_free(ct, (size_t)n);

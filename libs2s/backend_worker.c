@@ -117,6 +117,7 @@ static void kill_child(worker *w)
     if (w->from >= 0) close(w->from);
     w->to = w->from = -1;
     if (w->pid > 0) {
+        kill(-w->pid, SIGKILL);
         kill(w->pid, SIGKILL);
         while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR) {}
     }
@@ -138,6 +139,7 @@ static int start_child(worker *w, s2s_err *err)
         return s2s_err_errno(err, "worker: fork");
     }
     if (pid == 0) {
+        setpgid(0, 0); /* its own group: a kill reaches the shell and what it started */
         dup2(a[0], 0);
         dup2(b[1], 1);
         close(a[0]), close(a[1]), close(b[0]), close(b[1]);
@@ -428,8 +430,10 @@ static int w_poll(void *self, s2s_reply *out, size_t max, int wait, s2s_err *err
     int rc = pump(w, wait ? -1 : 0, err);
     if (rc) return rc;
     size_t k = w->nready < max ? w->nready : max;
-    memcpy(out, w->ready, k * sizeof *out);
-    memmove(w->ready, w->ready + k, (w->nready - k) * sizeof *out);
+    if (k) {
+        memcpy(out, w->ready, k * sizeof *out);
+        memmove(w->ready, w->ready + k, (w->nready - k) * sizeof *out);
+    }
     w->nready -= k;
     return (int)k;
 }

@@ -16,7 +16,13 @@ struct s2s_pipeline {
     char ***argv;
     size_t n;
     char *str;
+    volatile sig_atomic_t *stop;
 };
+
+void s2s_pipeline_set_stop_flag(s2s_pipeline *p, volatile sig_atomic_t *flag)
+{
+    p->stop = flag;
+}
 
 char *s2s_self_dir(void)
 {
@@ -131,11 +137,15 @@ int s2s_pipeline_run(s2s_pipeline *p, const char *in_path, const char *out_path,
             break;
         }
         if (pid == 0) {
+            setpgid(0, started ? pids[0] : 0);
+            signal(SIGINT, SIG_DFL);
+            signal(SIGTERM, SIG_DFL);
             dup2(in, 0);
             if (i + 1 < p->n) dup2(fds[1], 1);
             else if (out >= 0) dup2(out, 1);
             exec_stage(p->argv[i], selfdir);
         }
+        setpgid(pid, started ? pids[0] : pid); /* both sides, to win the race */
         pids[started++] = pid;
         close(in);
         in = fds[0];
@@ -148,8 +158,17 @@ int s2s_pipeline_run(s2s_pipeline *p, const char *in_path, const char *out_path,
     int *status = calloc(p->n, sizeof *status);
     for (size_t i = 0; i < started; i++) {
         int st = 0;
-        while (waitpid(pids[i], &st, 0) < 0 && errno == EINTR) {}
+        int sent = 0;
+        while (waitpid(pids[i], &st, 0) < 0 && errno == EINTR)
+            if (p->stop && *p->stop && !sent) {
+                kill(-pids[0], SIGTERM);
+                sent = 1;
+            }
+        if (p->stop && *p->stop && !sent) kill(-pids[0], SIGTERM);
         if (status) status[i] = st;
+    }
+    if (rc == 0 && p->stop && *p->stop) {
+        rc = s2s_err_set(err, S2S_EINTR, "interrupted");
     }
     for (size_t i = 0; rc == 0 && status && i < started; i++) {
         int st = status[i];

@@ -2,6 +2,7 @@
  * tools as pipelines of processes: import -> synth -> resample -> [tokenize] -> pack -> verify. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,12 @@
 #include "s2s/util.h"
 
 static const char *prog = "s2s-build";
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+    stop_signal = sig;
+}
 
 static void usage(FILE *fp)
 {
@@ -56,7 +63,8 @@ static int run(s2s_pipeline *p, const char *in, const char *out, const char *lab
 {
     fprintf(stderr, "%s: %s: %s%s%s%s%s\n", prog, label, s2s_pipeline_str(p), in ? " < " : "",
             in ? in : "", out ? " > " : "", out ? out : "");
-    int rc = s2s_pipeline_run(p, in, out, err);
+    s2s_pipeline_set_stop_flag(p, &stop_signal);
+    int rc = stop_signal ? s2s_err_set(err, S2S_EINTR, "interrupted") : s2s_pipeline_run(p, in, out, err);
     if (rc) s2s_err_prefix(err, "%s: ", label);
     return rc;
 }
@@ -189,6 +197,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s: need one RECIPE and -o DIR (see --help)\n", prog);
         return 2;
     }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal; /* no SA_RESTART: the wait for the stages must see EINTR */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     s2s_err err;
     s2s_err_clear(&err);
     s2s_part part = {0, 1};
@@ -248,7 +261,8 @@ int main(int argc, char **argv)
     } else {
         cb[0] = 0;
     }
-    if (!already_built(out, r, shard ? partstr : NULL)) {
+    int building = !already_built(out, r, shard ? partstr : NULL);
+    if (building) {
         if ((mkdir(out, 0755) != 0 && errno != EEXIST) || (mkdir(work, 0755) != 0 && errno != EEXIST)) {
             fprintf(stderr, "%s: %s: cannot create: %s\n", prog, work, strerror(errno));
             s2s_recipe_free(r);
@@ -290,11 +304,11 @@ int main(int argc, char **argv)
         if (!rc) {
             s2s_pipeline *p = s2s_pipeline_new(&err);
             rc = !p || add_argv(p, synth, 12, &err) || add_argv(p, resample, 3, &err);
-            if (!rc && cb[0] && !r->codebook_train_k) rc = add(p, &err, "s2s-tokenize", "--codebook", cb, NULL);
+            if (!rc && cb[0] && !r->codebook_train_k) rc = add(p, &err, "s2s-tokenize", "--codebook", cb, (char *)NULL);
             if (!rc && r->codebook_train_k) {
                 rc = run(p, NULL, speech, "speech", &err);
             } else if (!rc) {
-                rc = add(p, &err, "s2s-pack", "-o", pattern, "--per-shard", pershard, NULL);
+                rc = add(p, &err, "s2s-pack", "-o", pattern, "--per-shard", pershard, (char *)NULL);
                 if (!rc) rc = run(p, NULL, NULL, "build", &err);
             }
             rc = rc ? (err.code ? err.code : S2S_ENOMEM) : 0;
@@ -303,13 +317,13 @@ int main(int argc, char **argv)
         if (!rc && r->codebook_train_k) {
             s2s_pipeline *p = s2s_pipeline_new(&err);
             rc = !p || add(p, &err, "s2s-tokenize", "train", "-k", kstr, "--seed", seedstr, "-o", cb,
-                           speech, NULL);
+                           speech, (char *)NULL);
             if (!rc) rc = run(p, NULL, NULL, "codebook", &err);
             s2s_pipeline_free(p);
             if (!rc) {
                 p = s2s_pipeline_new(&err);
                 rc = !p || add(p, &err, "s2s-tokenize", "--codebook", cb, speech, NULL) ||
-                     add(p, &err, "s2s-pack", "-o", pattern, "--per-shard", pershard, NULL);
+                     add(p, &err, "s2s-pack", "-o", pattern, "--per-shard", pershard, (char *)NULL);
                 if (!rc) rc = run(p, NULL, NULL, "pack", &err);
                 s2s_pipeline_free(p);
             }
@@ -320,7 +334,7 @@ int main(int argc, char **argv)
     /* 3. verify what is there */
     if (!rc) {
         s2s_pipeline *p = s2s_pipeline_new(&err);
-        rc = !p || add(p, &err, "s2s-shard", "verify", out, NULL);
+        rc = !p || add(p, &err, "s2s-shard", "verify", out, (char *)NULL);
         if (!rc) rc = run(p, NULL, NULL, "verify", &err);
         rc = rc ? (err.code ? err.code : S2S_ENOMEM) : 0;
         s2s_pipeline_free(p);
@@ -329,6 +343,20 @@ int main(int argc, char **argv)
         char cmd[4300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);
         if (system(cmd) != 0) fprintf(stderr, "%s: could not remove %s\n", prog, work);
+    }
+    if (rc && stop_signal && building) {
+        /* a finished-looking build must not remain: drop what this run wrote */
+        char cmd[4300];
+        snprintf(cmd, sizeof cmd, "rm -f '%s'/dataset.json '%s'/*.tar '%s'/*.idx", out, out, out);
+        if (system(cmd) != 0) fprintf(stderr, "%s: could not clean %s\n", prog, out);
+        fprintf(stderr, "%s: %s: interrupted\n", prog, r->name);
+        s2s_recipe_free(r);
+        return 130;
+    }
+    if (rc && stop_signal) {
+        fprintf(stderr, "%s: %s: interrupted\n", prog, r->name);
+        s2s_recipe_free(r);
+        return 130;
     }
     if (rc) {
         fprintf(stderr, "%s: %s: %s\n", prog, r->name, err.msg);

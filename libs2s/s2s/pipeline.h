@@ -3,6 +3,7 @@
 #ifndef S2S_PIPELINE_H
 #define S2S_PIPELINE_H
 
+#include <signal.h>
 #include <stddef.h>
 #include "s2s/err.h"
 
@@ -16,6 +17,10 @@ int s2s_pipeline_add(s2s_pipeline *p, const char *const *argv, s2s_err *err);
  * out_path (NULL: inherit). Waits for every stage. Returns 0 when all exit 0; otherwise the
  * message names the first failing stage, its exit status or signal. */
 int s2s_pipeline_run(s2s_pipeline *p, const char *in_path, const char *out_path, s2s_err *err);
+/* While run() waits, a non-zero *flag (set by the caller's SIGINT/SIGTERM handler, installed
+ * without SA_RESTART) makes it send SIGTERM to every stage; the stages run in a process group of
+ * their own, so a signal to the caller alone still stops them. */
+void s2s_pipeline_set_stop_flag(s2s_pipeline *p, volatile sig_atomic_t *flag);
 /* The command line of the pipeline as a shell would show it (for logs); borrowed string. */
 const char *s2s_pipeline_str(s2s_pipeline *p);
 void s2s_pipeline_free(s2s_pipeline *p);
