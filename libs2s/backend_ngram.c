@@ -162,8 +162,9 @@ static int ngram_answer(void *self, const s2s_request *rq, s2s_reply *out, s2s_e
         s2s_tok_mode want = s2s_tok_mode_for_lang(rq->lang ? rq->lang : "");
         if (!md->recorded_mode)
             tm = want;
-        else if (tm != want)
-            /* every token would be unknown: a wrong model, not a result */
+        else if (tm != want && !(tm == S2S_TOK_CHARS && want == S2S_TOK_WORDS))
+            /* every token would be unknown: a wrong model, not a result. A character model reads
+             * any script, so it may score a words language (one model for en and zh). */
             return s2s_err_set(err, S2S_EDATA,
                                "%s: language '%s' is tokenized as %s, but %s is a %s model "
                                "(train one with s2s-lm train --tok %s)",

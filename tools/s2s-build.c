@@ -263,7 +263,9 @@ int main(int argc, char **argv)
     }
     int building = !already_built(out, r, shard ? partstr : NULL);
     if (building) {
-        if ((mkdir(out, 0755) != 0 && errno != EEXIST) || (mkdir(work, 0755) != 0 && errno != EEXIST)) {
+        char mk[4300];
+        snprintf(mk, sizeof mk, "mkdir -p '%s'", out);
+        if (system(mk) != 0 || (mkdir(work, 0755) != 0 && errno != EEXIST)) {
             fprintf(stderr, "%s: %s: cannot create: %s\n", prog, work, strerror(errno));
             s2s_recipe_free(r);
             return 3;
@@ -282,6 +284,14 @@ int main(int argc, char **argv)
             av[n++] = s->importer;
             av[n++] = "--lang";
             av[n++] = s->lang;
+            /* StoryCloze ids number rows: give each language its own prefix so an English and a
+             * Chinese file in one recipe cannot collide (en keeps upstream's sstorycloze_N). */
+            char prefix[64];
+            if (strcmp(s->importer, "storycloze") == 0 && strcmp(s->lang, "en") != 0) {
+                snprintf(prefix, sizeof prefix, "%s_sstorycloze", s->lang);
+                av[n++] = "--prefix";
+                av[n++] = prefix;
+            }
             if (shard) av[n++] = "--shard", av[n++] = partstr;
             av[n++] = "-o";
             av[n++] = parts[i];
