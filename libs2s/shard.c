@@ -286,7 +286,10 @@ int s2s_flac_decode(const void *flac, size_t n, unsigned char **out, size_t *out
         return s2s_err_set(err, S2S_EUNSUP, "FLAC too long for a WAV (%lld frames)",
                            (long long)ii.frames);
     }
-    unsigned char *w = malloc(44 + (size_t)bytes + 1);
+    /* The header's frame count is not trusted for the allocation (a 130-byte file may claim
+     * gigabytes): start small and grow with what actually decodes. */
+    size_t wcap = 44 + (bytes < (1u << 20) ? (size_t)bytes : (1u << 20)) + 1;
+    unsigned char *w = malloc(wcap);
     int *buf = malloc(sizeof(int) * 8192 * (size_t)ii.channels);
     if (!w || !buf) {
         free(w);
@@ -312,6 +315,23 @@ int s2s_flac_decode(const void *flac, size_t n, unsigned char **out, size_t *out
         sf_count_t k = sf_readf_int(si, buf, 8192);
         if (k <= 0) break;
         if (got + k > ii.frames) k = ii.frames - got;
+        size_t need = (size_t)(p - w) + (size_t)k * (size_t)ii.channels * bps + 1;
+        if (need > wcap) {
+            size_t nc = wcap;
+            while (nc < need) nc *= 2;
+            if (nc > 44 + (size_t)bytes + 1) nc = 44 + (size_t)bytes + 1;
+            size_t off = (size_t)(p - w);
+            unsigned char *nw = realloc(w, nc);
+            if (!nw) {
+                free(w);
+                free(buf);
+                sf_close(si);
+                return s2s_err_set(err, S2S_ENOMEM, "FLAC decode: out of memory");
+            }
+            w = nw;
+            wcap = nc;
+            p = w + off;
+        }
         for (sf_count_t i = 0; i < k * ii.channels; i++) {
             uint32_t v = (uint32_t)buf[i];
             if (bps == 2) {
