@@ -1,6 +1,9 @@
 /* s2s-build — one recipe from manifests/ -> a verified dataset directory, by running our own
  * tools as pipelines of processes: import -> synth -> resample -> [tokenize] -> pack -> verify. */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <signal.h>
 #include <jansson.h>
@@ -161,11 +164,62 @@ static int already_built(const char *dir, const s2s_recipe *r, const char *part)
     return same;
 }
 
+/* Directory helpers without a shell: -o may hold any character, quotes included. */
 static int dir_is_empty(const char *dir)
 {
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "test -z \"$(ls -A '%s' 2>/dev/null)\"", dir);
-    return system(cmd) == 0;
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT;
+    struct dirent *e;
+    int empty = 1;
+    while (empty && (e = readdir(d)) != NULL)
+        empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+    closedir(d);
+    return empty;
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)ftw;
+    return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static int remove_tree(const char *path)
+{
+    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* Removes dataset.json, *.tar and *.idx of dir: what makes a build look finished. */
+static int remove_outputs(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? 0 : -1;
+    struct dirent *e;
+    int rc = 0;
+    char path[4400];
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        int hit = strcmp(e->d_name, "dataset.json") == 0 ||
+                  (n > 4 && (strcmp(e->d_name + n - 4, ".tar") == 0 ||
+                             strcmp(e->d_name + n - 4, ".idx") == 0));
+        if (!hit) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) != 0) rc = -1;
+    }
+    closedir(d);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -263,9 +317,7 @@ int main(int argc, char **argv)
     }
     int building = !already_built(out, r, shard ? partstr : NULL);
     if (building) {
-        char mk[4300];
-        snprintf(mk, sizeof mk, "mkdir -p '%s'", out);
-        if (system(mk) != 0 || (mkdir(work, 0755) != 0 && errno != EEXIST)) {
+        if (mkdir_p(out) != 0 || (mkdir(work, 0755) != 0 && errno != EEXIST)) {
             fprintf(stderr, "%s: %s: cannot create: %s\n", prog, work, strerror(errno));
             s2s_recipe_free(r);
             return 3;
@@ -350,15 +402,11 @@ int main(int argc, char **argv)
         s2s_pipeline_free(p);
     }
     if (!keep) {
-        char cmd[4300];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);
-        if (system(cmd) != 0) fprintf(stderr, "%s: could not remove %s\n", prog, work);
+        if (remove_tree(work) != 0) fprintf(stderr, "%s: could not remove %s\n", prog, work);
     }
     if (rc && stop_signal && building) {
         /* a finished-looking build must not remain: drop what this run wrote */
-        char cmd[4300];
-        snprintf(cmd, sizeof cmd, "rm -f '%s'/dataset.json '%s'/*.tar '%s'/*.idx", out, out, out);
-        if (system(cmd) != 0) fprintf(stderr, "%s: could not clean %s\n", prog, out);
+        if (remove_outputs(out) != 0) fprintf(stderr, "%s: could not clean %s\n", prog, out);
         fprintf(stderr, "%s: %s: interrupted\n", prog, r->name);
         s2s_recipe_free(r);
         return 130;
