@@ -39,8 +39,7 @@ typedef struct worker {
     s2s_backend_ops ops; /* per handle: capacity follows the worker's hello */
 } worker;
 
-void s2s_worker_opts_default(s2s_worker_opts *o)
-{
+void s2s_worker_opts_default(s2s_worker_opts *o) {
     o->timeout_s = 60;
     o->max_restarts = 3;
     o->capacity = 64;
@@ -50,23 +49,22 @@ void s2s_worker_opts_default(s2s_worker_opts *o)
     if ((e = getenv("S2S_WORKER_CAPACITY")) && atoi(e) > 0) o->capacity = (unsigned)atoi(e);
 }
 
-static double now_s(void)
-{
+static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* ---- pending table ---------------------------------------------------------------------------- */
-static size_t slot_of(const worker *w, uint64_t id)
-{
+/* ---- pending table ----------------------------------------------------------------------------
+ */
+static size_t slot_of(const worker *w, uint64_t id) {
     size_t i = (size_t)(id * 0x9E3779B97F4A7C15ULL) & (w->pcap - 1);
-    while (w->p[i].used && w->p[i].req_id != id) i = (i + 1) & (w->pcap - 1);
+    while (w->p[i].used && w->p[i].req_id != id)
+        i = (i + 1) & (w->pcap - 1);
     return i;
 }
 
-static int pending_add(worker *w, uint64_t id, char *line, s2s_err *err)
-{
+static int pending_add(worker *w, uint64_t id, char *line, s2s_err *err) {
     if ((w->npending + 1) * 2 > w->pcap) {
         size_t cap = w->pcap ? w->pcap * 2 : 128;
         pending *np = calloc(cap, sizeof *np);
@@ -80,16 +78,16 @@ static int pending_add(worker *w, uint64_t id, char *line, s2s_err *err)
         free(old);
     }
     size_t i = slot_of(w, id);
-    if (w->p[i].used) return s2s_err_set(err, S2S_EINVAL, "request id %llu already in flight",
-                                         (unsigned long long)id);
+    if (w->p[i].used)
+        return s2s_err_set(err, S2S_EINVAL, "request id %llu already in flight",
+                           (unsigned long long)id);
     w->p[i] = (pending){id, line, 1};
     w->npending++;
     return 0;
 }
 
 /* Removes id; returns 1 if it was pending. Backward-shift deletion keeps probing valid. */
-static int pending_take(worker *w, uint64_t id)
-{
+static int pending_take(worker *w, uint64_t id) {
     if (!w->pcap) return 0;
     size_t i = slot_of(w, id);
     if (!w->p[i].used) return 0;
@@ -110,23 +108,23 @@ static int pending_take(worker *w, uint64_t id)
     return 1;
 }
 
-/* ---- child process ----------------------------------------------------------------------------- */
-static void kill_child(worker *w)
-{
+/* ---- child process -----------------------------------------------------------------------------
+ */
+static void kill_child(worker *w) {
     if (w->to >= 0) close(w->to);
     if (w->from >= 0) close(w->from);
     w->to = w->from = -1;
     if (w->pid > 0) {
         kill(-w->pid, SIGKILL);
         kill(w->pid, SIGKILL);
-        while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR) {}
+        while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR) {
+        }
     }
     w->pid = -1;
     s2s_buf_free(&w->in);
 }
 
-static int start_child(worker *w, s2s_err *err)
-{
+static int start_child(worker *w, s2s_err *err) {
     int a[2], b[2];
     if (pipe(a) != 0) return s2s_err_errno(err, "worker: pipe");
     if (pipe(b) != 0) {
@@ -159,8 +157,7 @@ static int start_child(worker *w, s2s_err *err)
 
 /* Reads what is available (waiting up to timeout_ms for something); returns 1 if bytes came,
  * 0 on timeout, -1 on EOF (child closed stdout), negative S2S code on error. */
-static int read_some(worker *w, int timeout_ms, s2s_err *err)
-{
+static int read_some(worker *w, int timeout_ms, s2s_err *err) {
     struct pollfd pf = {w->from, POLLIN, 0};
     int n = poll(&pf, 1, timeout_ms);
     if (n < 0) return errno == EINTR ? 0 : s2s_err_errno(err, "worker: poll");
@@ -175,8 +172,7 @@ static int read_some(worker *w, int timeout_ms, s2s_err *err)
 }
 
 /* Takes one complete line out of the input buffer (malloc'd), or NULL. */
-static char *take_line(worker *w)
-{
+static char *take_line(worker *w) {
     if (!w->in.len) return NULL;
     unsigned char *nl = memchr(w->in.data, '\n', w->in.len);
     if (!nl) return NULL;
@@ -188,8 +184,7 @@ static char *take_line(worker *w)
     return line;
 }
 
-static int write_all(worker *w, const char *s, size_t n, s2s_err *err)
-{
+static int write_all(worker *w, const char *s, size_t n, s2s_err *err) {
     /* While the pipe to the child is full, keep reading its replies so neither side blocks. */
     while (n > 0) {
         struct pollfd pf[2] = {{w->to, POLLOUT, 0}, {w->from, POLLIN, 0}};
@@ -214,8 +209,7 @@ static int write_all(worker *w, const char *s, size_t n, s2s_err *err)
     return 0;
 }
 
-static int read_hello(worker *w, s2s_err *err)
-{
+static int read_hello(worker *w, s2s_err *err) {
     double deadline = now_s() + w->o.timeout_s;
     for (;;) {
         char *line = take_line(w);
@@ -226,10 +220,11 @@ static int read_hello(worker *w, s2s_err *err)
             const char *hello = json_string_value(json_object_get(h, "hello"));
             if (!h || !hello || strcmp(hello, "s2s-worker") != 0) {
                 json_decref(h);
-                return s2s_err_set(err, S2S_EMODEL,
-                                   "worker '%s': first line is not a hello "
-                                   "({\"hello\": \"s2s-worker\", \"protocol\": 1, ...}, docs/worker.md)",
-                                   w->command);
+                return s2s_err_set(
+                    err, S2S_EMODEL,
+                    "worker '%s': first line is not a hello "
+                    "({\"hello\": \"s2s-worker\", \"protocol\": 1, ...}, docs/worker.md)",
+                    w->command);
             }
             json_int_t proto = json_integer_value(json_object_get(h, "protocol"));
             if (proto != PROTOCOL_VERSION) {
@@ -246,8 +241,8 @@ static int read_hello(worker *w, s2s_err *err)
         }
         double left = deadline - now_s();
         if (left <= 0)
-            return s2s_err_set(err, S2S_EMODEL, "worker '%s' sent no hello within %.0f s", w->command,
-                               w->o.timeout_s);
+            return s2s_err_set(err, S2S_EMODEL, "worker '%s' sent no hello within %.0f s",
+                               w->command, w->o.timeout_s);
         int r = read_some(w, (int)(left * 1000) + 1, err);
         if (r == -1)
             return s2s_err_set(err, S2S_EMODEL, "worker '%s' exited before its hello", w->command);
@@ -256,8 +251,7 @@ static int read_hello(worker *w, s2s_err *err)
 }
 
 /* A fault: restart and resend every pending request, or give up past the bound. */
-static int fault(worker *w, const char *why, s2s_err *err)
-{
+static int fault(worker *w, const char *why, s2s_err *err) {
     snprintf(w->last_fault, sizeof w->last_fault, "%s", why);
     kill_child(w);
     if (w->restarts >= w->o.max_restarts)
@@ -274,8 +268,7 @@ static int fault(worker *w, const char *why, s2s_err *err)
     return 0;
 }
 
-static int push_ready(worker *w, const s2s_reply *r, s2s_err *err)
-{
+static int push_ready(worker *w, const s2s_reply *r, s2s_err *err) {
     if (w->nready == w->readycap) {
         size_t cap = w->readycap ? 2 * w->readycap : 64;
         s2s_reply *p = realloc(w->ready, cap * sizeof *p);
@@ -288,8 +281,7 @@ static int push_ready(worker *w, const s2s_reply *r, s2s_err *err)
 }
 
 /* Parses one reply line. Returns 0 (a reply queued), or 1 with why filled on garbage. */
-static int parse_reply(worker *w, const char *line, char *why, size_t whyn, s2s_err *err)
-{
+static int parse_reply(worker *w, const char *line, char *why, size_t whyn, s2s_err *err) {
     json_error_t je;
     json_t *j = json_loads(line, 0, &je);
     if (!j || !json_is_object(j)) {
@@ -334,8 +326,7 @@ static int parse_reply(worker *w, const char *line, char *why, size_t whyn, s2s_
 }
 
 /* Reads and parses replies; waits up to wait_ms for the first. Handles faults. */
-static int pump(worker *w, int wait_ms, s2s_err *err)
-{
+static int pump(worker *w, int wait_ms, s2s_err *err) {
     double start = now_s();
     for (;;) {
         char *line;
@@ -368,9 +359,9 @@ static int pump(worker *w, int wait_ms, s2s_err *err)
     }
 }
 
-/* ---- backend ops ------------------------------------------------------------------------------- */
-static int w_needs(void *self, s2s_mode mode, unsigned *needs, s2s_err *err)
-{
+/* ---- backend ops -------------------------------------------------------------------------------
+ */
+static int w_needs(void *self, s2s_mode mode, unsigned *needs, s2s_err *err) {
     (void)self, (void)err;
     /* A worker gets everything the mode has: text always, audio and units of the speech side. */
     unsigned n = S2S_NEED_CTX_TEXT | S2S_NEED_CAND_TEXT;
@@ -381,8 +372,7 @@ static int w_needs(void *self, s2s_mode mode, unsigned *needs, s2s_err *err)
 }
 
 static int add_side(json_t *obj, const char *key, const char *text, const char *units,
-                    const char *audio)
-{
+                    const char *audio) {
     json_t *side = json_object();
     if (!side) return -1;
     if (text) json_object_set_new(side, "text", json_string(text));
@@ -391,8 +381,7 @@ static int add_side(json_t *obj, const char *key, const char *text, const char *
     return json_object_set_new(obj, key, side);
 }
 
-static int w_submit(void *self, const s2s_request *rq, s2s_err *err)
-{
+static int w_submit(void *self, const s2s_request *rq, s2s_err *err) {
     worker *w = self;
     json_t *j = json_pack("{s:I, s:s, s:s, s:i, s:s}", "id", (json_int_t)rq->req_id, "item",
                           rq->item_id ? rq->item_id : "", "mode", s2s_mode_name(rq->mode), "cand",
@@ -424,8 +413,7 @@ static int w_submit(void *self, const s2s_request *rq, s2s_err *err)
     return 0;
 }
 
-static int w_poll(void *self, s2s_reply *out, size_t max, int wait, s2s_err *err)
-{
+static int w_poll(void *self, s2s_reply *out, size_t max, int wait, s2s_err *err) {
     worker *w = self;
     int rc = pump(w, wait ? -1 : 0, err);
     if (rc) return rc;
@@ -438,8 +426,7 @@ static int w_poll(void *self, s2s_reply *out, size_t max, int wait, s2s_err *err
     return (int)k;
 }
 
-static void w_destroy(void *self)
-{
+static void w_destroy(void *self) {
     worker *w = self;
     if (!w) return;
     if (w->to >= 0) {
@@ -466,8 +453,7 @@ static void w_destroy(void *self)
 }
 
 s2s_backend *s2s_backend_worker_open(const char *spec, const char *command,
-                                     const s2s_worker_opts *opts, s2s_err *err)
-{
+                                     const s2s_worker_opts *opts, s2s_err *err) {
     worker *w = calloc(1, sizeof *w);
     if (!w || !(w->command = strdup(command))) {
         free(w);
@@ -475,8 +461,10 @@ s2s_backend *s2s_backend_worker_open(const char *spec, const char *command,
         return NULL;
     }
     w->to = w->from = w->pid = -1;
-    if (opts) w->o = *opts;
-    else s2s_worker_opts_default(&w->o);
+    if (opts)
+        w->o = *opts;
+    else
+        s2s_worker_opts_default(&w->o);
     if (!w->o.capacity) w->o.capacity = 1;
     signal(SIGPIPE, SIG_IGN); /* a dead worker must give EPIPE, not kill the scorer */
     int rc = start_child(w, err);

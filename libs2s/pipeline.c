@@ -19,13 +19,11 @@ struct s2s_pipeline {
     volatile sig_atomic_t *stop;
 };
 
-void s2s_pipeline_set_stop_flag(s2s_pipeline *p, volatile sig_atomic_t *flag)
-{
+void s2s_pipeline_set_stop_flag(s2s_pipeline *p, volatile sig_atomic_t *flag) {
     p->stop = flag;
 }
 
-char *s2s_self_dir(void)
-{
+char *s2s_self_dir(void) {
     char buf[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
     if (n <= 0) return NULL;
@@ -36,18 +34,17 @@ char *s2s_self_dir(void)
     return strdup(buf);
 }
 
-s2s_pipeline *s2s_pipeline_new(s2s_err *err)
-{
+s2s_pipeline *s2s_pipeline_new(s2s_err *err) {
     s2s_pipeline *p = calloc(1, sizeof *p);
     if (!p) s2s_err_set(err, S2S_ENOMEM, "out of memory");
     return p;
 }
 
-void s2s_pipeline_free(s2s_pipeline *p)
-{
+void s2s_pipeline_free(s2s_pipeline *p) {
     if (!p) return;
     for (size_t i = 0; i < p->n; i++) {
-        for (char **a = p->argv[i]; *a; a++) free(*a);
+        for (char **a = p->argv[i]; *a; a++)
+            free(*a);
         free(p->argv[i]);
     }
     free(p->argv);
@@ -55,10 +52,10 @@ void s2s_pipeline_free(s2s_pipeline *p)
     free(p);
 }
 
-int s2s_pipeline_add(s2s_pipeline *p, const char *const *argv, s2s_err *err)
-{
+int s2s_pipeline_add(s2s_pipeline *p, const char *const *argv, s2s_err *err) {
     size_t n = 0;
-    while (argv[n]) n++;
+    while (argv[n])
+        n++;
     char ***na = realloc(p->argv, (p->n + 1) * sizeof *na);
     if (!na) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
     p->argv = na;
@@ -66,7 +63,8 @@ int s2s_pipeline_add(s2s_pipeline *p, const char *const *argv, s2s_err *err)
     if (!copy) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++)
         if (!(copy[i] = strdup(argv[i]))) {
-            for (size_t j = 0; j < i; j++) free(copy[j]);
+            for (size_t j = 0; j < i; j++)
+                free(copy[j]);
             free(copy);
             return s2s_err_set(err, S2S_ENOMEM, "out of memory");
         }
@@ -74,8 +72,7 @@ int s2s_pipeline_add(s2s_pipeline *p, const char *const *argv, s2s_err *err)
     return 0;
 }
 
-const char *s2s_pipeline_str(s2s_pipeline *p)
-{
+const char *s2s_pipeline_str(s2s_pipeline *p) {
     s2s_buf b = {0};
     for (size_t i = 0; i < p->n; i++) {
         if (i) s2s_buf_append(&b, " | ", 3, NULL);
@@ -92,8 +89,7 @@ const char *s2s_pipeline_str(s2s_pipeline *p)
     return p->str ? p->str : "";
 }
 
-static void exec_stage(char **argv, const char *selfdir)
-{
+static void exec_stage(char **argv, const char *selfdir) {
     if (selfdir && !strchr(argv[0], '/')) {
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", selfdir, argv[0]);
@@ -104,8 +100,7 @@ static void exec_stage(char **argv, const char *selfdir)
     _exit(127);
 }
 
-int s2s_pipeline_run(s2s_pipeline *p, const char *in_path, const char *out_path, s2s_err *err)
-{
+int s2s_pipeline_run(s2s_pipeline *p, const char *in_path, const char *out_path, s2s_err *err) {
     if (p->n == 0) return s2s_err_set(err, S2S_EINVAL, "empty pipeline");
     pid_t *pids = calloc(p->n, sizeof *pids);
     if (!pids) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
@@ -126,7 +121,7 @@ int s2s_pipeline_run(s2s_pipeline *p, const char *in_path, const char *out_path,
     for (size_t i = 0; i < p->n; i++) {
         int fds[2] = {-1, -1};
         if (i + 1 < p->n && (pipe(fds) != 0 || fcntl(fds[0], F_SETFD, FD_CLOEXEC) != 0 ||
-                              fcntl(fds[1], F_SETFD, FD_CLOEXEC) != 0)) {
+                             fcntl(fds[1], F_SETFD, FD_CLOEXEC) != 0)) {
             rc = s2s_err_errno(err, "pipe");
             break;
         }
@@ -141,8 +136,10 @@ int s2s_pipeline_run(s2s_pipeline *p, const char *in_path, const char *out_path,
             signal(SIGINT, SIG_DFL);
             signal(SIGTERM, SIG_DFL);
             dup2(in, 0);
-            if (i + 1 < p->n) dup2(fds[1], 1);
-            else if (out >= 0) dup2(out, 1);
+            if (i + 1 < p->n)
+                dup2(fds[1], 1);
+            else if (out >= 0)
+                dup2(out, 1);
             exec_stage(p->argv[i], selfdir);
         }
         setpgid(pid, started ? pids[0] : pid); /* both sides, to win the race */

@@ -10,17 +10,16 @@
 
 #include "s2s/util.h"
 
-static char *trim(char *s)
-{
-    while (*s == ' ' || *s == '\t') s++;
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t')
+        s++;
     size_t n = strlen(s);
     while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
         s[--n] = 0;
     return s;
 }
 
-static char *join_path(const char *dir, const char *rel)
-{
+static char *join_path(const char *dir, const char *rel) {
     if (!dir || rel[0] == '/') return strdup(rel);
     size_t n = strlen(dir) + strlen(rel) + 2;
     char *p = malloc(n);
@@ -28,20 +27,19 @@ static char *join_path(const char *dir, const char *rel)
     return p;
 }
 
-static char *dir_of(const char *path)
-{
+static char *dir_of(const char *path) {
     const char *slash = strrchr(path, '/');
     if (!slash) return strdup(".");
     return strndup(path, (size_t)(slash - path) ? (size_t)(slash - path) : 1);
 }
 
-void s2s_recipe_free(s2s_recipe *r)
-{
+void s2s_recipe_free(s2s_recipe *r) {
     if (!r) return;
     for (size_t i = 0; i < r->n_sources; i++) {
         free(r->sources[i].importer);
         free(r->sources[i].lang);
-        for (size_t j = 0; j < r->sources[i].n_paths; j++) free(r->sources[i].paths[j]);
+        for (size_t j = 0; j < r->sources[i].n_paths; j++)
+            free(r->sources[i].paths[j]);
         free(r->sources[i].paths);
     }
     free(r->sources);
@@ -50,13 +48,11 @@ void s2s_recipe_free(s2s_recipe *r)
     free(r);
 }
 
-static int is_name(const char *s)
-{
+static int is_name(const char *s) {
     return s2s_id_valid(s);
 }
 
-s2s_recipe *s2s_recipe_load(const char *name_or_path, const char *root_override, s2s_err *err)
-{
+s2s_recipe *s2s_recipe_load(const char *name_or_path, const char *root_override, s2s_err *err) {
     s2s_recipe *r = calloc(1, sizeof *r);
     char *text = NULL, *rdir = NULL, *root_key = NULL;
     unsigned char *data = NULL;
@@ -67,10 +63,11 @@ s2s_recipe *s2s_recipe_load(const char *name_or_path, const char *root_override,
         if (!(r->path = malloc(n))) goto nomem;
         snprintf(r->path, n, "%s/manifests/%s.recipe", S2S_SOURCE_DIR, name_or_path);
         if (access(r->path, R_OK) != 0) {
-            s2s_err_set(err, S2S_EINVAL,
-                        "no recipe '%s': not a file and not in %s/manifests/ (ls manifests/ for the "
-                        "shipped ones)",
-                        name_or_path, S2S_SOURCE_DIR);
+            s2s_err_set(
+                err, S2S_EINVAL,
+                "no recipe '%s': not a file and not in %s/manifests/ (ls manifests/ for the "
+                "shipped ones)",
+                name_or_path, S2S_SOURCE_DIR);
             goto fail;
         }
     } else if (!(r->path = strdup(name_or_path))) {
@@ -127,8 +124,9 @@ s2s_recipe *s2s_recipe_load(const char *name_or_path, const char *root_override,
         } else if (strcmp(key, "speech") == 0) {
             if (strcmp(val, "ctx") != 0 && strcmp(val, "ctx,candidates") != 0 &&
                 strcmp(val, "candidates") != 0) {
-                s2s_err_set(err, S2S_EFORMAT, "%s:%ld: speech must be ctx, candidates or ctx,candidates",
-                            r->path, lineno);
+                s2s_err_set(err, S2S_EFORMAT,
+                            "%s:%ld: speech must be ctx, candidates or ctx,candidates", r->path,
+                            lineno);
                 goto fail;
             }
             dst = &r->speech;
@@ -137,14 +135,18 @@ s2s_recipe *s2s_recipe_load(const char *name_or_path, const char *root_override,
             char *end;
             errno = 0;
             unsigned long v = strtoul(val, &end, 10);
-            if (*end || errno || val[0] == '-' || (strcmp(key, "seed") != 0 && (v == 0 || v > 1000000))) {
+            if (*end || errno || val[0] == '-' ||
+                (strcmp(key, "seed") != 0 && (v == 0 || v > 1000000))) {
                 s2s_err_set(err, S2S_EFORMAT, "%s:%ld: %s must be a positive integer", r->path,
                             lineno, key);
                 goto fail;
             }
-            if (key[0] == 'r') r->rate = (unsigned)v;
-            else if (key[0] == 'p') r->per_shard = (unsigned)v;
-            else r->seed = v;
+            if (key[0] == 'r')
+                r->rate = (unsigned)v;
+            else if (key[0] == 'p')
+                r->per_shard = (unsigned)v;
+            else
+                r->seed = v;
             continue;
         } else if (strcmp(key, "codebook") == 0) {
             if (strncmp(val, "train", 5) == 0) {
@@ -205,9 +207,12 @@ s2s_recipe *s2s_recipe_load(const char *name_or_path, const char *root_override,
     }
     if (!r->speech && !(r->speech = strdup("ctx,candidates"))) goto nomem;
     const char *env = getenv("S2S_CORPORA");
-    if (root_override) r->root = strdup(root_override);
-    else if (root_key) r->root = join_path(rdir, root_key);
-    else if (env && *env) r->root = strdup(env);
+    if (root_override)
+        r->root = strdup(root_override);
+    else if (root_key)
+        r->root = join_path(rdir, root_key);
+    else if (env && *env)
+        r->root = strdup(env);
     for (size_t i = 0; i < r->n_sources; i++)
         for (size_t j = 0; j < r->sources[i].n_paths; j++) {
             char *p = r->sources[i].paths[j];
@@ -238,17 +243,18 @@ fail:
     return NULL;
 }
 
-int s2s_recipe_check_sources(const s2s_recipe *r, s2s_err *err)
-{
+int s2s_recipe_check_sources(const s2s_recipe *r, s2s_err *err) {
     static const char *known[] = {"storycloze", "cmmlu", "s2sbench", "items"};
     for (size_t i = 0; i < r->n_sources; i++) {
         const s2s_recipe_source *s = &r->sources[i];
         int ok = 0;
-        for (size_t k = 0; k < sizeof known / sizeof *known; k++) ok |= strcmp(known[k], s->importer) == 0;
+        for (size_t k = 0; k < sizeof known / sizeof *known; k++)
+            ok |= strcmp(known[k], s->importer) == 0;
         if (!ok)
-            return s2s_err_set(err, S2S_EINVAL,
-                               "%s: unknown importer '%s' (known: storycloze, cmmlu, s2sbench, items)",
-                               r->path, s->importer);
+            return s2s_err_set(
+                err, S2S_EINVAL,
+                "%s: unknown importer '%s' (known: storycloze, cmmlu, s2sbench, items)", r->path,
+                s->importer);
         for (size_t j = 0; j < s->n_paths; j++) {
             struct stat st;
             if (stat(s->paths[j], &st) != 0)

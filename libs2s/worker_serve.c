@@ -7,12 +7,11 @@
 
 #include "s2s/worker.h"
 
-static int reply_line(FILE *out, const s2s_reply *r, s2s_err *err)
-{
+static int reply_line(FILE *out, const s2s_reply *r, s2s_err *err) {
     int n;
     if (r->status == 0)
-        n = fprintf(out, "{\"id\":%llu,\"nll\":%.17g,\"ntok\":%llu}\n", (unsigned long long)r->req_id,
-                    r->nll, (unsigned long long)r->ntok);
+        n = fprintf(out, "{\"id\":%llu,\"nll\":%.17g,\"ntok\":%llu}\n",
+                    (unsigned long long)r->req_id, r->nll, (unsigned long long)r->ntok);
     else {
         json_t *j = json_pack("{s:I, s:s}", "id", (json_int_t)r->req_id, "error",
                               r->msg[0] ? r->msg : "failed");
@@ -26,13 +25,11 @@ static int reply_line(FILE *out, const s2s_reply *r, s2s_err *err)
     return 0;
 }
 
-static const char *side(const json_t *req, const char *which, const char *field)
-{
+static const char *side(const json_t *req, const char *which, const char *field) {
     return json_string_value(json_object_get(json_object_get(req, which), field));
 }
 
-int s2s_worker_serve(s2s_backend *b, const char *model_id, FILE *in, FILE *out, s2s_err *err)
-{
+int s2s_worker_serve(s2s_backend *b, const char *model_id, FILE *in, FILE *out, s2s_err *err) {
     json_t *hello = json_pack("{s:s, s:i, s:s, s:i}", "hello", "s2s-worker", "protocol", 1,
                               "model_id", model_id ? model_id : "", "capacity", 256);
     char *hs = hello ? json_dumps(hello, JSON_COMPACT) : NULL;
@@ -92,7 +89,8 @@ int s2s_worker_serve(s2s_backend *b, const char *model_id, FILE *in, FILE *out, 
         json_decref(req);
         int n;
         while ((n = s2s_backend_poll(b, rep, 16, 0, err)) > 0)
-            for (int i = 0; i < n && rc == 0; i++) rc = reply_line(out, &rep[i], err);
+            for (int i = 0; i < n && rc == 0; i++)
+                rc = reply_line(out, &rep[i], err);
         if (n < 0) rc = n;
         if (rc) break;
         /* flush when nothing more is waiting, so pipelined clients are not held back */

@@ -5,8 +5,8 @@
 #include <errno.h>
 #include <ftw.h>
 #include <getopt.h>
-#include <signal.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +21,11 @@
 static const char *prog = "s2s-build";
 static volatile sig_atomic_t stop_signal;
 
-static void on_signal(int sig)
-{
+static void on_signal(int sig) {
     stop_signal = sig;
 }
 
-static void usage(FILE *fp)
-{
+static void usage(FILE *fp) {
     fprintf(fp,
             "Usage: s2s-build RECIPE -o DIR [-j N] [--shard I/N] [--root DIR] [--keep-temp]\n"
             "\n"
@@ -62,32 +60,31 @@ static void usage(FILE *fp)
             "which and why), 2 usage or recipe error, 3 I/O error, 130 interrupted.\n");
 }
 
-static int run(s2s_pipeline *p, const char *in, const char *out, const char *label, s2s_err *err)
-{
+static int run(s2s_pipeline *p, const char *in, const char *out, const char *label, s2s_err *err) {
     fprintf(stderr, "%s: %s: %s%s%s%s%s\n", prog, label, s2s_pipeline_str(p), in ? " < " : "",
             in ? in : "", out ? " > " : "", out ? out : "");
     s2s_pipeline_set_stop_flag(p, &stop_signal);
-    int rc = stop_signal ? s2s_err_set(err, S2S_EINTR, "interrupted") : s2s_pipeline_run(p, in, out, err);
+    int rc = stop_signal ? s2s_err_set(err, S2S_EINTR, "interrupted")
+                         : s2s_pipeline_run(p, in, out, err);
     if (rc) s2s_err_prefix(err, "%s: ", label);
     return rc;
 }
 
-static int add(s2s_pipeline *p, s2s_err *err, ...)
-{
+static int add(s2s_pipeline *p, s2s_err *err, ...) {
     const char *argv[64];
     int n = 0;
     va_list ap;
     va_start(ap, err);
     const char *a;
-    while ((a = va_arg(ap, const char *)) != NULL && n < 63) argv[n++] = a;
+    while ((a = va_arg(ap, const char *)) != NULL && n < 63)
+        argv[n++] = a;
     va_end(ap);
     argv[n] = NULL;
     return s2s_pipeline_add(p, argv, err);
 }
 
 /* Appends argv to p after filtering out NULL-valued option pairs. */
-static int add_argv(s2s_pipeline *p, const char **argv, int n, s2s_err *err)
-{
+static int add_argv(s2s_pipeline *p, const char **argv, int n, s2s_err *err) {
     const char *out[64];
     int k = 0;
     for (int i = 0; i < n && k < 63; i++) {
@@ -98,8 +95,7 @@ static int add_argv(s2s_pipeline *p, const char **argv, int n, s2s_err *err)
     return s2s_pipeline_add(p, out, err);
 }
 
-static int concat_files(char **paths, size_t n, const char *out, s2s_err *err)
-{
+static int concat_files(char **paths, size_t n, const char *out, s2s_err *err) {
     FILE *o = fopen(out, "wb");
     if (!o) return s2s_err_errno(err, "%s", out);
     int rc = 0;
@@ -115,8 +111,7 @@ static int concat_files(char **paths, size_t n, const char *out, s2s_err *err)
 }
 
 /* Records the recipe in dataset.json (written by s2s-pack) so a rerun can tell it is done. */
-static int stamp_dataset(const char *dir, const s2s_recipe *r, const char *part, s2s_err *err)
-{
+static int stamp_dataset(const char *dir, const s2s_recipe *r, const char *part, s2s_err *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/dataset.json", dir);
     json_error_t je;
@@ -148,8 +143,7 @@ static int stamp_dataset(const char *dir, const s2s_recipe *r, const char *part,
 }
 
 /* 1 if DIR holds a finished build of this recipe and part. */
-static int already_built(const char *dir, const s2s_recipe *r, const char *part)
-{
+static int already_built(const char *dir, const s2s_recipe *r, const char *part) {
     char path[4096];
     snprintf(path, sizeof path, "%s/dataset.json", dir);
     json_t *ds = json_load_file(path, 0, NULL);
@@ -165,8 +159,7 @@ static int already_built(const char *dir, const s2s_recipe *r, const char *part)
 }
 
 /* Directory helpers without a shell: -o may hold any character, quotes included. */
-static int dir_is_empty(const char *dir)
-{
+static int dir_is_empty(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return errno == ENOENT;
     struct dirent *e;
@@ -177,8 +170,7 @@ static int dir_is_empty(const char *dir)
     return empty;
 }
 
-static int mkdir_p(const char *path)
-{
+static int mkdir_p(const char *path) {
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", path);
     for (char *p = buf + 1; *p; p++)
@@ -190,20 +182,17 @@ static int mkdir_p(const char *path)
     return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
     (void)st, (void)ftw;
     return flag == FTW_DP ? rmdir(path) : unlink(path);
 }
 
-static int remove_tree(const char *path)
-{
+static int remove_tree(const char *path) {
     return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT ? -1 : 0;
 }
 
 /* Removes dataset.json, *.tar and *.idx of dir: what makes a build look finished. */
-static int remove_outputs(const char *dir)
-{
+static int remove_outputs(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return errno == ENOENT ? 0 : -1;
     struct dirent *e;
@@ -222,29 +211,41 @@ static int remove_outputs(const char *dir)
     return rc;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     const char *out = NULL, *root = NULL, *shard = NULL;
     int jobs = 2, keep = 0;
-    static const struct option opts[] = {{"output", required_argument, 0, 'o'},
-                                         {"jobs", required_argument, 0, 'j'},
-                                         {"shard", required_argument, 0, 'S'},
-                                         {"root", required_argument, 0, 'R'},
-                                         {"keep-temp", no_argument, 0, 'K'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {"version", no_argument, 0, 'V'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"output", required_argument, 0, 'o'}, {"jobs", required_argument, 0, 'j'},
+        {"shard", required_argument, 0, 'S'},  {"root", required_argument, 0, 'R'},
+        {"keep-temp", no_argument, 0, 'K'},    {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},      {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "o:j:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'o': out = optarg; break;
-        case 'j': jobs = atoi(optarg); break;
-        case 'S': shard = optarg; break;
-        case 'R': root = optarg; break;
-        case 'K': keep = 1; break;
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("s2s-build %s\n", S2S_VERSION); return 0;
-        default: usage(stderr); return 2;
+        case 'o':
+            out = optarg;
+            break;
+        case 'j':
+            jobs = atoi(optarg);
+            break;
+        case 'S':
+            shard = optarg;
+            break;
+        case 'R':
+            root = optarg;
+            break;
+        case 'K':
+            keep = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("s2s-build %s\n", S2S_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind + 1 != argc || !out || jobs < 1 || jobs > 256) {
@@ -271,7 +272,9 @@ int main(int argc, char **argv)
     if (!r || s2s_recipe_check_sources(r, &err) != 0) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         s2s_recipe_free(r);
-        return err.code == S2S_EIO ? 2 : s2s_exit_status(err.code) == 1 ? 2 : s2s_exit_status(err.code);
+        return err.code == S2S_EIO              ? 2
+               : s2s_exit_status(err.code) == 1 ? 2
+                                                : s2s_exit_status(err.code);
     }
     if (shard && r->codebook_train_k) {
         fprintf(stderr,
@@ -347,26 +350,31 @@ int main(int argc, char **argv)
             if (shard) av[n++] = "--shard", av[n++] = partstr;
             av[n++] = "-o";
             av[n++] = parts[i];
-            for (size_t j = 0; j < s->n_paths && n < 62; j++) av[n++] = s->paths[j];
+            for (size_t j = 0; j < s->n_paths && n < 62; j++)
+                av[n++] = s->paths[j];
             s2s_pipeline *p = s2s_pipeline_new(&err);
             if (!p || add_argv(p, av, n, &err) != 0) rc = err.code;
             if (!rc) rc = run(p, NULL, NULL, "import", &err);
             s2s_pipeline_free(p);
         }
         if (!rc) rc = concat_files(parts, r->n_sources, items, &err);
-        for (size_t i = 0; i < r->n_sources; i++) free(parts[i]);
+        for (size_t i = 0; i < r->n_sources; i++)
+            free(parts[i]);
         free(parts);
         /* 2. speech: synth | resample [| tokenize] | pack, or in two steps when the codebook is
          * learned from this dataset's own speech. */
-        const char *synth[] = {"s2s-synth", "-j", jobsstr, "--parts", r->speech,
-                               "--seed", seedstr,
-                               r->voice ? "--voice" : NULL, r->voice,
-                               r->voices ? "--voices" : NULL, r->voices, items};
+        const char *synth[] = {"s2s-synth", "-j",
+                               jobsstr,     "--parts",
+                               r->speech,   "--seed",
+                               seedstr,     r->voice ? "--voice" : NULL,
+                               r->voice,    r->voices ? "--voices" : NULL,
+                               r->voices,   items};
         const char *resample[] = {"s2s-resample", "--rate", ratestr};
         if (!rc) {
             s2s_pipeline *p = s2s_pipeline_new(&err);
             rc = !p || add_argv(p, synth, 12, &err) || add_argv(p, resample, 3, &err);
-            if (!rc && cb[0] && !r->codebook_train_k) rc = add(p, &err, "s2s-tokenize", "--codebook", cb, (char *)NULL);
+            if (!rc && cb[0] && !r->codebook_train_k)
+                rc = add(p, &err, "s2s-tokenize", "--codebook", cb, (char *)NULL);
             if (!rc && r->codebook_train_k) {
                 rc = run(p, NULL, speech, "speech", &err);
             } else if (!rc) {
@@ -378,8 +386,8 @@ int main(int argc, char **argv)
         }
         if (!rc && r->codebook_train_k) {
             s2s_pipeline *p = s2s_pipeline_new(&err);
-            rc = !p || add(p, &err, "s2s-tokenize", "train", "-k", kstr, "--seed", seedstr, "-o", cb,
-                           speech, (char *)NULL);
+            rc = !p || add(p, &err, "s2s-tokenize", "train", "-k", kstr, "--seed", seedstr, "-o",
+                           cb, speech, (char *)NULL);
             if (!rc) rc = run(p, NULL, NULL, "codebook", &err);
             s2s_pipeline_free(p);
             if (!rc) {

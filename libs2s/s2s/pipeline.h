@@ -3,9 +3,9 @@
 #ifndef S2S_PIPELINE_H
 #define S2S_PIPELINE_H
 
+#include "s2s/err.h"
 #include <signal.h>
 #include <stddef.h>
-#include "s2s/err.h"
 
 typedef struct s2s_pipeline s2s_pipeline;
 

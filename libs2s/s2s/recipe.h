@@ -17,8 +17,8 @@
 #ifndef S2S_RECIPE_H
 #define S2S_RECIPE_H
 
-#include <stddef.h>
 #include "s2s/err.h"
+#include <stddef.h>
 
 typedef struct s2s_recipe_source {
     char *importer; /* storycloze | cmmlu | s2sbench | items */
@@ -39,7 +39,7 @@ typedef struct s2s_recipe {
     char *codebook_path;  /* resolved path, or NULL */
     unsigned per_shard;
     unsigned long seed;
-    char *text;           /* the recipe's text, recorded in dataset.json */
+    char *text; /* the recipe's text, recorded in dataset.json */
 } s2s_recipe;
 
 /* Loads and checks a recipe. A name without '/' and without ".recipe" is looked up as
