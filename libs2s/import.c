@@ -316,12 +316,27 @@ static json_t *sc_item(s2s_importer *im, char **f, const int *col, const char *f
     return item;
 }
 
-static long import_storycloze(s2s_importer *im, const char *path, s2s_err *err) {
-    const char *name = display_name(path);
-    FILE *fp = open_input(path, err);
+/* ---- one CSV file: open, header, rows ------------------------------------------------------- */
+
+/* What a CSV format supplies to import_csv: a header check that fills cols[] (0 or an error)
+ * and a row builder (a new item, or NULL with err filled). */
+typedef struct csv_format {
+    int (*header)(struct csv_format *fm, char **f, size_t n, long line, int *cols, s2s_err *err);
+    json_t *(*row)(s2s_importer *im, const struct csv_format *fm, char **f, const int *cols,
+                   long line, long row, s2s_err *err);
+    const char *path, *name;          /* the file, and its name in messages */
+    const char *subject, *id_subject; /* cmmlu: from the file name */
+    int idx_col;                      /* cmmlu: the unnamed row-index column, or -1 */
+} csv_format;
+
+/* Reads one CSV file row by row: a damaged file (CSV syntax) is never skipped, a bad row is
+ * skipped only with --skip-bad (row_bad), blank records are ignored, and a file with no data
+ * rows is an error. */
+static long import_csv(s2s_importer *im, csv_format *fm, s2s_err *err) {
+    FILE *fp = open_input(fm->path, err);
     if (!fp) return err->code;
     long rc = 0;
-    s2s_csv *csv = s2s_csv_new(fp, name, err);
+    s2s_csv *csv = s2s_csv_new(fp, fm->name, err);
     if (!csv) {
         close_input(fp);
         return err->code;
@@ -329,34 +344,14 @@ static long import_storycloze(s2s_importer *im, const char *path, s2s_err *err) 
     char **f;
     size_t n, ncols;
     long line, row = 0;
+    int cols[16];
     int r = s2s_csv_next(csv, &f, &n, &line, err);
     if (r <= 0) {
-        rc = r < 0 ? r : s2s_err_set(err, S2S_EDATA, "%s:1: empty file (no header row)", name);
+        rc = r < 0 ? r : s2s_err_set(err, S2S_EDATA, "%s:1: empty file (no header row)", fm->name);
         goto done;
     }
     ncols = n;
-    int col[SC_NCOLS];
-    for (int k = 0; k < SC_NCOLS; k++)
-        col[k] = col_find(f, n, sc_cols[k]);
-    if (col[SC_Q1] < 0 && col[SC_Q2] < 0 &&
-        (col_find(f, n, "InputSentence5") >= 0 || col_find(f, n, "sentence5") >= 0)) {
-        rc =
-            s2s_err_set(err, S2S_EDATA,
-                        "%s:%ld: this is ROCStories training data (five-sentence stories, no "
-                        "RandomFifthSentenceQuiz1/2 columns): it has no wrong ending, so it cannot "
-                        "make cloze items; use the Spring 2016 validation or test CSV",
-                        name, line);
-        goto done;
-    }
-    for (int k = 0; k < SC_NCOLS; k++)
-        if (col[k] < 0) {
-            rc = s2s_err_set(err, S2S_EDATA,
-                             "%s:%ld: missing column \"%s\" in the header (a StoryCloze Spring "
-                             "2016 CSV has InputStoryid, InputSentence1-4, "
-                             "RandomFifthSentenceQuiz1-2, AnswerRightEnding)",
-                             name, line, sc_cols[k]);
-            goto done;
-        }
+    if ((rc = fm->header(fm, f, n, line, cols, err)) < 0) goto done;
     for (;;) {
         r = s2s_csv_next(csv, &f, &n, &line, err);
         if (r < 0) { /* CSV syntax: the file itself is damaged, never skipped */
@@ -367,23 +362,53 @@ static long import_storycloze(s2s_importer *im, const char *path, s2s_err *err) 
         if (blank_record(f, n)) continue;
         row++;
         if (n != ncols) {
-            s2s_err_set(err, S2S_EDATA, "%s:%ld: %zu fields, the header has %zu", name, line, n,
+            s2s_err_set(err, S2S_EDATA, "%s:%ld: %zu fields, the header has %zu", fm->name, line, n,
                         ncols);
             if ((rc = row_bad(im, err)) < 0) goto done;
             continue;
         }
-        json_t *item = sc_item(im, f, col, path, line, row, err);
+        json_t *item = fm->row(im, fm, f, cols, line, row, err);
         if (!item) {
             if ((rc = row_bad(im, err)) < 0) goto done;
             continue;
         }
-        if ((rc = emit(im, item, name, line, err)) < 0) goto done;
+        if ((rc = emit(im, item, fm->name, line, err)) < 0) goto done;
     }
-    if (row == 0) rc = s2s_err_set(err, S2S_EDATA, "%s:2: no data rows after the header", name);
+    if (row == 0) rc = s2s_err_set(err, S2S_EDATA, "%s:2: no data rows after the header", fm->name);
 done:
     s2s_csv_free(csv);
     close_input(fp);
     return rc;
+}
+
+static int sc_header(csv_format *fm, char **f, size_t n, long line, int *col, s2s_err *err) {
+    for (int k = 0; k < SC_NCOLS; k++)
+        col[k] = col_find(f, n, sc_cols[k]);
+    if (col[SC_Q1] < 0 && col[SC_Q2] < 0 &&
+        (col_find(f, n, "InputSentence5") >= 0 || col_find(f, n, "sentence5") >= 0))
+        return s2s_err_set(err, S2S_EDATA,
+                           "%s:%ld: this is ROCStories training data (five-sentence stories, no "
+                           "RandomFifthSentenceQuiz1/2 columns): it has no wrong ending, so it "
+                           "cannot make cloze items; use the Spring 2016 validation or test CSV",
+                           fm->name, line);
+    for (int k = 0; k < SC_NCOLS; k++)
+        if (col[k] < 0)
+            return s2s_err_set(err, S2S_EDATA,
+                               "%s:%ld: missing column \"%s\" in the header (a StoryCloze Spring "
+                               "2016 CSV has InputStoryid, InputSentence1-4, "
+                               "RandomFifthSentenceQuiz1-2, AnswerRightEnding)",
+                               fm->name, line, sc_cols[k]);
+    return 0;
+}
+
+static json_t *sc_row(s2s_importer *im, const csv_format *fm, char **f, const int *col, long line,
+                      long row, s2s_err *err) {
+    return sc_item(im, f, col, fm->path, line, row, err);
+}
+
+static long import_storycloze(s2s_importer *im, const char *path, s2s_err *err) {
+    csv_format fm = {sc_header, sc_row, path, display_name(path), NULL, NULL, -1};
+    return import_csv(im, &fm, err);
 }
 
 /* ---- cmmlu ---------------------------------------------------------------------------------- */
@@ -439,8 +464,25 @@ static json_t *cm_item(s2s_importer *im, char **f, const int *col, int idx_col, 
     return item;
 }
 
+static int cm_header(csv_format *fm, char **f, size_t n, long line, int *col, s2s_err *err) {
+    for (int k = 0; k < CM_NCOLS; k++) {
+        col[k] = col_find(f, n, cm_cols[k]);
+        if (col[k] < 0)
+            return s2s_err_set(err, S2S_EDATA,
+                               "%s:%ld: missing column \"%s\" in the header (a CMMLU CSV has "
+                               "\",Question,A,B,C,D,Answer\")",
+                               fm->name, line, cm_cols[k]);
+    }
+    fm->idx_col = n > 0 && f[0][0] == '\0' ? 0 : -1; /* the unnamed row-index column */
+    return 0;
+}
+
+static json_t *cm_row(s2s_importer *im, const csv_format *fm, char **f, const int *col, long line,
+                      long row, s2s_err *err) {
+    return cm_item(im, f, col, fm->idx_col, fm->subject, fm->id_subject, fm->path, line, row, err);
+}
+
 static long import_cmmlu_file(s2s_importer *im, const char *path, s2s_err *err) {
-    const char *name = display_name(path);
     /* The subject is the file name without ".csv"; ids get a sanitised copy. */
     char subject[256], id_subject[256];
     snprintf(subject, sizeof subject, "%s", base_name(path));
@@ -448,62 +490,8 @@ static long import_cmmlu_file(s2s_importer *im, const char *path, s2s_err *err) 
     if (sl > 4 && strcmp(subject + sl - 4, ".csv") == 0) subject[sl - 4] = 0;
     snprintf(id_subject, sizeof id_subject, "%s", subject);
     id_sanitize(id_subject);
-    FILE *fp = open_input(path, err);
-    if (!fp) return err->code;
-    long rc = 0;
-    s2s_csv *csv = s2s_csv_new(fp, name, err);
-    if (!csv) {
-        close_input(fp);
-        return err->code;
-    }
-    char **f;
-    size_t n, ncols;
-    long line, row = 0;
-    int r = s2s_csv_next(csv, &f, &n, &line, err);
-    if (r <= 0) {
-        rc = r < 0 ? r : s2s_err_set(err, S2S_EDATA, "%s:1: empty file (no header row)", name);
-        goto done;
-    }
-    ncols = n;
-    int col[CM_NCOLS];
-    for (int k = 0; k < CM_NCOLS; k++) {
-        col[k] = col_find(f, n, cm_cols[k]);
-        if (col[k] < 0) {
-            rc = s2s_err_set(err, S2S_EDATA,
-                             "%s:%ld: missing column \"%s\" in the header (a CMMLU CSV has "
-                             "\",Question,A,B,C,D,Answer\")",
-                             name, line, cm_cols[k]);
-            goto done;
-        }
-    }
-    int idx_col = n > 0 && f[0][0] == '\0' ? 0 : -1; /* the unnamed row-index column */
-    for (;;) {
-        r = s2s_csv_next(csv, &f, &n, &line, err);
-        if (r < 0) {
-            rc = r;
-            goto done;
-        }
-        if (r == 0) break;
-        if (blank_record(f, n)) continue;
-        row++;
-        if (n != ncols) {
-            s2s_err_set(err, S2S_EDATA, "%s:%ld: %zu fields, the header has %zu", name, line, n,
-                        ncols);
-            if ((rc = row_bad(im, err)) < 0) goto done;
-            continue;
-        }
-        json_t *item = cm_item(im, f, col, idx_col, subject, id_subject, path, line, row, err);
-        if (!item) {
-            if ((rc = row_bad(im, err)) < 0) goto done;
-            continue;
-        }
-        if ((rc = emit(im, item, name, line, err)) < 0) goto done;
-    }
-    if (row == 0) rc = s2s_err_set(err, S2S_EDATA, "%s:2: no data rows after the header", name);
-done:
-    s2s_csv_free(csv);
-    close_input(fp);
-    return rc;
+    csv_format fm = {cm_header, cm_row, path, display_name(path), subject, id_subject, -1};
+    return import_csv(im, &fm, err);
 }
 
 static int cmp_str(const void *a, const void *b) {
