@@ -180,6 +180,10 @@ const char *s2s_backend_kind(const s2s_backend *b) {
     return b->ops->kind;
 }
 
+uint64_t s2s_backend_restarts(const s2s_backend *b) {
+    return b->ops->restarts ? b->ops->restarts(b->self) : 0;
+}
+
 void s2s_backend_free(s2s_backend *b) {
     if (!b) return;
     if (b->ops->destroy) b->ops->destroy(b->self);

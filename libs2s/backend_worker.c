@@ -426,6 +426,10 @@ static int w_poll(void *self, s2s_reply *out, size_t max, int wait, s2s_err *err
     return (int)k;
 }
 
+static uint64_t w_restarts(const void *self) {
+    return ((const worker *)self)->restarts;
+}
+
 static void w_destroy(void *self) {
     worker *w = self;
     if (!w) return;
@@ -473,6 +477,12 @@ s2s_backend *s2s_backend_worker_open(const char *spec, const char *command,
         w_destroy(w);
         return NULL;
     }
-    w->ops = (s2s_backend_ops){"worker", w_needs, NULL, w_submit, w_poll, w->o.capacity, w_destroy};
+    w->ops = (s2s_backend_ops){.kind = "worker",
+                               .needs = w_needs,
+                               .submit = w_submit,
+                               .poll = w_poll,
+                               .capacity = w->o.capacity,
+                               .destroy = w_destroy,
+                               .restarts = w_restarts};
     return s2s_backend_new(&w->ops, w, spec, w->model_id, err);
 }

@@ -124,6 +124,12 @@ const char *s2s_backend_model_sha256(const s2s_backend *b);
 /* Backend kind ("ngram", "arpa", "losses", "worker", ...). */
 const char *s2s_backend_kind(const s2s_backend *b);
 
+/* How many times the backend restarted its model so far (a worker process that crashed, hung or
+ * replied garbage and was started again, docs/worker.md §4); 0 for backends that never restart
+ * (the in-process kinds). A run's report can record it: a non-zero count means the replies came
+ * from more than one process. */
+uint64_t s2s_backend_restarts(const s2s_backend *b);
+
 void s2s_backend_free(s2s_backend *b);
 
 /* ---- implementing a backend ------------------------------------------------------------------
@@ -140,6 +146,8 @@ typedef struct s2s_backend_ops {
     int (*poll)(void *self, s2s_reply *out, size_t max, int wait, s2s_err *err);
     size_t capacity; /* 0 = unbounded for synchronous backends (a queue is kept) */
     void (*destroy)(void *self);
+    /* optional: model restarts so far (s2s_backend_restarts); NULL = never restarts */
+    uint64_t (*restarts)(const void *self);
 } s2s_backend_ops;
 
 /* Wraps an implementation. spec and model_sha256 are copied (NULL allowed). Returns NULL on

@@ -104,7 +104,8 @@ static int run_all(s2s_backend *b, int *seen, s2s_err *err)
     return 0;
 }
 
-static void check_mode(const char *mode, double timeout)
+/* Runs the mode and checks s2s_backend_restarts: each faulty behaviour fails once. */
+static void check_mode(const char *mode, double timeout, uint64_t restarts)
 {
     s2s_err err;
     s2s_backend *b = open_worker(mode, timeout, 3, &err);
@@ -115,17 +116,18 @@ static void check_mode(const char *mode, double timeout)
     if (rc) fprintf(stderr, "%s: %s\n", mode, err.msg);
     assert_int_equal(rc, 0);
     for (int i = 0; i < NREQ; i++) assert_int_equal(seen[i], 1); /* none lost, none doubled */
+    assert_int_equal(s2s_backend_restarts(b), restarts);
     s2s_backend_free(b);
 }
 
-static void test_ok(void **s) { (void)s; check_mode("ok", 10); }
-static void test_out_of_order(void **s) { (void)s; check_mode("reverse", 10); }
-static void test_crash_restart(void **s) { (void)s; check_mode("crash", 10); }
-static void test_hang_restart(void **s) { (void)s; check_mode("hang", 1); }
-static void test_garbage_restart(void **s) { (void)s; check_mode("garbage", 10); }
-static void test_wrong_id_restart(void **s) { (void)s; check_mode("wrongid", 10); }
-static void test_duplicate_restart(void **s) { (void)s; check_mode("duplicate", 10); }
-static void test_early_eof_restart(void **s) { (void)s; check_mode("eof", 10); }
+static void test_ok(void **s) { (void)s; check_mode("ok", 10, 0); }
+static void test_out_of_order(void **s) { (void)s; check_mode("reverse", 10, 0); }
+static void test_crash_restart(void **s) { (void)s; check_mode("crash", 10, 1); }
+static void test_hang_restart(void **s) { (void)s; check_mode("hang", 1, 1); }
+static void test_garbage_restart(void **s) { (void)s; check_mode("garbage", 10, 1); }
+static void test_wrong_id_restart(void **s) { (void)s; check_mode("wrongid", 10, 1); }
+static void test_duplicate_restart(void **s) { (void)s; check_mode("duplicate", 10, 1); }
+static void test_early_eof_restart(void **s) { (void)s; check_mode("eof", 10, 1); }
 
 static void test_gives_up(void **state)
 {
@@ -137,6 +139,7 @@ static void test_gives_up(void **state)
     int rc = run_all(b, seen, &err);
     assert_int_equal(rc, S2S_EMODEL);
     assert_non_null(strstr(err.msg, "failed 3 times"));
+    assert_int_equal(s2s_backend_restarts(b), 2);
     s2s_backend_free(b);
 }
 
@@ -147,6 +150,26 @@ static void test_no_hello(void **state)
     s2s_backend *b = open_worker("nohello", 1, 0, &err);
     assert_null(b);
     assert_non_null(strstr(err.msg, "no hello"));
+}
+
+/* In-process backends never restart. */
+static void test_restarts_in_process(void **state)
+{
+    (void)state;
+    char path[300];
+    snprintf(path, sizeof path, "%s/uni.arpa", dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("\\data\\\nngram 1=3\n\n\\1-grams:\n-1.0\t<s>\n-0.5\ta\n-0.5\t</s>\n\n\\end\\\n", fp);
+    fclose(fp);
+    char spec[320];
+    snprintf(spec, sizeof spec, "ngram:%s", path);
+    s2s_err err;
+    s2s_backend *b = s2s_backend_open(spec, &err);
+    if (!b) fprintf(stderr, "%s\n", err.msg);
+    assert_non_null(b);
+    assert_int_equal(s2s_backend_restarts(b), 0);
+    s2s_backend_free(b);
 }
 
 int main(void)
@@ -162,6 +185,7 @@ int main(void)
         cmocka_unit_test(test_early_eof_restart),
         cmocka_unit_test(test_gives_up),
         cmocka_unit_test(test_no_hello),
+        cmocka_unit_test(test_restarts_in_process),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
