@@ -10,6 +10,7 @@
 
 #include "s2s/err.h"
 #include "s2s/item.h"
+#include "s2s/merge.h"
 #include "s2s/sample.h"
 #include "s2s/shard.h"
 #include "s2s/tar.h"
@@ -18,40 +19,48 @@
 static const char *prog = "s2s-shard";
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "Usage: s2s-shard COMMAND [OPTIONS] ARGS\n"
-            "\n"
-            "Commands (SHARD is a NAME.tar written by s2s-pack; a DIR stands for the shards its\n"
-            "dataset.json lists, or every *.tar in it):\n"
-            "  ls [--json] SHARD|DIR...     samples, members and stored sizes\n"
-            "  cat SHARD|DIR...             back to the uncompressed sample stream on stdout\n"
-            "                               (.gz members inflated, FLAC decoded to WAV)\n"
-            "  get [-o FILE] ID SHARD|DIR...  one sample found through the indexes and read by\n"
-            "                               seeking, as a tar stream (stdout by default)\n"
-            "  verify SHARD|DIR...          every CRC-32 and SHA-256, index against tar byte by\n"
-            "                               byte, counts against dataset.json; names the damaged\n"
-            "                               shard, sample and member\n"
-            "  extract -C OUTDIR SHARD|DIR...  plain files OUTDIR/KEY.json, KEY.ctx.wav, ...\n"
-            "  export --layout s2sbench -o OUTDIR SHARD|DIR...\n"
-            "                               upstream S2SBench layout: OUTDIR/NAME.jsonl per\n"
-            "                               dataset (cloze: uttid/first/last, consecutive uttids\n"
-            "                               2k = right, 2k+1 = wrong; choice: uttid/first/A-D/\n"
-            "                               answer), OUTDIR/NAME/{uttid}.wav (context speech at\n"
-            "                               the stream's rate) and OUTDIR/eval_s2t.yaml;\n"
-            "                               NAME: sStory_s2t (cloze, en), zh_story (cloze, zh),\n"
-            "                               LANG_story, cmmlu_write_4 (choice, zh),\n"
-            "                               cmmlu_write_4_LANG\n"
-            "\n"
-            "Options: -h, --help   this help;  -V, --version   version\n"
-            "\n"
-            "Examples:\n"
-            "  s2s-shard verify shards/\n"
-            "  s2s-shard cat shards/ | s2s-score --mode t2t,s2t ...\n"
-            "  s2s-shard get sstorycloze_000123 shards/ | tar -xvf -\n"
-            "  s2s-shard export --layout s2sbench shards/ -o upstream/\n"
-            "\n"
-            "Exit status: 0 ok, 1 bad or damaged data (verify: any fault), 2 usage error,\n"
-            "3 I/O or system error, 130 interrupted.\n");
+    fprintf(
+        f, "Usage: s2s-shard COMMAND [OPTIONS] ARGS\n"
+           "\n"
+           "Commands (SHARD is a NAME.tar written by s2s-pack; a DIR stands for the shards its\n"
+           "dataset.json lists, or every *.tar in it):\n"
+           "  ls [--json] SHARD|DIR...     samples, members and stored sizes\n"
+           "  cat SHARD|DIR...             back to the uncompressed sample stream on stdout\n"
+           "                               (.gz members inflated, FLAC decoded to WAV)\n"
+           "  get [-o FILE] ID SHARD|DIR...  one sample found through the indexes and read by\n"
+           "                               seeking, as a tar stream (stdout by default)\n"
+           "  verify SHARD|DIR...          every CRC-32 and SHA-256, index against tar byte by\n"
+           "                               byte, counts against dataset.json; names the damaged\n"
+           "                               shard, sample and member\n"
+           "  extract -C OUTDIR SHARD|DIR...  plain files OUTDIR/KEY.json, KEY.ctx.wav, ...\n"
+           "  export --layout s2sbench -o OUTDIR SHARD|DIR...\n"
+           "                               upstream S2SBench layout: OUTDIR/NAME.jsonl per\n"
+           "                               dataset (cloze: uttid/first/last, consecutive uttids\n"
+           "                               2k = right, 2k+1 = wrong; choice: uttid/first/A-D/\n"
+           "                               answer), OUTDIR/NAME/{uttid}.wav (context speech at\n"
+           "                               the stream's rate) and OUTDIR/eval_s2t.yaml;\n"
+           "                               NAME: sStory_s2t (cloze, en), zh_story (cloze, zh),\n"
+           "                               LANG_story, cmmlu_write_4 (choice, zh),\n"
+           "                               cmmlu_write_4_LANG\n"
+           "  merge [--copy] PART_DIR... -o DIR\n"
+           "                               combine the parts of a dataset built with\n"
+           "                               `s2s-build --shard I/N` (0/N .. N-1/N, each once) into\n"
+           "                               DIR: checks every part verifies, same recipe, tool\n"
+           "                               versions and codebook, no item twice; hard-links\n"
+           "                               (--copy: copies) the shards under their part names\n"
+           "                               and writes one dataset.json (docs/fanout.md)\n"
+           "\n"
+           "Options: -h, --help   this help;  -V, --version   version\n"
+           "\n"
+           "Examples:\n"
+           "  s2s-shard verify shards/\n"
+           "  s2s-shard cat shards/ | s2s-score --mode t2t,s2t ...\n"
+           "  s2s-shard get sstorycloze_000123 shards/ | tar -xvf -\n"
+           "  s2s-shard export --layout s2sbench shards/ -o upstream/\n"
+           "  s2s-shard merge parts/0 parts/1 parts/2 -o shards/\n"
+           "\n"
+           "Exit status: 0 ok, 1 bad or damaged data (verify: any fault), 2 usage error,\n"
+           "3 I/O or system error, 130 interrupted.\n");
 }
 
 static int fail(s2s_err *err) {
@@ -735,6 +744,52 @@ static int cmd_export(int argc, char **argv) {
     return rc < 0 ? fail(&err) : 0;
 }
 
+/* ---- merge ------------------------------------------------------------------------------- */
+static int cmd_merge(int argc, char **argv) {
+    const char *out = NULL;
+    int copy = 0, quiet = 0, c;
+    static const struct option lo[] = {{"output", required_argument, 0, 'o'},
+                                       {"copy", no_argument, 0, 'c'},
+                                       {"quiet", no_argument, 0, 'q'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    while ((c = getopt_long(argc, argv, "o:cqh", lo, NULL)) != -1) {
+        if (c == 'o')
+            out = optarg;
+        else if (c == 'c')
+            copy = 1;
+        else if (c == 'q')
+            quiet = 1;
+        else if (c == 'h') {
+            usage(stdout);
+            return 0;
+        } else
+            return 2;
+    }
+    if (!out || optind >= argc) {
+        fprintf(stderr, "%s merge: usage: merge [--copy] PART_DIR... -o DIR\n", prog);
+        return 2;
+    }
+    s2s_err err;
+    s2s_err_clear(&err);
+    s2s_merge_opts o = {copy, &interrupted};
+    s2s_merge_stats st;
+    int rc = s2s_merge((const char *const *)(argv + optind), (size_t)(argc - optind), out, &o, &st,
+                       &err);
+    if (rc < 0) {
+        fprintf(stderr, "%s: merge: %s\n", prog, err.msg);
+        return rc == S2S_EINVAL ? 2 : s2s_exit_status(rc);
+    }
+    if (!quiet)
+        fprintf(stderr,
+                "%s: merge: %llu parts, %llu shards, %llu samples, %llu pairs -> %s (%llu files "
+                "hard-linked, %llu copied)\n",
+                prog, (unsigned long long)st.parts, (unsigned long long)st.shards,
+                (unsigned long long)st.samples, (unsigned long long)st.pairs, out,
+                (unsigned long long)st.linked, (unsigned long long)st.copied);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
@@ -761,11 +816,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "verify")) return cmd_verify(argc, argv);
     if (!strcmp(cmd, "extract")) return cmd_extract(argc, argv);
     if (!strcmp(cmd, "export")) return cmd_export(argc, argv);
-    if (!strcmp(cmd, "merge")) {
-        fprintf(stderr, "%s: merge is not implemented yet\n", prog);
-        return 2;
-    }
-    fprintf(stderr, "%s: unknown command \"%s\" (ls, cat, get, verify, extract, export)\n", prog,
-            cmd);
+    if (!strcmp(cmd, "merge")) return cmd_merge(argc, argv);
+    fprintf(stderr, "%s: unknown command \"%s\" (ls, cat, get, verify, extract, export, merge)\n",
+            prog, cmd);
     return 2;
 }
