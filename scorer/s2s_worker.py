@@ -16,12 +16,13 @@ for s2t/s2s; load it with soundfile/torchaudio and feed your model's speech enco
 
     s2s-score --mode t2t,s2t --lm 'worker:python3 scorer/s2s_worker.py --model mypkg.mymodule:MyModel' ...
 
-Token boundary rule (as lm-evaluation-harness does for loglikelihood requests): tokenize the whole
-string context + continuation, tokenize the context alone, and score the tokens of the whole that
-come after the context's tokens; if the context ends in whitespace, that whitespace is moved to
-the start of the continuation first. This keeps a BPE merge across the boundary from being
-charged to the wrong side. Sum the log-probabilities of those continuation tokens, each
-conditioned on everything before it, and return (-sum, count).
+Token boundary rule (as lm-evaluation-harness does for loglikelihood requests, CausalLM below):
+tokenize the whole string context + continuation, tokenize the context alone, and score the tokens
+of the whole that come after the context's tokens, conditioned on the context's own tokens; if the
+context ends in whitespace, that whitespace is moved to the start of the continuation first. This
+keeps a BPE merge across the boundary from being charged to the wrong side. Sum the
+log-probabilities of those continuation tokens, each conditioned on everything before it, and
+return (-sum, count). A text model only needs tokenize() and logprobs(): subclass CausalLM.
 """
 import argparse
 import importlib
@@ -67,7 +68,54 @@ def split_boundary(context, continuation):
     return context, continuation
 
 
-class HFCausalLM:
+class CausalLM:
+    """Base class of a text causal LM model (t2t) that applies the token boundary rule.
+
+    Subclasses define
+        model_id: str
+        tokenize(text) -> list of token ids (no special tokens)
+        logprobs(ctx_ids, cont_ids) -> list of natural-log probabilities, one per continuation
+            token: log p(cont_ids[i] | ctx_ids + cont_ids[:i]); with ctx_ids == [] the first
+            token is conditioned on the model's start token (BOS / end-of-text).
+    A speech model overrides score() for s2t/t2s/s2s and may call score_text() for text sides.
+    """
+    model_id = ""
+
+    def tokenize(self, text):
+        raise NotImplementedError
+
+    def logprobs(self, ctx_ids, cont_ids):
+        raise NotImplementedError
+
+    def encode_pair(self, context, candidate):
+        """(ctx_ids, cont_ids) as lm-evaluation-harness's _encode_pair: the continuation is
+        " " + candidate unless the context is empty or ends in whitespace (or the candidate starts
+        with it); trailing whitespace of the context moves to the continuation; the continuation's
+        tokens are those of tokenize(context + continuation) after len(tokenize(context)). A
+        token merging across the boundary is thereby split as the harness splits it."""
+        if context and not context[-1].isspace() and not candidate[:1].isspace():
+            candidate = " " + candidate
+        ctx, cont = split_boundary(context, candidate)
+        if not ctx:
+            return [], self.tokenize(cont)
+        ctx_ids = self.tokenize(ctx)
+        return ctx_ids, self.tokenize(ctx + cont)[len(ctx_ids):]
+
+    def score_text(self, context, candidate):
+        ctx_ids, cont_ids = self.encode_pair(context, candidate)
+        if not cont_ids:
+            raise ValueError("the candidate has no tokens of its own")
+        lps = self.logprobs(ctx_ids, cont_ids)
+        return -math.fsum(lps), len(cont_ids)
+
+    def score(self, req):
+        if req["mode"] != "t2t":
+            raise ValueError(f"mode {req['mode']}: this model reads text only; add your speech "
+                             "encoder for context.audio / candidate.audio")
+        return self.score_text(req["context"]["text"], req["candidate"]["text"])
+
+
+class HFCausalLM(CausalLM):
     """A Hugging Face causal LM for t2t (text context, text candidate). Needs torch and
     transformers, which this project does not install: it is the template for your model."""
 
@@ -80,21 +128,19 @@ class HFCausalLM:
         self.device = device
         self.model_id = f"hf:{name}@{getattr(self.lm.config, '_commit_hash', '') or 'local'}"
 
-    def score(self, req):
-        if req["mode"] != "t2t":
-            raise ValueError(f"mode {req['mode']}: this template reads text only; add your speech "
-                             "encoder for context.audio / candidate.audio")
-        ctx, cont = split_boundary(req["context"]["text"], " " + req["candidate"]["text"])
-        whole = self.tok(ctx + cont)["input_ids"]
-        ctx_ids = self.tok(ctx)["input_ids"]
-        cont_ids = whole[len(ctx_ids):]
+    def tokenize(self, text):
+        return self.tok(text, add_special_tokens=False)["input_ids"]
+
+    def logprobs(self, ctx_ids, cont_ids):
         torch = self.torch
+        if not ctx_ids:  # as the harness: condition on end-of-text
+            ctx_ids = [self.tok.eos_token_id]
         with torch.no_grad():
-            ids = torch.tensor([whole], device=self.device)
+            ids = torch.tensor([ctx_ids + cont_ids], device=self.device)
             logp = torch.log_softmax(self.lm(ids).logits[0, :-1].float(), dim=-1)
             target = ids[0, 1:]
             lp = logp[torch.arange(len(target)), target][len(ctx_ids) - 1:]
-        return float(-lp.sum()), len(cont_ids)
+        return lp.tolist()
 
 
 def load_model(spec):
