@@ -3,11 +3,13 @@
 #include "s2s/audio.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <sndfile.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -60,11 +62,60 @@ static int fvec_reserve(fvec *v, size_t extra) {
     return 0;
 }
 
-/* ---- libsndfile virtual I/O over memory (read) and a growable buffer (write) ---------------- */
+/* ---- bytes in memory or in a file ------------------------------------------------------------
+ * A member is either held in memory (data) or, when too large for that, in a file read and
+ * written with pread/pwrite at explicit offsets (fd1 = descriptor + 1; 0 means memory). */
+static int fd_read_at(int fd, void *buf, size_t n, size_t off) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = pread(fd, (char *)buf + got, n - got, (off_t)(off + got));
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        got += (size_t)k;
+    }
+    return (int)(got == n ? 0 : -1);
+}
+
+static size_t fd_read_some(int fd, void *buf, size_t n, size_t off) {
+    for (;;) {
+        ssize_t k = pread(fd, buf, n, (off_t)off);
+        if (k < 0 && errno == EINTR) continue;
+        return k < 0 ? 0 : (size_t)k;
+    }
+}
+
+static int fd_write_at(int fd, const void *buf, size_t n, size_t off) {
+    size_t put = 0;
+    while (put < n) {
+        ssize_t k = pwrite(fd, (const char *)buf + put, n - put, (off_t)(off + put));
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return -1;
+        put += (size_t)k;
+    }
+    return 0;
+}
+
+typedef struct {
+    const unsigned char *data; /* NULL when fd1 */
+    int fd1;
+    size_t size;
+} bsrc;
+
+/* Copies n bytes at off into buf: 0, or -1 if they are not all there. */
+static int bs_get(const bsrc *b, size_t off, void *buf, size_t n) {
+    if (off > b->size || n > b->size - off) return -1;
+    if (b->fd1) return fd_read_at(b->fd1 - 1, buf, n, off);
+    memcpy(buf, b->data + off, n);
+    return 0;
+}
+
+/* ---- libsndfile virtual I/O over memory or a file (read) and a growable buffer or a file
+ * (write) ------------------------------------------------------------------------------------- */
 typedef struct {
     unsigned char *data;
     sf_count_t size, pos, cap;
     int writable;
+    int fd1; /* file descriptor + 1 instead of data; 0: memory */
 } membuf;
 
 static sf_count_t mb_len(void *u) {
@@ -84,6 +135,11 @@ static sf_count_t mb_read(void *ptr, sf_count_t n, void *u) {
     membuf *m = u;
     if (m->pos >= m->size || n <= 0) return 0;
     if (n > m->size - m->pos) n = m->size - m->pos;
+    if (m->fd1) {
+        n = (sf_count_t)fd_read_some(m->fd1 - 1, ptr, (size_t)n, (size_t)m->pos);
+        m->pos += n;
+        return n;
+    }
     memcpy(ptr, m->data + m->pos, (size_t)n);
     m->pos += n;
     return n;
@@ -92,6 +148,12 @@ static sf_count_t mb_read(void *ptr, sf_count_t n, void *u) {
 static sf_count_t mb_write(const void *ptr, sf_count_t n, void *u) {
     membuf *m = u;
     if (!m->writable || n < 0) return 0;
+    if (m->fd1) {
+        if (fd_write_at(m->fd1 - 1, ptr, (size_t)n, (size_t)m->pos) < 0) return 0;
+        m->pos += n;
+        if (m->pos > m->size) m->size = m->pos;
+        return n;
+    }
     if (m->pos + n > m->cap) {
         sf_count_t cap = m->cap ? m->cap : 65536;
         while (cap < m->pos + n)
@@ -120,11 +182,13 @@ static uint32_t le32(const unsigned char *p) {
 
 /* libsndfile quietly shortens a WAV whose data chunk runs past the end of the file; we call that
  * truncation. Sizes >= 0x7fff0000 are the placeholders streaming writers use (unknown length). */
-static int wav_check_truncated(const unsigned char *d, size_t size, s2s_err *err) {
-    size_t off = 12;
+static int wav_check_truncated(const bsrc *b, s2s_err *err) {
+    size_t off = 12, size = b->size;
+    unsigned char d[8];
     while (off + 8 <= size) {
-        uint32_t len = le32(d + off + 4);
-        if (memcmp(d + off, "data", 4) == 0) {
+        if (bs_get(b, off, d, 8) < 0) return s2s_err_set(err, S2S_EIO, "cannot read WAV header");
+        uint32_t len = le32(d + 4);
+        if (memcmp(d, "data", 4) == 0) {
             size_t have = size - off - 8;
             if (len < 0x7fff0000u && len > have)
                 return s2s_err_set(err, S2S_EFORMAT,
@@ -134,7 +198,7 @@ static int wav_check_truncated(const unsigned char *d, size_t size, s2s_err *err
         }
         if (len > size - off - 8)
             return s2s_err_set(err, S2S_EFORMAT, "truncated WAV: chunk '%.4s' runs past the end",
-                               (const char *)(d + off));
+                               (const char *)d);
         off += 8 + (size_t)len + (len & 1);
     }
     return s2s_err_set(err, S2S_EFORMAT, "truncated WAV: no data chunk");
@@ -145,6 +209,7 @@ static int wav_check_truncated(const unsigned char *d, size_t size, s2s_err *err
 typedef struct {
     const unsigned char *data;
     size_t size, pos;
+    int fd1; /* file descriptor + 1 instead of data; 0: memory */
 } avmem;
 
 static int av_read(void *u, uint8_t *buf, int n) {
@@ -152,7 +217,12 @@ static int av_read(void *u, uint8_t *buf, int n) {
     if (m->pos >= m->size) return AVERROR_EOF;
     size_t k = m->size - m->pos;
     if (k > (size_t)n) k = (size_t)n;
-    memcpy(buf, m->data + m->pos, k);
+    if (m->fd1) {
+        k = fd_read_some(m->fd1 - 1, buf, k, m->pos);
+        if (k == 0) return AVERROR(EIO);
+    } else {
+        memcpy(buf, m->data + m->pos, k);
+    }
     m->pos += k;
     return (int)k;
 }
@@ -238,21 +308,22 @@ size_t s2s_audio_reader_count(const s2s_audio_reader *r) {
 /* Ogg pages state their own length and the last page of a stream carries the end-of-stream
  * flag; libavformat quietly stops at a cut page, so a cut Ogg (vorbis, opus, flac) is caught
  * here. */
-static int ogg_check_truncated(const unsigned char *d, size_t size, s2s_err *err) {
-    size_t off = 0;
+static int ogg_check_truncated(const bsrc *b, s2s_err *err) {
+    size_t off = 0, size = b->size;
     int last_eos = 0;
+    unsigned char h[27], seg[255];
     while (off < size) {
-        if (size - off < 27 || memcmp(d + off, "OggS", 4) != 0)
+        if (size - off < 27 || bs_get(b, off, h, 27) < 0 || memcmp(h, "OggS", 4) != 0)
             return s2s_err_set(err, S2S_EFORMAT, "truncated or corrupt Ogg: bad page at byte %zu",
                                off);
-        size_t nseg = d[off + 26], body = 0;
-        if (size - off < 27 + nseg)
+        size_t nseg = h[26], body = 0;
+        if (size - off < 27 + nseg || bs_get(b, off + 27, seg, nseg) < 0)
             return s2s_err_set(err, S2S_EFORMAT, "truncated Ogg: last page cut at byte %zu", off);
         for (size_t i = 0; i < nseg; i++)
-            body += d[off + 27 + i];
+            body += seg[i];
         if (size - off - 27 - nseg < body)
             return s2s_err_set(err, S2S_EFORMAT, "truncated Ogg: last page cut at byte %zu", off);
-        last_eos = (d[off + 5] & 4) != 0;
+        last_eos = (h[5] & 4) != 0;
         off += 27 + nseg + body;
     }
     if (!last_eos) return s2s_err_set(err, S2S_EFORMAT, "truncated Ogg: no end-of-stream page");
@@ -260,14 +331,15 @@ static int ogg_check_truncated(const unsigned char *d, size_t size, s2s_err *err
 }
 
 /* Returns 1 if libsndfile took it, 0 if it cannot (try libav), negative on error. */
-static int open_sndfile(s2s_audio_reader *r, const unsigned char *data, size_t size, s2s_audio *out,
-                        s2s_err *err) {
-    int is_wav = size >= 12 && memcmp(data, "RIFF", 4) == 0 && memcmp(data + 8, "WAVE", 4) == 0;
-    int is_flac = size >= 4 && memcmp(data, "fLaC", 4) == 0;
+static int open_sndfile(s2s_audio_reader *r, const bsrc *b, const unsigned char *head,
+                        s2s_audio *out, s2s_err *err) {
+    size_t size = b->size;
+    int is_wav = size >= 12 && memcmp(head, "RIFF", 4) == 0 && memcmp(head + 8, "WAVE", 4) == 0;
+    int is_flac = size >= 4 && memcmp(head, "fLaC", 4) == 0;
     if (!is_wav && !is_flac) return 0;
     int rc;
-    if (is_wav && (rc = wav_check_truncated(data, size, err)) < 0) return rc;
-    r->mb = (membuf){(unsigned char *)data, (sf_count_t)size, 0, 0, 0};
+    if (is_wav && (rc = wav_check_truncated(b, err)) < 0) return rc;
+    r->mb = (membuf){(unsigned char *)b->data, (sf_count_t)size, 0, 0, 0, b->fd1};
     SF_INFO info;
     memset(&info, 0, sizeof info);
     r->sf = sf_open_virtual(&mb_io, SFM_READ, &info, &r->mb);
@@ -301,10 +373,10 @@ static int open_sndfile(s2s_audio_reader *r, const unsigned char *data, size_t s
     return 1;
 }
 
-static int open_libav(s2s_audio_reader *r, const unsigned char *data, size_t size, const char *name,
-                      s2s_audio *out, s2s_err *err) {
+static int open_libav(s2s_audio_reader *r, const bsrc *b, const char *name, s2s_audio *out,
+                      s2s_err *err) {
     r->kind = 2;
-    r->am = (avmem){data, size, 0};
+    r->am = (avmem){b->data, b->size, 0, b->fd1};
     r->want = -1;
     int e;
     unsigned char *iobuf = av_malloc(32768);
@@ -360,11 +432,16 @@ nomem:
     return s2s_err_set(err, S2S_ENOMEM, "out of memory decoding audio");
 }
 
-s2s_audio_reader *s2s_audio_reader_open(const void *data, size_t size, const char *name,
-                                        s2s_audio *info, s2s_err *err) {
+static s2s_audio_reader *reader_open(const bsrc *b, const char *name, s2s_audio *info,
+                                     s2s_err *err) {
     memset(info, 0, sizeof *info);
-    if (!data || size == 0) {
+    if ((!b->data && !b->fd1) || b->size == 0) {
         s2s_err_set(err, S2S_EDATA, "zero-length audio (empty file)");
+        return NULL;
+    }
+    unsigned char head[12] = {0};
+    if (bs_get(b, 0, head, b->size < 12 ? b->size : 12) < 0) {
+        s2s_err_set(err, S2S_EIO, "cannot read the audio file");
         return NULL;
     }
     s2s_audio_reader *r = calloc(1, sizeof *r);
@@ -372,11 +449,11 @@ s2s_audio_reader *s2s_audio_reader_open(const void *data, size_t size, const cha
         s2s_err_set(err, S2S_ENOMEM, "out of memory");
         return NULL;
     }
-    int rc = size >= 4 && memcmp(data, "OggS", 4) == 0 ? ogg_check_truncated(data, size, err) : 0;
-    if (rc == 0) rc = open_sndfile(r, data, size, info, err);
+    int rc = b->size >= 4 && memcmp(head, "OggS", 4) == 0 ? ogg_check_truncated(b, err) : 0;
+    if (rc == 0) rc = open_sndfile(r, b, head, info, err);
     if (rc == 0) {
         memset(info, 0, sizeof *info);
-        rc = open_libav(r, data, size, name, info, err);
+        rc = open_libav(r, b, name, info, err);
     } else if (rc > 0) {
         rc = 0;
     }
@@ -385,6 +462,23 @@ s2s_audio_reader *s2s_audio_reader_open(const void *data, size_t size, const cha
         return NULL;
     }
     return r;
+}
+
+s2s_audio_reader *s2s_audio_reader_open(const void *data, size_t size, const char *name,
+                                        s2s_audio *info, s2s_err *err) {
+    bsrc b = {data, 0, size};
+    return reader_open(&b, name, info, err);
+}
+
+s2s_audio_reader *s2s_audio_reader_open_fd(int fd, size_t size, const char *name, s2s_audio *info,
+                                           s2s_err *err) {
+    if (fd < 0) {
+        memset(info, 0, sizeof *info);
+        s2s_err_set(err, S2S_EINVAL, "bad file descriptor");
+        return NULL;
+    }
+    bsrc b = {NULL, fd + 1, size};
+    return reader_open(&b, name, info, err);
 }
 
 /* Fills buf from libav frames; returns count (0 = end). */
@@ -548,7 +642,8 @@ void s2s_audio_writer_abort(s2s_audio_writer *w) {
     free(w);
 }
 
-s2s_audio_writer *s2s_audio_writer_new(int rate, int container, int sample_format, s2s_err *err) {
+static s2s_audio_writer *writer_new(int fd, int rate, int container, int sample_format,
+                                    s2s_err *err) {
     if (rate < 1) {
         s2s_err_set(err, S2S_EINVAL, "bad sample rate %d", rate);
         return NULL;
@@ -575,6 +670,7 @@ s2s_audio_writer *s2s_audio_writer_new(int rate, int container, int sample_forma
         return NULL;
     }
     w->m.writable = 1;
+    w->m.fd1 = fd + 1;
     w->format = sample_format;
     SF_INFO info;
     memset(&info, 0, sizeof info);
@@ -591,6 +687,19 @@ s2s_audio_writer *s2s_audio_writer_new(int rate, int container, int sample_forma
     /* The PEAK chunk of float WAVs carries a timestamp: off, for byte-identical output. */
     sf_command(w->sf, SFC_SET_ADD_PEAK_CHUNK, NULL, SF_FALSE);
     return w;
+}
+
+s2s_audio_writer *s2s_audio_writer_new(int rate, int container, int sample_format, s2s_err *err) {
+    return writer_new(-1, rate, container, sample_format, err);
+}
+
+s2s_audio_writer *s2s_audio_writer_new_fd(int fd, int rate, int container, int sample_format,
+                                          s2s_err *err) {
+    if (fd < 0) {
+        s2s_err_set(err, S2S_EINVAL, "bad file descriptor");
+        return NULL;
+    }
+    return writer_new(fd, rate, container, sample_format, err);
 }
 
 static int write_s16(s2s_audio_writer *w, const short *s, size_t n, s2s_err *err) {
@@ -627,8 +736,9 @@ int s2s_audio_writer_finish(s2s_audio_writer *w, unsigned char **out, size_t *ou
         s2s_audio_writer_abort(w);
         return s2s_err_set(err, S2S_EIO, "encoding audio failed when closing");
     }
-    *out = w->m.data;
+    *out = w->m.fd1 ? NULL : w->m.data;
     *outsize = (size_t)w->m.size;
+    if (w->m.fd1) free(w->m.data);
     free(w);
     return 0;
 }

@@ -85,8 +85,9 @@ static int wr_pad(s2s_tar_writer *w, uint64_t size, s2s_err *err)
     return wr(w, zero, pad, err);
 }
 
-int s2s_tar_write(s2s_tar_writer *w, const char *name, const void *data, size_t size,
-                  uint64_t *hdr_off, uint64_t *data_off, s2s_err *err)
+/* Header block(s) of a member of `size` bytes (s2s_tar_write and s2s_tar_write_begin). */
+static int write_header(s2s_tar_writer *w, const char *name, size_t size, uint64_t *hdr_off,
+                        uint64_t *data_off, s2s_err *err)
 {
     unsigned char h[BLK];
     size_t len = strlen(name);
@@ -150,6 +151,14 @@ int s2s_tar_write(s2s_tar_writer *w, const char *name, const void *data, size_t 
     fill_header(h, nm, prefix[0] ? prefix : NULL, (uint64_t)size > 077777777777ULL ? 0 : size, '0');
     if ((rc = wr(w, h, BLK, err))) return rc;
     if (data_off) *data_off = w->off;
+    return 0;
+}
+
+int s2s_tar_write(s2s_tar_writer *w, const char *name, const void *data, size_t size,
+                  uint64_t *hdr_off, uint64_t *data_off, s2s_err *err)
+{
+    int rc;
+    if ((rc = write_header(w, name, size, hdr_off, data_off, err))) return rc;
     if ((rc = wr(w, data, size, err)) || (rc = wr_pad(w, size, err))) return rc;
     return 0;
 }
@@ -509,4 +518,45 @@ int s2s_tar_read_data(s2s_tar_reader *r, unsigned char **data, size_t *size, s2s
     *data = buf;
     *size = (size_t)n;
     return 0;
+}
+
+/* ---- streaming members (added for s2s-resample: members too large to hold in memory) ------- */
+int s2s_tar_write_begin(s2s_tar_writer *w, const char *name, size_t size, s2s_err *err)
+{
+    return write_header(w, name, size, NULL, NULL, err);
+}
+
+int s2s_tar_write_more(s2s_tar_writer *w, const void *data, size_t n, s2s_err *err)
+{
+    return wr(w, data, n, err);
+}
+
+int s2s_tar_write_end(s2s_tar_writer *w, size_t size, s2s_err *err)
+{
+    return wr_pad(w, size, err);
+}
+
+long s2s_tar_read_some(s2s_tar_reader *r, void *buf, size_t max, s2s_err *err)
+{
+    if (!r->data_pending) return s2s_err_set(err, S2S_EINVAL, "%s: no member data pending", r->name);
+    uint64_t padded = (r->cur_size + BLK - 1) / BLK * BLK;
+    uint64_t left = r->cur_size - (padded - r->remaining);
+    if (left == 0) {
+        int rc = r->remaining ? skip(r, r->remaining, err) : 0;
+        if (rc) return rc;
+        r->remaining = 0;
+        r->data_pending = 0;
+        return 0;
+    }
+    size_t k = max > (1u << 30) ? (1u << 30) : max;
+    if ((uint64_t)k > left) k = (size_t)left;
+    int rc = rd(r, buf, k, err);
+    if (rc == 1 || rc == S2S_EFORMAT)
+        return s2s_err_set(err, S2S_EFORMAT,
+                           "%s: truncated inside member '%s' (%llu bytes expected at byte %llu)",
+                           r->name, r->ent.name, (unsigned long long)r->cur_size,
+                           (unsigned long long)r->ent.data_off);
+    if (rc) return rc;
+    r->remaining -= k;
+    return (long)k;
 }

@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include <libavutil/log.h>
 
@@ -15,6 +18,7 @@
 #include "s2s/item.h"
 #include "s2s/resample.h"
 #include "s2s/sample.h"
+#include "s2s/tar.h"
 #include "s2s/util.h"
 
 static const char *prog = "s2s-resample";
@@ -65,6 +69,10 @@ static void usage(FILE *f) {
         "  -h, --help            this help\n"
         "  -V, --version         version\n"
         "\n"
+        "Memory stays flat whatever the length of a member: audio members over 8 MB (other\n"
+        "formats than WAV/FLAC: 1 MB) are streamed through temporary files in $TMPDIR (about\n"
+        "30 MB peak RSS for a 1-hour member; the output bytes are the same either way).\n"
+        "\n"
         "Bad audio (corrupt or truncated, unsupported codec, zero length, NaN samples) stops the\n"
         "run with \"sample ID MEMBER: reason\" and no output is completed (the tar stream has no\n"
         "end marker, a file given with -o is not created), unless --skip-bad.\n"
@@ -86,24 +94,104 @@ typedef struct opts {
     size_t n_files;
 } opts;
 
+/* ---- members too large for memory ----------------------------------------------------------
+ * An audio member larger than SPILL bytes (compressed formats: SPILL_PACKED, since they expand
+ * on decoding) is never held in memory: it is copied from the input tar to a temporary file,
+ * converted from that file to another, and copied from there to the output tar. Memory then
+ * stays flat (a few MB) whatever the length of the audio. The bytes are the same either way. */
+enum { SPILL = 8 << 20, SPILL_PACKED = 1 << 20, COPY_BLOCK = 1 << 16 };
+
+typedef struct spool {
+    char *suffix; /* the member it holds (its s2s_member has no data) */
+    FILE *f;
+    size_t size;
+} spool;
+
+typedef struct spools {
+    spool *v;
+    size_t n, cap;
+} spools;
+
+static spool *spool_find(const spools *sp, const char *suffix) {
+    for (size_t i = 0; sp && i < sp->n; i++)
+        if (strcmp(sp->v[i].suffix, suffix) == 0) return &sp->v[i];
+    return NULL;
+}
+
+static void spool_remove(spools *sp, const char *suffix) {
+    spool *x = spool_find(sp, suffix);
+    if (!x) return;
+    free(x->suffix);
+    if (x->f) fclose(x->f);
+    *x = sp->v[--sp->n];
+}
+
+static void spools_clear(spools *sp) {
+    while (sp->n)
+        spool_remove(sp, sp->v[0].suffix);
+}
+
+/* Takes f (closed on failure). */
+static int spool_add(spools *sp, const char *suffix, FILE *f, size_t size, s2s_err *err) {
+    if (sp->n == sp->cap) {
+        size_t cap = sp->cap ? sp->cap * 2 : 4;
+        spool *v = realloc(sp->v, cap * sizeof *v);
+        if (!v) {
+            fclose(f);
+            return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        }
+        sp->v = v;
+        sp->cap = cap;
+    }
+    char *dup = strdup(suffix);
+    if (!dup) {
+        fclose(f);
+        return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    }
+    sp->v[sp->n++] = (spool){dup, f, size};
+    return 0;
+}
+
+static FILE *spool_file(s2s_err *err) {
+    FILE *f = tmpfile();
+    if (!f) s2s_err_errno(err, "cannot create a temporary file (TMPDIR) for a large member");
+    return f;
+}
+
+/* Members above this size are spooled to a file. S2S_RESAMPLE_SPILL=BYTES overrides both
+ * limits (tests compare the two paths on the same input). */
+static size_t spill_limit(const char *suffix) {
+    const char *env = getenv("S2S_RESAMPLE_SPILL");
+    if (env && *env) return (size_t)strtoull(env, NULL, 10);
+    const char *dot = strrchr(suffix, '.');
+    const char *e = dot ? dot + 1 : suffix;
+    return strcasecmp(e, "wav") == 0 || strcasecmp(e, "wave") == 0 || strcasecmp(e, "flac") == 0
+               ? SPILL
+               : SPILL_PACKED;
+}
+
 /* Suffix stem: "ctx.mp3" -> length of "ctx". */
 static size_t stem_len(const char *suffix) {
     const char *dot = strrchr(suffix, '.');
     return dot ? (size_t)(dot - suffix) : strlen(suffix);
 }
 
-/* Decodes, converts and encodes one audio blob block by block (memory: the input and output
- * files plus fixed-size blocks). *out NULL + return 0 means "already right: pass through". */
-static int convert(const opts *o, const unsigned char *data, size_t size, const char *name,
-                   int allow_passthrough, unsigned char **out, size_t *outsize, size_t *n_out,
-                   s2s_err *err) {
+/* Decodes, converts and encodes one audio file block by block. Input: data[0..size-1], or the
+ * file in_fd (>= 0) of that size. Output: a malloc'd *out, or with out_fd >= 0 that file (then
+ * *out stays NULL). *passed = 1 means "already right: pass through" (nothing written). Memory:
+ * fixed-size blocks plus whatever input and output are held in memory. */
+static int convert(const opts *o, const unsigned char *data, size_t size, int in_fd,
+                   const char *name, int allow_passthrough, int out_fd, unsigned char **out,
+                   size_t *outsize, size_t *n_out, int *passed, s2s_err *err) {
     enum { BLOCK = 32768 };
     static float block[BLOCK];
     s2s_audio info;
     *out = NULL;
     *outsize = 0;
     *n_out = 0;
-    s2s_audio_reader *rd = s2s_audio_reader_open(data, size, name, &info, err);
+    *passed = 0;
+    s2s_audio_reader *rd = in_fd >= 0 ? s2s_audio_reader_open_fd(in_fd, size, name, &info, err)
+                                      : s2s_audio_reader_open(data, size, name, &info, err);
     if (!rd) return err->code;
     int pass = allow_passthrough && info.rate == o->rate && info.src_channels == 1 &&
                info.src_container == o->container && info.src_format == o->format;
@@ -111,7 +199,9 @@ static int convert(const opts *o, const unsigned char *data, size_t size, const 
     s2s_audio_writer *w = NULL;
     if (!pass) {
         rs = s2s_resampler_new(o->engine, o->quality, info.rate, o->rate, err);
-        w = rs ? s2s_audio_writer_new(o->rate, o->container, o->format, err) : NULL;
+        w = !rs           ? NULL
+            : out_fd >= 0 ? s2s_audio_writer_new_fd(out_fd, o->rate, o->container, o->format, err)
+                          : s2s_audio_writer_new(o->rate, o->container, o->format, err);
     }
     int rc = pass || w ? 0 : err->code;
     const float *y;
@@ -131,6 +221,7 @@ static int convert(const opts *o, const unsigned char *data, size_t size, const 
         rc = s2s_err_set(err, S2S_EDATA, "too short: no samples left at %d Hz", o->rate);
     *n_out = pass ? s2s_audio_reader_count(rd)
                   : s2s_resample_out_len(s2s_audio_reader_count(rd), info.rate, o->rate);
+    *passed = pass;
     s2s_audio_reader_close(rd);
     s2s_resampler_free(rs);
     if (rc == 0 && w) return s2s_audio_writer_finish(w, out, outsize, err);
@@ -155,7 +246,7 @@ static int find_attach(const opts *o, const char *id, s2s_err *err) {
     return found;
 }
 
-static int do_attach(const opts *o, s2s_sample *s, int *attached, s2s_err *err) {
+static int do_attach(const opts *o, s2s_sample *s, spools *sp, int *attached, s2s_err *err) {
     *attached = 0;
     int k = find_attach(o, s->key, err);
     if (k == -2) return s2s_err_prefix(err, "sample %s %s: ", s->key, o->member);
@@ -164,17 +255,27 @@ static int do_attach(const opts *o, s2s_sample *s, int *attached, s2s_err *err) 
     char *path = malloc(plen);
     if (!path) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
     snprintf(path, plen, "%s/%s", o->attach, o->files[k]);
-    unsigned char *data = NULL, *enc = NULL;
-    size_t len = 0, enclen = 0, n;
-    int rc = s2s_read_file(path, &data, &len, err);
-    if (rc == 0) rc = convert(o, data, len, path, 0, &enc, &enclen, &n, err);
+    /* Read from the file (nothing held in memory); large results go to a spool file. */
+    unsigned char *enc = NULL;
+    size_t enclen = 0, n;
+    int passed, rc = 0;
+    FILE *in = fopen(path, "rb"), *out = NULL;
+    long len = -1;
+    if (!in)
+        rc = s2s_err_errno(err, "cannot open");
+    else if (fseek(in, 0, SEEK_END) != 0 || (len = ftell(in)) < 0)
+        rc = s2s_err_errno(err, "cannot read");
+    if (rc == 0 && (size_t)len > spill_limit(path) && !(out = spool_file(err))) rc = err->code;
+    if (rc == 0)
+        rc = convert(o, NULL, (size_t)len, fileno(in), path, 0, out ? fileno(out) : -1, &enc,
+                     &enclen, &n, &passed, err);
+    if (in) fclose(in);
     if (rc < 0) {
         s2s_err_prefix(err, "sample %s %s: %s: ", s->key, o->member, path);
-        free(data);
+        if (out) fclose(out);
         free(path);
         return rc;
     }
-    free(data);
     free(path);
     /* Replace every audio member with this stem ("ctx.wav", "ctx.flac", ...). */
     size_t ml = strlen(o->member);
@@ -185,8 +286,10 @@ static int do_attach(const opts *o, s2s_sample *s, int *attached, s2s_err *err) 
             char *dup = strdup(suf);
             if (!dup) {
                 free(enc);
+                if (out) fclose(out);
                 return s2s_err_set(err, S2S_ENOMEM, "out of memory");
             }
+            spool_remove(sp, dup);
             s2s_sample_remove(s, dup);
             free(dup);
             continue;
@@ -195,6 +298,11 @@ static int do_attach(const opts *o, s2s_sample *s, int *attached, s2s_err *err) 
     }
     char suffix[256];
     snprintf(suffix, sizeof suffix, "%s.%s", o->member, s2s_audio_container_ext(o->container));
+    if (out) { /* the member's bytes live in the spool; the member itself stays empty */
+        if ((rc = spool_add(sp, suffix, out, enclen, err)) < 0) return rc;
+        if (!(enc = malloc(1))) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        enclen = 0;
+    }
     rc = s2s_sample_put(s, suffix, enc, enclen, err);
     if (rc < 0) return rc;
     *attached = 1;
@@ -214,10 +322,11 @@ static int set_per_member(json_t *audio, const char *key, const char *stem, json
     return json_object_set_new(o, stem, v);
 }
 
-/* Converts every audio member of s in place and records the result in ID.json. */
-static int do_sample(const opts *o, s2s_sample *s, int *attached, s2s_err *err) {
+/* Converts every audio member of s in place and records the result in ID.json. Members held in
+ * spool files (sp) are converted from file to file. */
+static int do_sample(const opts *o, s2s_sample *s, spools *sp, int *attached, s2s_err *err) {
     int rc;
-    if (o->attach && (rc = do_attach(o, s, attached, err)) < 0) return rc;
+    if (o->attach && (rc = do_attach(o, s, sp, attached, err)) < 0) return rc;
     const char *ext = s2s_audio_container_ext(o->container);
     json_t *audio = NULL;
     int created = 0, n_audio = 0;
@@ -236,8 +345,18 @@ static int do_sample(const opts *o, s2s_sample *s, int *attached, s2s_err *err) 
         if (!dot || strchr(dot + 1, '.') || !s2s_audio_is_audio_name(m->suffix)) continue;
         unsigned char *enc;
         size_t enclen, n;
-        rc = convert(o, m->data, m->size, m->suffix, 1, &enc, &enclen, &n, err);
-        if (rc < 0) return s2s_err_prefix(err, "sample %s %s: ", s->key, m->suffix);
+        int passed;
+        spool *in = spool_find(sp, m->suffix);
+        FILE *out = NULL;
+        if (in && !(out = spool_file(err))) return err->code;
+        rc = in ? convert(o, NULL, in->size, fileno(in->f), m->suffix, 1, fileno(out), &enc,
+                          &enclen, &n, &passed, err)
+                : convert(o, m->data, m->size, -1, m->suffix, 1, -1, &enc, &enclen, &n, &passed,
+                          err);
+        if (rc < 0) {
+            if (out) fclose(out);
+            return s2s_err_prefix(err, "sample %s %s: ", s->key, m->suffix);
+        }
         n_audio++;
         size_t sl = stem_len(m->suffix);
         char stem[256];
@@ -247,12 +366,17 @@ static int do_sample(const opts *o, s2s_sample *s, int *attached, s2s_err *err) 
             (set_per_member(audio, "samples", stem, json_integer((json_int_t)n)) < 0 ||
              set_per_member(audio, "durations", stem, json_real((double)n / o->rate)) < 0)) {
             free(enc);
+            if (out) fclose(out);
             return s2s_err_set(err, S2S_ENOMEM, "out of memory");
         }
-        if (!enc) continue; /* already right: untouched */
+        if (passed) { /* already right: untouched */
+            if (out) fclose(out);
+            continue;
+        }
         char *suffix = malloc(sl + strlen(ext) + 2);
         if (!suffix) {
             free(enc);
+            if (out) fclose(out);
             return s2s_err_set(err, S2S_ENOMEM, "out of memory");
         }
         memcpy(suffix, m->suffix, sl);
@@ -262,13 +386,29 @@ static int do_sample(const opts *o, s2s_sample *s, int *attached, s2s_err *err) 
                         s->key, m->suffix, suffix);
             free(suffix);
             free(enc);
+            if (out) fclose(out);
             return S2S_EDATA;
+        }
+        if (in) { /* the converted file replaces the input's spool */
+            char *dup = strdup(suffix);
+            if (!dup) {
+                free(suffix);
+                fclose(out);
+                return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+            }
+            fclose(in->f);
+            free(in->suffix);
+            in->f = out;
+            in->suffix = dup;
+            in->size = enclen;
         }
         free(m->suffix);
         m->suffix = suffix;
-        free(m->data);
-        m->data = enc;
-        m->size = enclen;
+        if (!in) {
+            free(m->data);
+            m->data = enc;
+            m->size = enclen;
+        }
     }
     if (!audio) return 0;
     if (n_audio == 0 && created) json_object_del(s->item, "audio"); /* nothing to describe */
@@ -323,6 +463,325 @@ static int list_dir(opts *o, s2s_err *err) {
     closedir(d);
     if (o->n_files) qsort(o->files, o->n_files, sizeof *o->files, cmp_str);
     return 0;
+}
+
+/* ---- the stream -------------------------------------------------------------------------------
+ * Tar input is read member by member here (not with s2s_reader, which holds every member of a
+ * sample in memory) so that large audio members go to spool files; the checks are the
+ * reader's: KEY.SUFFIX names, contiguous samples, unique ids across all inputs, KEY.json
+ * present, valid and naming KEY, .gz members inflated. JSON-lines input (no members) goes
+ * through s2s_reader. Output is the tar stream s2s_writer writes, byte for byte. */
+typedef struct ctx {
+    const opts *o;
+    s2s_tar_writer *tw;
+    s2s_idset *seen;
+    s2s_part part;
+    int skip_bad;
+    uint64_t done, bad, attached;
+    s2s_progress *pg;
+} ctx;
+
+static int gunzip(const unsigned char *in, size_t n, unsigned char **out, size_t *outn,
+                  const char *where, s2s_err *err) {
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) return s2s_err_set(err, S2S_ENOMEM, "zlib init");
+    s2s_buf b = {0};
+    z.next_in = (unsigned char *)in;
+    z.avail_in = (uInt)n;
+    int zr = Z_OK, rc = 0;
+    while (zr != Z_STREAM_END) {
+        if ((rc = s2s_buf_reserve(&b, 65536, err))) break;
+        z.next_out = b.data + b.len;
+        z.avail_out = 65536;
+        zr = inflate(&z, Z_NO_FLUSH);
+        b.len += 65536 - z.avail_out;
+        if (zr == Z_STREAM_END) break;
+        if (zr != Z_OK || (z.avail_in == 0 && z.avail_out != 0)) {
+            rc = s2s_err_set(err, S2S_EFORMAT, "%s: gzip data is corrupt or truncated (%s)", where,
+                             z.msg ? z.msg : "unexpected end");
+            break;
+        }
+    }
+    if (rc == 0 && z.avail_in != 0)
+        rc = s2s_err_set(err, S2S_EFORMAT, "%s: %u bytes of trailing data after the gzip stream",
+                         where, z.avail_in);
+    inflateEnd(&z);
+    if (rc == 0) rc = s2s_buf_reserve(&b, 0, err);
+    if (rc) {
+        s2s_buf_free(&b);
+        return rc;
+    }
+    b.data[b.len] = 0;
+    *out = s2s_buf_steal(&b, outn);
+    return 0;
+}
+
+/* KEY.json then every member, as s2s_writer_put; spooled members are copied from their file. */
+static int put_sample(s2s_tar_writer *tw, const s2s_sample *s, const spools *sp, s2s_err *err) {
+    static unsigned char buf[COPY_BLOCK];
+    char *js = s2s_item_dumps(s->item);
+    if (!js) return s2s_err_set(err, S2S_ENOMEM, "cannot serialise item %s", s->key);
+    size_t jl = strlen(js), kl = strlen(s->key);
+    char *line = malloc(jl + 2), *name = malloc(kl + 6);
+    int rc = 0;
+    if (!line || !name) rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    if (!rc) {
+        memcpy(line, js, jl);
+        line[jl] = '\n'; /* one line of JSON plus a newline, as in a JSON-lines file */
+        snprintf(name, kl + 6, "%s.json", s->key);
+        rc = s2s_tar_write(tw, name, line, jl + 1, NULL, NULL, err);
+    }
+    free(line);
+    free(js);
+    for (size_t i = 0; rc == 0 && i < s->n_members; i++) {
+        const s2s_member *m = &s->members[i];
+        size_t need = kl + 2 + strlen(m->suffix);
+        char *nn = realloc(name, need);
+        if (!nn) {
+            rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+            break;
+        }
+        name = nn;
+        snprintf(name, need, "%s.%s", s->key, m->suffix);
+        const spool *x = spool_find(sp, m->suffix);
+        if (!x) {
+            rc = s2s_tar_write(tw, name, m->data, m->size, NULL, NULL, err);
+            continue;
+        }
+        rc = s2s_tar_write_begin(tw, name, x->size, err);
+        for (size_t off = 0; rc == 0 && off < x->size;) {
+            size_t k = x->size - off < sizeof buf ? x->size - off : sizeof buf;
+            ssize_t got = pread(fileno(x->f), buf, k, (off_t)off);
+            if (got <= 0) {
+                rc = got < 0 ? s2s_err_errno(err, "reading a temporary file")
+                             : s2s_err_set(err, S2S_EIO, "temporary file for %s is short", name);
+                break;
+            }
+            rc = s2s_tar_write_more(tw, buf, (size_t)got, err);
+            off += (size_t)got;
+        }
+        if (rc == 0) rc = s2s_tar_write_end(tw, x->size, err);
+    }
+    free(name);
+    return rc;
+}
+
+/* Converts and writes one sample (or skips it with --skip-bad). Takes s; empties sp. */
+static int emit(ctx *c, s2s_sample *s, spools *sp, s2s_err *err) {
+    int rc = 0, att = 0;
+    if (interrupted) rc = s2s_err_set(err, S2S_EINTR, "interrupted");
+    if (rc == 0) rc = do_sample(c->o, s, sp, &att, err);
+    if (rc < 0 && c->skip_bad && (rc == S2S_EDATA || rc == S2S_EFORMAT || rc == S2S_EUNSUP)) {
+        fprintf(stderr, "%s: skipped: %s\n", prog, err->msg);
+        c->bad++;
+        rc = 0;
+    } else {
+        if (rc == 0) rc = put_sample(c->tw, s, sp, err);
+        if (rc == 0) {
+            c->attached += (uint64_t)att;
+            s2s_progress_update(c->pg, ++c->done);
+        }
+    }
+    s2s_sample_free(s);
+    spools_clear(sp);
+    return rc;
+}
+
+/* A tar sample is complete: KEY.json parsed and checked, key recorded, part filter. Takes s. */
+static int finish_tar_sample(ctx *c, const char *iname, s2s_sample *s, spools *sp, s2s_err *err) {
+    int rc = 0;
+    s2s_member *m = s2s_sample_get(s, "json");
+    if (!m) {
+        rc = s2s_err_set(err, S2S_EFORMAT, "%s: sample %s has no %s.json member", iname, s->key,
+                         s->key);
+    } else {
+        json_error_t je;
+        s->item = json_loadb((const char *)m->data, m->size, JSON_REJECT_DUPLICATES, &je);
+        if (!s->item)
+            rc = s2s_err_set(err, S2S_EFORMAT,
+                             "%s: sample %s: member %s.json: invalid JSON: %s (line %d, column %d)",
+                             iname, s->key, s->key, je.text, je.line, je.column);
+        else
+            s2s_sample_remove(s, "json");
+    }
+    if (rc == 0 && !(s->origin = strdup(iname))) rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    if (rc == 0 && (rc = s2s_item_validate(s->item, err)) != 0)
+        s2s_err_prefix(err, "%s: sample %s: ", iname, s->key);
+    const char *id = rc == 0 ? s2s_item_id(s->item) : NULL;
+    if (rc == 0 && id && strcmp(id, s->key) != 0)
+        rc = s2s_err_set(err, S2S_EDATA, "%s: sample %s: its %s.json has id \"%s\"", iname, s->key,
+                         s->key, id);
+    int added = rc == 0 ? s2s_idset_add(c->seen, s->key) : 1;
+    if (added < 0) rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    if (added == 0)
+        rc = s2s_err_set(err, S2S_EDATA,
+                         "%s: sample %s appears twice (duplicate id, or its members are not "
+                         "contiguous: sample split)",
+                         iname, s->key);
+    if (rc == 0 && s2s_part_keep(&c->part, s->key)) return emit(c, s, sp, err);
+    s2s_sample_free(s);
+    spools_clear(sp);
+    return rc;
+}
+
+/* Copies the current tar member to a spool file and registers it under suffix. */
+static int spool_member(s2s_tar_reader *tr, spools *sp, const char *suffix, s2s_err *err) {
+    static unsigned char buf[COPY_BLOCK];
+    FILE *f = spool_file(err);
+    if (!f) return err->code;
+    size_t total = 0;
+    long k;
+    while ((k = s2s_tar_read_some(tr, buf, sizeof buf, err)) > 0) {
+        if (fwrite(buf, 1, (size_t)k, f) != (size_t)k) {
+            k = s2s_err_errno(err, "writing a temporary file (TMPDIR)");
+            break;
+        }
+        total += (size_t)k;
+    }
+    if (k == 0 && fflush(f) != 0) k = s2s_err_errno(err, "writing a temporary file (TMPDIR)");
+    if (k < 0) {
+        fclose(f);
+        return (int)k;
+    }
+    return spool_add(sp, suffix, f, total, err);
+}
+
+static int read_tar(ctx *c, FILE *fp, const char *iname, s2s_err *err) {
+    s2s_tar_reader *tr = s2s_tar_reader_new(fp, iname, err);
+    if (!tr) return err->code;
+    s2s_sample *cur = NULL;
+    spools sp = {0};
+    int rc;
+    for (;;) {
+        s2s_tar_entry *e;
+        if ((rc = s2s_tar_next(tr, &e, err)) <= 0) break;
+        rc = 0;
+        const char *base = strrchr(e->name, '/');
+        base = base ? base + 1 : e->name;
+        const char *dot = strchr(base, '.');
+        if (!dot || dot == base || !dot[1]) {
+            rc = s2s_err_set(err, S2S_EFORMAT,
+                             "%s: member '%s' at byte %llu is not named KEY.SUFFIX (WebDataset "
+                             "naming)",
+                             iname, e->name, (unsigned long long)e->hdr_off);
+            break;
+        }
+        char member[512];
+        snprintf(member, sizeof member, "%s", e->name);
+        char *key = strndup(e->name, (size_t)(dot - e->name)), *suffix = strdup(dot + 1);
+        if (!key || !suffix) {
+            free(key), free(suffix);
+            rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+            break;
+        }
+        size_t sl = strlen(suffix);
+        int gz = sl > 3 && strcmp(suffix + sl - 3, ".gz") == 0;
+        if (gz) suffix[sl - 3] = 0;
+        if (cur && strcmp(cur->key, key) != 0) { /* the previous sample is complete */
+            rc = finish_tar_sample(c, iname, cur, &sp, err);
+            cur = NULL;
+        }
+        if (rc == 0 && !cur) {
+            if (s2s_idset_has(c->seen, key))
+                rc = s2s_err_set(err, S2S_EDATA,
+                                 "%s: member '%s': sample %s appeared before (duplicate id, or "
+                                 "its members are not contiguous: sample split)",
+                                 iname, member, key);
+            else if (!(cur = s2s_sample_new(key, err)))
+                rc = S2S_ENOMEM;
+        }
+        if (rc == 0 && s2s_sample_get(cur, suffix))
+            rc = s2s_err_set(err, S2S_EDATA, "%s: member '%s' appears twice in sample %s", iname,
+                             member, key);
+        if (rc == 0 && !gz && e->size > spill_limit(suffix) && s2s_audio_is_audio_name(suffix)) {
+            unsigned char *none = malloc(1);
+            if (!none) rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+            if (rc == 0 && (rc = s2s_sample_put(cur, suffix, none, 0, err)) == 0)
+                rc = spool_member(tr, &sp, suffix, err);
+        } else if (rc == 0) {
+            unsigned char *data = NULL;
+            size_t size = 0;
+            rc = s2s_tar_read_data(tr, &data, &size, err);
+            if (rc == 0 && gz) {
+                unsigned char *plain = NULL;
+                size_t pn = 0;
+                char where[600];
+                snprintf(where, sizeof where, "%s: member %s", iname, member);
+                rc = gunzip(data, size, &plain, &pn, where, err);
+                free(data);
+                data = plain, size = pn;
+            }
+            if (rc == 0)
+                rc = s2s_sample_put(cur, suffix, data, size, err);
+            else
+                free(data);
+        }
+        free(key), free(suffix);
+        if (rc < 0) break;
+    }
+    if (rc == 0 && cur) {
+        rc = finish_tar_sample(c, iname, cur, &sp, err);
+        cur = NULL;
+    }
+    s2s_sample_free(cur);
+    spools_clear(&sp);
+    free(sp.v);
+    s2s_tar_reader_free(tr);
+    return rc;
+}
+
+static int read_jsonl(ctx *c, const char *path, s2s_err *err) {
+    s2s_reader *r = s2s_reader_open(&path, 1, 0, err);
+    if (!r) return err->code;
+    spools sp = {0};
+    int rc;
+    for (;;) {
+        s2s_sample *s = NULL;
+        if ((rc = s2s_reader_next(r, &s, err)) <= 0) break;
+        rc = 0;
+        int added = s2s_idset_add(c->seen, s->key);
+        if (added <= 0) {
+            rc = added < 0
+                     ? s2s_err_set(err, S2S_ENOMEM, "out of memory")
+                     : s2s_err_set(err, S2S_EDATA, "%s: duplicate id %s (seen in an earlier input)",
+                                   s->origin ? s->origin : path, s->key);
+            s2s_sample_free(s);
+            break;
+        }
+        if (!s2s_part_keep(&c->part, s->key)) {
+            s2s_sample_free(s);
+            continue;
+        }
+        if ((rc = emit(c, s, &sp, err)) < 0) break;
+    }
+    free(sp.v);
+    s2s_reader_close(r);
+    return rc;
+}
+
+/* One input: JSON lines or a tar stream, told from the first byte as s2s_reader does. */
+static int read_input(ctx *c, const char *path, s2s_err *err) {
+    int is_stdin = strcmp(path, "-") == 0;
+    const char *iname = is_stdin ? "<stdin>" : path;
+    FILE *fp = is_stdin ? stdin : fopen(path, "rb");
+    if (!fp) return s2s_err_errno(err, "%s: cannot open", path);
+    int ch = getc(fp), rc;
+    if (ch == EOF) {
+        rc = ferror(fp) ? s2s_err_errno(err, "%s: read failed", iname)
+                        : s2s_err_set(err, S2S_EFORMAT,
+                                      "%s: empty input: no items and no tar stream (did the "
+                                      "previous tool fail?)",
+                                      iname);
+    } else if (ungetc(ch, fp),
+               ch == '{' || ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t' || ch == 0xEF) {
+        if (!is_stdin) fclose(fp), fp = NULL;
+        rc = read_jsonl(c, path, err);
+    } else {
+        rc = read_tar(c, fp, iname, err);
+    }
+    if (fp && !is_stdin) fclose(fp);
+    return rc;
 }
 
 static int usage_error(const char *fmt, const char *arg) {
@@ -435,59 +894,42 @@ int main(int argc, char **argv) {
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
-    s2s_reader *r =
-        s2s_reader_open((const char *const *)argv + optind, (size_t)(argc - optind), 0, &err);
-    s2s_writer *w = r ? s2s_writer_open(out, S2S_FMT_TAR, &err) : NULL;
+    ctx c = {&o, NULL, s2s_idset_new(), part, skip_bad, 0, 0, 0, NULL};
+    s2s_ofile *of = c.seen ? s2s_ofile_open(out, &err) : NULL;
     int rc = 0;
-    if (!w) rc = err.code ? err.code : S2S_EIO;
-    if (r) s2s_reader_set_part(r, &part);
-    uint64_t done = 0, bad = 0, attached = 0;
-    s2s_progress *pg = rc ? NULL : s2s_progress_new(prog, "samples", 0);
-    while (rc == 0) {
-        s2s_sample *s = NULL;
-        int got = s2s_reader_next(r, &s, &err);
-        if (got < 0) {
-            rc = got;
-            break;
-        }
-        if (got == 0) break;
-        if (interrupted) {
-            s2s_sample_free(s);
-            rc = s2s_err_set(&err, S2S_EINTR, "interrupted");
-            break;
-        }
-        int att = 0;
-        int src = do_sample(&o, s, &att, &err);
-        if (src < 0 && skip_bad && (src == S2S_EDATA || src == S2S_EFORMAT || src == S2S_EUNSUP)) {
-            fprintf(stderr, "%s: skipped: %s\n", prog, err.msg);
-            bad++;
-            s2s_sample_free(s);
-            continue;
-        }
-        if (src == 0) src = s2s_writer_put(w, s, &err);
-        s2s_sample_free(s);
-        if (src < 0) {
-            rc = src;
-            break;
-        }
-        attached += (uint64_t)att;
-        s2s_progress_update(pg, ++done);
+    if (!c.seen)
+        rc = s2s_err_set(&err, S2S_ENOMEM, "out of memory");
+    else if (!of)
+        rc = err.code ? err.code : S2S_EIO;
+    else if (!(c.tw = s2s_tar_writer_new(s2s_ofile_fp(of), s2s_ofile_path(of), &err)))
+        rc = err.code;
+    if (rc == 0) c.pg = s2s_progress_new(prog, "samples", 0);
+    for (int i = optind; rc == 0 && i < (argc > optind ? argc : optind + 1); i++)
+        rc = read_input(&c, argc > optind ? argv[i] : "-", &err);
+    s2s_progress_end(c.pg, c.done);
+    if (rc == 0) {
+        rc = s2s_tar_writer_finish(c.tw, &err);
+        c.tw = NULL;
+        if (rc == 0)
+            rc = s2s_ofile_commit(of, &err);
+        else
+            s2s_ofile_abort(of);
+        of = NULL;
     }
-    s2s_progress_end(pg, done);
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
-        s2s_writer_abort(w);
-    } else if ((rc = s2s_writer_close(w, &err)) < 0) {
-        fprintf(stderr, "%s: %s\n", prog, err.msg);
-    } else if (!quiet || bad || (o.attach && attached < done)) {
-        fprintf(stderr, "%s: %" PRIu64 " samples written at %d Hz", prog, done, o.rate);
+        /* nothing partial looks complete: no end marker on stdout, no file with -o */
+        s2s_tar_writer_free(c.tw);
+        s2s_ofile_abort(of);
+    } else if (!quiet || c.bad || (o.attach && c.attached < c.done)) {
+        fprintf(stderr, "%s: %" PRIu64 " samples written at %d Hz", prog, c.done, o.rate);
         if (o.attach)
             fprintf(stderr, ", %s attached from %s to %" PRIu64 " (%" PRIu64 " without a file)",
-                    o.member, o.attach, attached, done - attached);
-        if (bad) fprintf(stderr, ", %" PRIu64 " bad samples skipped (--skip-bad)", bad);
+                    o.member, o.attach, c.attached, c.done - c.attached);
+        if (c.bad) fprintf(stderr, ", %" PRIu64 " bad samples skipped (--skip-bad)", c.bad);
         fprintf(stderr, "\n");
     }
-    s2s_reader_close(r);
+    s2s_idset_free(c.seen);
     for (size_t i = 0; i < o.n_files; i++)
         free(o.files[i]);
     free(o.files);

@@ -70,6 +70,11 @@ s2s_audio_reader *s2s_audio_reader_open(const void *data, size_t size, const cha
  * (after the end checks: truncation, zero length), or a negative S2S_E* (NaN or infinite
  * samples give S2S_EDATA). */
 long s2s_audio_reader_read(s2s_audio_reader *r, float *buf, size_t max, s2s_err *err);
+/* Same as s2s_audio_reader_open for a file: reads size bytes from offset 0 of fd with pread
+ * (fd is not closed and must stay open until close; its file offset is not used). Memory
+ * stays flat whatever the file's size: for members too large to hold in memory. */
+s2s_audio_reader *s2s_audio_reader_open_fd(int fd, size_t size, const char *name,
+                                           s2s_audio *info, s2s_err *err);
 /* Samples returned so far. */
 size_t s2s_audio_reader_count(const s2s_audio_reader *r);
 /* Frees the reader. Safe with NULL. */
@@ -79,6 +84,11 @@ typedef struct s2s_audio_writer s2s_audio_writer;
 
 /* Starts an in-memory WAV or FLAC file (same container/format rules as s2s_audio_encode). */
 s2s_audio_writer *s2s_audio_writer_new(int rate, int container, int sample_format, s2s_err *err);
+/* Same, writing the file to fd (a seekable file, from offset 0, with pwrite; e.g. fileno of a
+ * tmpfile()) instead of memory: s2s_audio_writer_finish then gives *out = NULL and *outsize =
+ * the file's length. The bytes are the same as in memory. fd is not closed. */
+s2s_audio_writer *s2s_audio_writer_new_fd(int fd, int rate, int container, int sample_format,
+                                          s2s_err *err);
 /* Appends x[0..n-1] (mono). */
 int s2s_audio_writer_write(s2s_audio_writer *w, const float *x, size_t n, s2s_err *err);
 /* Ends the file: *out (malloc'd, caller frees), *outsize. Frees w, also on failure. */

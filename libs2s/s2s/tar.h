@@ -26,6 +26,12 @@ int s2s_tar_write(s2s_tar_writer *w, const char *name, const void *data, size_t 
                   uint64_t *hdr_off, uint64_t *data_off, s2s_err *err);
 /* Bytes written so far. */
 uint64_t s2s_tar_writer_offset(const s2s_tar_writer *w);
+/* Streaming a member whose data is not in memory: begin writes the header(s) for `size` bytes
+ * (as s2s_tar_write would), more appends data, end writes the padding. The caller must append
+ * exactly `size` bytes between begin and end, or the archive is corrupt. 0 or negative. */
+int s2s_tar_write_begin(s2s_tar_writer *w, const char *name, size_t size, s2s_err *err);
+int s2s_tar_write_more(s2s_tar_writer *w, const void *data, size_t n, s2s_err *err);
+int s2s_tar_write_end(s2s_tar_writer *w, size_t size, s2s_err *err);
 /* Writes the end-of-archive marker (two zero blocks) and frees w. Does not close fp. */
 int s2s_tar_writer_finish(s2s_tar_writer *w, s2s_err *err);
 /* Frees w without writing the marker (the output then reads as truncated). Safe with NULL. */
@@ -49,6 +55,10 @@ s2s_tar_reader *s2s_tar_reader_new(FILE *fp, const char *name, s2s_err *err);
 int s2s_tar_next(s2s_tar_reader *r, s2s_tar_entry **e, s2s_err *err);
 /* Reads the current member's data into a malloc'd buffer (NUL-terminated, not counted). */
 int s2s_tar_read_data(s2s_tar_reader *r, unsigned char **data, size_t *size, s2s_err *err);
+/* Reads up to max bytes of the current member's data into buf (instead of s2s_tar_read_data,
+ * for members too large to hold in memory). Returns the count (> 0), 0 once the data is all
+ * read (its padding is then skipped and the member is done), or negative (truncated: EFORMAT). */
+long s2s_tar_read_some(s2s_tar_reader *r, void *buf, size_t max, s2s_err *err);
 /* Set lenient=1 to accept EOF without the end-of-archive marker (as GNU tar does). */
 void s2s_tar_reader_set_lenient(s2s_tar_reader *r, int lenient);
 void s2s_tar_reader_free(s2s_tar_reader *r);
