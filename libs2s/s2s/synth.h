@@ -6,12 +6,20 @@
  * same process spoke before. Hence:
  *   - s2s_synth_new refuses a second live handle in the same process (S2S_EUNSUP);
  *   - parallelism is by processes (s2s-synth -j N forks workers, each with its own handle);
- *   - with opts.isolate = S2S_SYNTH_ISOLATE_ITEM (the default) every item is spoken in a
- *     fork()ed copy of a process whose engine is initialised but has never spoken (a helper
- *     process, the "zygote", forked at the first item and ended by s2s_synth_free, forks one
- *     child per item and hands its output pipe back over a socket), so an item's
- *     audio is a pure function of the item and the options, whatever was spoken before and
- *     however items are spread over workers or shards. The context of an item is then
+ *   - with opts.isolate = S2S_SYNTH_ISOLATE_ITEM (the default) every item starts from the
+ *     same engine state, so an item's audio is a pure function of the item and the options,
+ *     whatever was spoken before and however items are spread over workers or shards. Two
+ *     ways to get there, same bytes (opts.reset):
+ *       S2S_SYNTH_RESET_SNAPSHOT (default): opts.jobs long-lived worker processes per voice,
+ *       forked from a process whose engine has never spoken; each loads its voice, saves
+ *       libespeak-ng's writable data segment (its globals and function-static variables) and
+ *       before every item copies it back and re-seeds rand() (srand(1), the C library's
+ *       initial state). A worker checks itself when it starts (a probe spoken by a fresh fork
+ *       and twice after restores must match) and is not used if that fails;
+ *       S2S_SYNTH_RESET_FORK: a helper process (the "zygote") forks one child per item from
+ *       the never-spoken engine and hands its output pipe back over a socket. Also the
+ *       fallback of SNAPSHOT (voices whose worker failed its check, oversized jobs).
+ *     The context of an item is then
  *     sample-for-sample what `espeak-ng -v VOICE -s RATE -w` writes for the same text; its
  *     candidates are spoken after it by the same child. S2S_SYNTH_ISOLATE_UTTERANCE forks per
  *     utterance (every WAV equals the CLI's; ~25% more CPU), S2S_SYNTH_ISOLATE_NONE not at all
@@ -54,10 +62,15 @@ typedef struct s2s_synth_opts {
     int trim;           /* 1: cut leading/trailing silence (S2S_SYNTH_TRIM_*) */
     int normalize;      /* 1: scale each utterance so that its peak is S2S_SYNTH_NORM_PEAK */
     int isolate;        /* S2S_SYNTH_ISOLATE_* (default ITEM; see above) */
+    int jobs;           /* ISOLATE_ITEM with RESET_SNAPSHOT: worker processes per voice, 1..64 */
+    int reset;          /* S2S_SYNTH_RESET_* (default SNAPSHOT; see above): same bytes either way */
 } s2s_synth_opts;
 
+/* opts.reset */
+enum { S2S_SYNTH_RESET_SNAPSHOT = 0, S2S_SYNTH_RESET_FORK = 1 };
+
 /* Fills the defaults: no voice (by lang), seed 0, rate 175, pitch 50, both parts, no trim, no
- * normalize, isolate S2S_SYNTH_ISOLATE_ITEM. */
+ * normalize, isolate S2S_SYNTH_ISOLATE_ITEM, jobs 1, reset S2S_SYNTH_RESET_SNAPSHOT. */
 void s2s_synth_opts_default(s2s_synth_opts *o);
 
 typedef struct s2s_synth s2s_synth;
@@ -107,9 +120,13 @@ int s2s_synth_sample(s2s_synth *s, s2s_sample *sample, s2s_err *err);
 /* The same in two halves, to keep several items in flight (s2s-synth -j N): s2s_synth_begin
  * checks the item and, with S2S_SYNTH_ISOLATE_ITEM, forks the child that speaks it and returns
  * at once (other isolation modes speak before returning). NULL and err on a bad item (S2S_EDATA,
- * "item ID: why") or a system error. s2s_synth_end waits for that child and adds to the sample
+ * "item ID: why") or a system error. With RESET_SNAPSHOT the item is queued to one of the
+ * voice's opts.jobs workers (round robin); begin 2 x opts.jobs items before ending the oldest
+ * to keep every worker busy. s2s_synth_end waits for the item's audio and adds to the sample
  * what s2s_synth_sample adds; it frees job in every case. Jobs may be ended in any order, the
- * audio does not depend on it. s2s_synth_job_free drops a job (kills its child). */
+ * audio does not depend on it (a worker's earlier jobs are read and kept on the way).
+ * s2s_synth_job_free drops a job (kills its child; a worker that still owes its audio is
+ * stopped, and its other queued jobs then fail with S2S_EIO). */
 typedef struct s2s_synth_job s2s_synth_job;
 s2s_synth_job *s2s_synth_begin(s2s_synth *s, json_t *item, s2s_err *err);
 int s2s_synth_end(s2s_synth *s, s2s_synth_job *job, s2s_sample *sample, s2s_err *err);
