@@ -498,9 +498,9 @@ static json_t *combined(const mpart **order, size_t n, json_t *counts, json_t *p
         json_object_del(bp, "part");
     }
     json_t *recipe = json_deep_copy(json_object_get(ref, "recipe"));
-    /* as a one-machine build records it (s2s-build writes "part": null): the merged directory
-     * is a finished build of the recipe */
-    if (recipe) json_object_set_new(recipe, "part", json_null());
+    /* no "part": the merged directory is a finished build of the whole recipe (s2s-build
+     * then only verifies it) */
+    if (recipe) json_object_del(recipe, "part");
     json_t *ds = json_pack(
         "{s:s, s:O?, s:I, s:I, s:I, s:I, s:O, s:o, s:o*}", "format", "s2s-shards", "format_version",
         json_object_get(ref, "format_version"), "shard_count", (json_int_t)st->shards, "samples",
@@ -553,7 +553,22 @@ int s2s_merge(const char *const *dirs, size_t n, const char *out, const s2s_merg
         if (rc == 0 && i > 0) rc = compare_parts(&parts[0], &parts[i], err);
     }
     if (rc) goto out;
-    /* 2. parts 0..N-1 each exactly once */
+    /* 2. same tool versions, same synthesis/tokenizer parameters (codebook): checked first in
+     * the order given (a part of another build is named before any missing part) */
+    {
+        const mpart **given = calloc(n, sizeof *given);
+        json_t *t2 = json_object(), *p2 = json_array();
+        if (!given || !t2 || !p2) rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        for (size_t i = 0; i < n && rc == 0; i++)
+            given[i] = &parts[i];
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = check_provenance(given, i, t2, p2, err);
+        free(given);
+        json_decref(t2);
+        json_decref(p2);
+        if (rc) goto out;
+    }
+    /* 3. parts 0..N-1 each exactly once */
     unsigned N = parts[0].p.count;
     order = calloc(N, sizeof *order);
     if (!order) {
@@ -584,11 +599,12 @@ int s2s_merge(const char *const *dirs, size_t n, const char *out, const s2s_merg
         rc = s2s_err_set(err, S2S_EDATA, "%zu of %u parts given; missing: %s", n, N, miss);
         goto out;
     }
-    /* 3. provenance: same tool versions, same synthesis/tokenizer parameters (codebook) */
+    /* 4. the provenance union in part order (so dataset.json does not depend on the order of
+     * the arguments) */
     for (unsigned I = 0; I < N && rc == 0; I++)
         rc = check_provenance(order, I, tools, prov, err);
     if (rc) goto out;
-    /* 4. every part verifies; no sample twice; each sample in its own part */
+    /* 5. every part verifies; no sample twice; each sample in its own part */
     for (unsigned I = 0; I < N && rc == 0; I++) {
         if ((rc = stopped(opts, err)) != 0) break;
         if ((rc = s2s_dataset_verify(order[I]->dir, err)) < 0) {
@@ -599,7 +615,7 @@ int s2s_merge(const char *const *dirs, size_t n, const char *out, const s2s_merg
         if (rc == 0) rc = add_counts(counts, json_object_get(order[I]->ds, "counts"), err);
     }
     if (rc) goto out;
-    /* 5. the output: assembled under OUT.tmp-merge-PID, renamed to OUT at the end */
+    /* 6. the output: assembled under OUT.tmp-merge-PID, renamed to OUT at the end */
     outc = strdup(out);
     if (!outc) {
         rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
