@@ -20,6 +20,7 @@ typedef struct cand_rec {
     int status; /* 0 ok, 1 waiting, negative failed */
     unsigned flags;
     uint32_t bytes, chars;
+    char *msg; /* why the request failed (status < 0), else NULL */
 } cand_rec;
 
 typedef struct item_rec {
@@ -45,9 +46,6 @@ struct s2s_scorer {
     s2s_reply *rbuf;
     size_t rcap;
     char *tmpdir;
-    /* failure examples per mode slot */
-    char *fail_msg[S2S_MODE_COUNT][MAX_FAIL_EXAMPLES];
-    unsigned nfail_msg[S2S_MODE_COUNT];
     int sorted;
     s2s_score_hooks hooks;
     uint64_t cached;
@@ -178,16 +176,6 @@ static void item_cleanup_tmp(item_rec *it) {
     it->ntmp = 0;
 }
 
-static void note_failure(s2s_scorer *sc, int slot, const item_rec *it, unsigned k,
-                         const char *why) {
-    if (sc->nfail_msg[slot] >= MAX_FAIL_EXAMPLES) return;
-    size_t n = strlen(it->id) + strlen(why) + 64;
-    char *m = malloc(n);
-    if (!m) return;
-    snprintf(m, n, "%s: candidate %u: %s", it->id, k, why);
-    sc->fail_msg[slot][sc->nfail_msg[slot]++] = m;
-}
-
 /* Stores one answer (from the backend, or from the cache lookup when from_backend = 0). */
 static int record_reply(s2s_scorer *sc, const s2s_reply *r, int from_backend, s2s_err *err) {
     uint64_t id = r->req_id;
@@ -210,10 +198,8 @@ static int record_reply(s2s_scorer *sc, const s2s_reply *r, int from_backend, s2
     c->ntok = r->ntok;
     c->flags = r->flags;
     c->status = r->status < 0 ? r->status : 0;
-    if (r->status)
-        note_failure(sc, slot, it, k, r->msg[0] ? r->msg : s2s_strerror(r->status));
-    else if (!isfinite(r->nll) && !sc->o.compat)
-        note_failure(sc, slot, it, k, "non-finite NLL");
+    if (c->status && !(c->msg = strdup(r->msg[0] ? r->msg : s2s_strerror(r->status))))
+        return s2s_err_set(err, S2S_ENOMEM, "out of memory");
     sc->answered++;
     if (--it->pending == 0) item_cleanup_tmp(it);
     return 0;
@@ -782,6 +768,29 @@ done:
     return o;
 }
 
+/* The first MAX_FAIL_EXAMPLES failure messages of a mode, items in id order then candidates in
+ * index order (never in reply order: the report must not depend on batching or timing). */
+static json_t *failure_examples(const s2s_scorer *sc, int slot) {
+    json_t *fx = json_array();
+    for (size_t i = 0; i < sc->n && json_array_size(fx) < MAX_FAIL_EXAMPLES; i++) {
+        const item_rec *it = &sc->items[i];
+        for (unsigned k = 0; k < it->ncand && json_array_size(fx) < MAX_FAIL_EXAMPLES; k++) {
+            const cand_rec *c = &it->c[(size_t)slot * it->ncand + k];
+            const char *why = c->status < 0 ? (c->msg ? c->msg : s2s_strerror(c->status))
+                              : (!isfinite(c->nll) && !sc->o.compat) ? "non-finite NLL"
+                                                                     : NULL;
+            if (!why) continue;
+            size_t n = strlen(it->id) + strlen(why) + 64;
+            char *m = malloc(n);
+            if (!m) continue;
+            snprintf(m, n, "%s: candidate %u: %s", it->id, k, why);
+            json_array_append_new(fx, json_string(m));
+            free(m);
+        }
+    }
+    return fx;
+}
+
 json_t *s2s_scorer_report(s2s_scorer *sc, json_t *run, s2s_err *err) {
     sort_items(sc);
     json_t *rep = json_object();
@@ -797,6 +806,7 @@ json_t *s2s_scorer_report(s2s_scorer *sc, json_t *run, s2s_err *err) {
     json_object_set_new(r, "backend", json_string(s2s_backend_spec(sc->b)));
     json_object_set_new(r, "backend_kind", json_string(s2s_backend_kind(sc->b)));
     json_object_set_new(r, "model_sha256", json_string(s2s_backend_model_sha256(sc->b)));
+    if (sc->o.model_id) json_object_set_new(r, "model_id", json_string(sc->o.model_id));
     json_object_set_new(r, "score", json_string(s2s_score_kind_name(sc->o.kind)));
     json_object_set_new(r, "compat", sc->o.compat ? json_string("s2sbench") : json_null());
     json_object_set_new(r, "dedup", json_boolean(sc->o.dedup));
@@ -858,9 +868,7 @@ json_t *s2s_scorer_report(s2s_scorer *sc, json_t *run, s2s_err *err) {
         json_object_set_new(m, "scored", json_integer((json_int_t)a.scored));
         json_object_set_new(m, "candidates", json_integer((json_int_t)cand_total));
         json_object_set_new(m, "failed_candidates", json_integer((json_int_t)cand_failed));
-        json_t *fx = json_array();
-        for (unsigned f = 0; f < sc->nfail_msg[slot]; f++)
-            json_array_append_new(fx, json_string(sc->fail_msg[slot][f]));
+        json_t *fx = failure_examples(sc, slot);
         json_object_set_new(m, "failure_examples", fx);
         json_t *mw = json_array();
         char buf[256];
@@ -1026,6 +1034,8 @@ void s2s_scorer_free(s2s_scorer *sc) {
     for (size_t i = 0; i < sc->n; i++) {
         item_rec *it = &sc->items[i];
         item_cleanup_tmp(it);
+        for (size_t k = 0; it->c && k < (size_t)sc->nmodes * it->ncand; k++)
+            free(it->c[k].msg);
         free(it->id);
         free(it->task);
         free(it->lang);
@@ -1035,9 +1045,6 @@ void s2s_scorer_free(s2s_scorer *sc) {
     free(sc->items);
     free(sc->rbuf);
     json_decref(sc->tools);
-    for (int s = 0; s < S2S_MODE_COUNT; s++)
-        for (unsigned f = 0; f < sc->nfail_msg[s]; f++)
-            free(sc->fail_msg[s][f]);
     if (sc->tmpdir) {
         rmdir(sc->tmpdir);
         free(sc->tmpdir);

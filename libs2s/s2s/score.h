@@ -29,13 +29,14 @@ const char *s2s_score_kind_name(s2s_score_kind k);
 int s2s_score_kind_parse(const char *name, s2s_score_kind *k, s2s_err *err);
 
 typedef struct s2s_score_opts {
-    unsigned modes;      /* mask of 1 << s2s_mode */
-    s2s_score_kind kind; /* which score decides (default mean) */
-    int compat;          /* S2S_COMPAT_* */
-    int dedup;           /* collapse runs of equal units before asking the backend */
-    uint64_t seed;       /* bootstrap seed (default 1) */
-    unsigned bootstrap;  /* bootstrap replicates (default 1000; 0 = no CIs) */
-    double tie_warn;     /* share of tied pairs above which the backend looks broken (0.10) */
+    unsigned modes;       /* mask of 1 << s2s_mode */
+    s2s_score_kind kind;  /* which score decides (default mean) */
+    int compat;           /* S2S_COMPAT_* */
+    int dedup;            /* collapse runs of equal units before asking the backend */
+    uint64_t seed;        /* bootstrap seed (default 1) */
+    unsigned bootstrap;   /* bootstrap replicates (default 1000; 0 = no CIs) */
+    double tie_warn;      /* share of tied pairs above which the backend looks broken (0.10) */
+    const char *model_id; /* --model-id: recorded as run.model_id when set (borrowed; NULL) */
 } s2s_score_opts;
 
 /* Defaults: t2t only, mean, no compat, seed 1, 1000 replicates, tie_warn 0.10. */
