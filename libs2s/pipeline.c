@@ -5,9 +5,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "s2s/util.h"
@@ -17,10 +21,30 @@ struct s2s_pipeline {
     size_t n;
     char *str;
     volatile sig_atomic_t *stop;
+    void (*tick)(void *ctx, double fraction);
+    void *tick_ctx;
 };
 
 void s2s_pipeline_set_stop_flag(s2s_pipeline *p, volatile sig_atomic_t *flag) {
     p->stop = flag;
+}
+
+void s2s_pipeline_set_tick(s2s_pipeline *p, void (*tick)(void *ctx, double fraction), void *ctx) {
+    p->tick = tick;
+    p->tick_ctx = ctx;
+}
+
+/* File offset of fd 0 of pid (how far the first stage has read its input), -1 if unknown. */
+static long long stdin_pos(pid_t pid) {
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/%d/fdinfo/0", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    long long pos = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "pos: %lld", &pos) == 1) break;
+    fclose(f);
+    return pos;
 }
 
 char *s2s_self_dir(void) {
@@ -118,6 +142,11 @@ int s2s_pipeline_run(s2s_pipeline *p, const char *in_path, const char *out_path,
     }
     int rc = 0;
     size_t started = 0;
+    pid_t parent = getpid();
+    long long in_size = -1;
+    struct stat ist;
+    if (in_path && stat(in_path, &ist) == 0 && S_ISREG(ist.st_mode))
+        in_size = (long long)ist.st_size;
     for (size_t i = 0; i < p->n; i++) {
         int fds[2] = {-1, -1};
         if (i + 1 < p->n && (pipe(fds) != 0 || fcntl(fds[0], F_SETFD, FD_CLOEXEC) != 0 ||
@@ -132,6 +161,10 @@ int s2s_pipeline_run(s2s_pipeline *p, const char *in_path, const char *out_path,
             break;
         }
         if (pid == 0) {
+            /* a stage must not outlive a killed build: it would go on writing into the
+             * directory that the next run resumes */
+            prctl(PR_SET_PDEATHSIG, SIGTERM);
+            if (getppid() != parent) _exit(130);
             setpgid(0, started ? pids[0] : 0);
             signal(SIGINT, SIG_DFL);
             signal(SIGTERM, SIG_DFL);
@@ -153,17 +186,40 @@ int s2s_pipeline_run(s2s_pipeline *p, const char *in_path, const char *out_path,
     /* Wait for every stage; report the first failure in pipeline order, since a later stage
      * failing is usually the consequence (a truncated stream) of an earlier one. */
     int *status = calloc(p->n, sizeof *status);
-    for (size_t i = 0; i < started; i++) {
-        int st = 0;
-        int sent = 0;
-        while (waitpid(pids[i], &st, 0) < 0 && errno == EINTR)
-            if (p->stop && *p->stop && !sent) {
-                kill(-pids[0], SIGTERM);
-                sent = 1;
+    char *done = calloc(p->n ? p->n : 1, 1);
+    size_t left = started;
+    int sent = 0;
+    struct timespec last = {0, 0};
+    /* Poll (WNOHANG, 50 ms naps) rather than block: the stop flag and the progress tick are
+     * served while the stages run; a signal cuts the nap short. */
+    while (left > 0) {
+        for (size_t i = 0; i < started; i++) {
+            if (done && done[i]) continue;
+            int st = 0;
+            pid_t w = waitpid(pids[i], &st, done ? WNOHANG : 0);
+            if (w == pids[i] || (w < 0 && errno == ECHILD)) {
+                if (status) status[i] = w == pids[i] ? st : 0;
+                if (done) done[i] = 1;
+                left--;
             }
-        if (p->stop && *p->stop && !sent) kill(-pids[0], SIGTERM);
-        if (status) status[i] = st;
+        }
+        if (p->stop && *p->stop && !sent) {
+            kill(-pids[0], SIGTERM);
+            sent = 1;
+        }
+        if (left == 0 || !done) continue;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (p->tick &&
+            (now.tv_sec - last.tv_sec) * 1000000000L + (now.tv_nsec - last.tv_nsec) > 200000000L) {
+            last = now;
+            long long pos = in_size > 0 ? stdin_pos(pids[0]) : -1;
+            p->tick(p->tick_ctx, pos >= 0 ? (double)pos / (double)in_size : -1.0);
+        }
+        struct timespec nap = {0, 50000000L};
+        nanosleep(&nap, NULL);
     }
+    free(done);
     if (rc == 0 && p->stop && *p->stop) {
         rc = s2s_err_set(err, S2S_EINTR, "interrupted");
     }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "s2s/synth.h"
 #include "s2s/util.h"
 
 static char *trim(char *s) {
@@ -119,8 +120,10 @@ s2s_recipe *s2s_recipe_load(const char *name_or_path, const char *root_override,
             dst = &root_key;
         } else if (strcmp(key, "voice") == 0) {
             dst = &r->voice;
+            r->voice_line = lineno;
         } else if (strcmp(key, "voices") == 0) {
             dst = &r->voices;
+            r->voices_line = lineno;
         } else if (strcmp(key, "speech") == 0) {
             if (strcmp(val, "ctx") != 0 && strcmp(val, "ctx,candidates") != 0 &&
                 strcmp(val, "candidates") != 0) {
@@ -149,6 +152,7 @@ s2s_recipe *s2s_recipe_load(const char *name_or_path, const char *root_override,
                 r->seed = v;
             continue;
         } else if (strcmp(key, "codebook") == 0) {
+            r->codebook_line = lineno;
             if (strncmp(val, "train", 5) == 0) {
                 char *end;
                 long k = strtol(val + 5, &end, 10);
@@ -169,6 +173,7 @@ s2s_recipe *s2s_recipe_load(const char *name_or_path, const char *root_override,
             r->sources = ns;
             s2s_recipe_source *src = &r->sources[r->n_sources++];
             memset(src, 0, sizeof *src);
+            src->line = lineno;
             char *tok, *sp = NULL;
             int k = 0;
             for (tok = strtok_r(val, " \t", &sp); tok; tok = strtok_r(NULL, " \t", &sp), k++) {
@@ -253,15 +258,52 @@ int s2s_recipe_check_sources(const s2s_recipe *r, s2s_err *err) {
         if (!ok)
             return s2s_err_set(
                 err, S2S_EINVAL,
-                "%s: unknown importer '%s' (known: storycloze, cmmlu, s2sbench, items)", r->path,
-                s->importer);
+                "%s:%ld: unknown importer '%s' (known: storycloze, cmmlu, s2sbench, items)",
+                r->path, s->line, s->importer);
         for (size_t j = 0; j < s->n_paths; j++) {
             struct stat st;
             if (stat(s->paths[j], &st) != 0)
-                return s2s_err_errno(err, "%s: source %s", r->path, s->paths[j]);
+                return s2s_err_errno(err, "%s:%ld: source %s", r->path, s->line, s->paths[j]);
         }
     }
     if (r->codebook_path && access(r->codebook_path, R_OK) != 0)
-        return s2s_err_errno(err, "%s: codebook %s", r->path, r->codebook_path);
+        return s2s_err_errno(err, "%s:%ld: codebook %s", r->path, r->codebook_line,
+                             r->codebook_path);
     return 0;
+}
+
+int s2s_recipe_check_voices(const s2s_recipe *r, s2s_err *err) {
+    s2s_synth_opts o;
+    s2s_synth_opts_default(&o);
+    o.voice = r->voice;
+    o.voices = r->voices;
+    o.seed = r->seed;
+    s2s_synth *s = s2s_synth_new(&o, err);
+    if (!s) {
+        if (err->code == S2S_EINVAL && (r->voices || r->voice))
+            s2s_err_prefix(err, "%s:%ld: %s: ", r->path, r->voices ? r->voices_line : r->voice_line,
+                           r->voices ? "voices" : "voice");
+        return err->code;
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && !r->voice && !r->voices && i < r->n_sources; i++) {
+        json_t *item = json_pack("{s:s, s:s}", "id", "recipe", "lang", r->sources[i].lang);
+        char voice[128];
+        if (!item) {
+            rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+            break;
+        }
+        s2s_err e;
+        s2s_err_clear(&e);
+        if (s2s_synth_voice_for(s, item, voice, sizeof voice, &e) != 0) {
+            /* the synthesizer says "item recipe: language ... (close: ...)": keep its reason */
+            const char *why = strncmp(e.msg, "item recipe: ", 13) == 0 ? e.msg + 13 : e.msg;
+            rc = s2s_err_set(err, S2S_EINVAL,
+                             "%s:%ld: %s; name one with 'voice = VOICE' (s2s-synth --list-voices)",
+                             r->path, r->sources[i].line, why);
+        }
+        json_decref(item);
+    }
+    s2s_synth_free(s);
+    return rc;
 }

@@ -108,7 +108,8 @@ static void progress_draw(progress *pg) {
     double done = (double)pg->done + f * (double)pg->cur, el = elapsed(pg);
     double pct = pg->total ? 100.0 * done / (double)pg->total : 0;
     char eta[32] = "";
-    if (done > 0 && pg->total) snprintf(eta, sizeof eta, ", ETA %.0fs", el * (pg->total - done) / done);
+    if (done > 0 && pg->total)
+        snprintf(eta, sizeof eta, ", ETA %.0fs", el * (pg->total - done) / done);
     fprintf(stderr, "\r%s: %s: %s, shard %zu/%zu, %.0f%% (%.0fs%s)\033[K", prog, pg->name,
             pg->phase, pg->shard, pg->shards, pct, el, eta);
     fflush(stderr);
@@ -288,7 +289,8 @@ typedef struct build {
 } build;
 
 static void chunk_path(const build *b, const char *what, size_t k, char *buf, size_t n) {
-    snprintf(buf, n, "%s/%s-%06zu.%s", b->work, what, k, strcmp(what, "items") == 0 ? "jsonl" : "tar");
+    snprintf(buf, n, "%s/%s-%06zu.%s", b->work, what, k,
+             strcmp(what, "items") == 0 ? "jsonl" : "tar");
 }
 
 static void final_path(const build *b, size_t k, char *buf, size_t n) {
@@ -414,8 +416,7 @@ static int chunk_pack(build *b, size_t k, int train, s2s_err *err) {
     int rc = 0;
     if (!train) rc = add_speech(b, p, err);
     if (!rc && b->cb[0]) rc = ADD(p, err, "s2s-tokenize", "-q", "--codebook", b->cb);
-    if (!rc)
-        rc = ADD(p, err, "s2s-pack", "-q", "-o", b->stage_pat, "--per-shard", b->per_shard);
+    if (!rc) rc = ADD(p, err, "s2s-pack", "-q", "-o", b->stage_pat, "--per-shard", b->per_shard);
     if (!rc) rc = run(p, in, NULL, train ? "units+pack" : "shard", &b->pg, err);
     s2s_pipeline_free(p);
     if (rc) return rc;
@@ -563,7 +564,8 @@ static int assemble(build *b, s2s_err *err) {
     }
     char path[4200];
     snprintf(path, sizeof path, "%s/dataset.json", b->out);
-    rc = write_json(path, ds, err);
+    rc = s2s_dataset_seal(ds, err); /* as s2s-pack's: verify checks it (H7) */
+    if (rc == 0) rc = write_json(path, ds, err);
     json_decref(ds);
     return rc;
 }
@@ -574,10 +576,10 @@ static int do_build(build *b, s2s_err *err) {
     char sha[65], jpath[4400];
     int rc = import_items(b, sha, err);
     if (rc) return rc;
-    json_t *hdr = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:I, s:i}", "journal", "s2s-build",
-                            "version", S2S_VERSION, "recipe_sha256", "", "part", b->part,
-                            "items_sha256", sha, "items", (json_int_t)b->n_items, "per_shard",
-                            (int)r->per_shard);
+    json_t *hdr =
+        json_pack("{s:s, s:s, s:s, s:s?, s:s, s:I, s:i}", "journal", "s2s-build", "version",
+                  S2S_VERSION, "recipe_sha256", "", "part", b->part, "items_sha256", sha, "items",
+                  (json_int_t)b->n_items, "per_shard", (int)r->per_shard);
     if (!hdr) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
     char rh[65];
     s2s_sha256_hex(r->text, strlen(r->text), rh);
@@ -588,8 +590,9 @@ static int do_build(build *b, s2s_err *err) {
     json_decref(hdr);
     if (!b->j) {
         if (err->code == S2S_EINVAL)
-            s2s_err_prefix(err, "%s holds an interrupted build of other inputs (remove it or use "
-                                "another -o): ",
+            s2s_err_prefix(err,
+                           "%s holds an interrupted build of other inputs (remove it or use "
+                           "another -o): ",
                            b->out);
         return err->code;
     }
@@ -605,8 +608,8 @@ static int do_build(build *b, s2s_err *err) {
     for (size_t k = 0; k < b->n_chunks; k++)
         if (done[k]) b->pg.done += chunk_items(b, k) * (train ? 2 : 1);
     if (resumed)
-        say(&b->pg, "%s: resuming the interrupted build in %s: %zu of %zu shard(s) done%s",
-            r->name, b->out, n_done, b->n_chunks,
+        say(&b->pg, "%s: resuming the interrupted build in %s: %zu of %zu shard(s) done%s", r->name,
+            b->out, n_done, b->n_chunks,
             train ? (have_cb ? ", codebook kept" : ", codebook not trained yet") : "");
     else
         say(&b->pg, "%s: %zu items -> %zu shard(s) of up to %u in %s", r->name, b->n_items,
@@ -709,7 +712,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         s2s_recipe_free(r);
         return err.code == S2S_EIO || s2s_exit_status(err.code) == 1 ? 2
-                                                                      : s2s_exit_status(err.code);
+                                                                     : s2s_exit_status(err.code);
     }
     if (shard && r->codebook_train_k) {
         fprintf(stderr,

@@ -15,12 +15,18 @@ s2s_pipeline *s2s_pipeline_new(s2s_err *err);
 int s2s_pipeline_add(s2s_pipeline *p, const char *const *argv, s2s_err *err);
 /* Runs the chain: stdin of the first stage from in_path (NULL: /dev/null), stdout of the last to
  * out_path (NULL: inherit). Waits for every stage. Returns 0 when all exit 0; otherwise the
- * message names the first failing stage, its exit status or signal. */
+ * message names the first failing stage, its exit status or signal. Every stage gets SIGTERM
+ * when the calling process dies (Linux PR_SET_PDEATHSIG), so a killed build leaves no stage
+ * running on (and writing into) its directory. */
 int s2s_pipeline_run(s2s_pipeline *p, const char *in_path, const char *out_path, s2s_err *err);
 /* While run() waits, a non-zero *flag (set by the caller's SIGINT/SIGTERM handler, installed
  * without SA_RESTART) makes it send SIGTERM to every stage; the stages run in a process group of
  * their own, so a signal to the caller alone still stops them. */
 void s2s_pipeline_set_stop_flag(s2s_pipeline *p, volatile sig_atomic_t *flag);
+/* While run() waits, calls tick(ctx, fraction) about 5 times a second, fraction being how much
+ * of in_path the first stage has read so far (0..1, from its file offset in /proc; -1 when
+ * unknown, e.g. no in_path): lets the caller draw a progress line while the stages work. */
+void s2s_pipeline_set_tick(s2s_pipeline *p, void (*tick)(void *ctx, double fraction), void *ctx);
 /* The command line of the pipeline as a shell would show it (for logs); borrowed string. */
 const char *s2s_pipeline_str(s2s_pipeline *p);
 void s2s_pipeline_free(s2s_pipeline *p);

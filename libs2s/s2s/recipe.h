@@ -25,6 +25,7 @@ typedef struct s2s_recipe_source {
     char *lang;
     char **paths; /* resolved against the root when the recipe is loaded with a root */
     size_t n_paths;
+    long line; /* line of the recipe file that names it (for messages) */
 } s2s_recipe_source;
 
 typedef struct s2s_recipe {
@@ -39,15 +40,22 @@ typedef struct s2s_recipe {
     char *codebook_path;  /* resolved path, or NULL */
     unsigned per_shard;
     unsigned long seed;
-    char *text; /* the recipe's text, recorded in dataset.json */
+    char *text;                                  /* the recipe's text, recorded in dataset.json */
+    long voice_line, voices_line, codebook_line; /* lines of those keys (0: absent) */
 } s2s_recipe;
 
 /* Loads and checks a recipe. A name without '/' and without ".recipe" is looked up as
  * manifests/NAME.recipe in the source tree. root_override (--root) wins over the recipe's root
  * key, which wins over $S2S_CORPORA. Errors name file:line. */
 s2s_recipe *s2s_recipe_load(const char *name_or_path, const char *root_override, s2s_err *err);
-/* Checks that every source path exists and every importer is known (before any work starts). */
+/* Checks that every source path exists and every importer is known (before any work starts).
+ * Errors name RECIPE:LINE of the source (or codebook) line. */
 int s2s_recipe_check_sources(const s2s_recipe *r, s2s_err *err);
+/* Checks, through the synthesizer (s2s/synth.h), that the recipe's voice or voices exist and,
+ * without them, that every source language has a default espeak-ng voice. Errors name
+ * RECIPE:LINE and suggest close voices. Initialises espeak-ng in this process (one synth handle,
+ * freed before returning): call it where no other handle is alive. */
+int s2s_recipe_check_voices(const s2s_recipe *r, s2s_err *err);
 void s2s_recipe_free(s2s_recipe *r);
 
 #endif
