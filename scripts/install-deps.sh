@@ -4,6 +4,7 @@
 # Tests: independent readers (sox, ffprobe, flac, GNU tar, python3) and espeak-ng's CLI as the anchor.
 # ARPA n-gram readers for the n-gram tests: IRSTLM (compile-lm, tlm) and sphinxbase.
 # Anchors of bench/tokenize.sh: NumPy (log-mel + argmin) and scikit-learn (KMeans).
+# Fan-out tests: GNU parallel, and a private single-node Slurm (slurm-wlm, munge).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libespeak-ng-dev espeak-ng-data libsndfile1-dev libsamplerate0-dev
@@ -12,7 +13,8 @@ pkgs=(build-essential cmake pkg-config
       espeak-ng sox libsox-fmt-all ffmpeg flac tar python3 time
       irstlm sphinxbase-utils
       clang libclang-rt-14-dev valgrind cppcheck clang-tidy
-      python3-numpy python3-sklearn)
+      python3-numpy python3-sklearn
+      parallel slurm-wlm munge)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
