@@ -416,7 +416,10 @@ static int chunk_pack(build *b, size_t k, int train, s2s_err *err) {
     int rc = 0;
     if (!train) rc = add_speech(b, p, err);
     if (!rc && b->cb[0]) rc = ADD(p, err, "s2s-tokenize", "-q", "--codebook", b->cb);
-    if (!rc) rc = ADD(p, err, "s2s-pack", "-q", "-o", b->stage_pat, "--per-shard", b->per_shard);
+    /* --shard: the pack records the part in build.params (the items are already that part) */
+    if (!rc)
+        rc = ADD(p, err, "s2s-pack", "-q", "-o", b->stage_pat, "--per-shard", b->per_shard,
+                 b->part ? "--shard" : NULL, b->part);
     if (!rc) rc = run(p, in, NULL, train ? "units+pack" : "shard", &b->pg, err);
     s2s_pipeline_free(p);
     if (rc) return rc;
