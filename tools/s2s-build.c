@@ -579,14 +579,14 @@ static int do_build(build *b, s2s_err *err) {
     char sha[65], jpath[4400];
     int rc = import_items(b, sha, err);
     if (rc) return rc;
-    json_t *hdr =
-        json_pack("{s:s, s:s, s:s, s:s?, s:s, s:I, s:i}", "journal", "s2s-build", "version",
-                  S2S_VERSION, "recipe_sha256", "", "part", b->part, "items_sha256", sha, "items",
-                  (json_int_t)b->n_items, "per_shard", (int)r->per_shard);
-    if (!hdr) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    /* what a resumed build must share with the interrupted one, most telling first */
     char rh[65];
     s2s_sha256_hex(r->text, strlen(r->text), rh);
-    json_object_set_new(hdr, "recipe_sha256", json_string(rh));
+    json_t *hdr =
+        json_pack("{s:s, s:s, s:s?, s:s, s:I, s:i, s:s}", "journal", "s2s-build", "recipe_sha256",
+                  rh, "part", b->part, "items_sha256", sha, "items", (json_int_t)b->n_items,
+                  "per_shard", (int)r->per_shard, "version", S2S_VERSION);
+    if (!hdr) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
     snprintf(jpath, sizeof jpath, "%s/journal", b->work);
     int resumed = 0;
     b->j = s2s_journal_open(jpath, hdr, &resumed, err);
