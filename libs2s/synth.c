@@ -75,6 +75,7 @@ struct s2s_synth {
         struct worker **w; /* o.jobs workers, NULL = not started yet */
     } * pools;
     size_t n_pools;
+    uint64_t n_snapshot, n_forked; /* items isolated each way (s2s_synth_reset_counts) */
 };
 
 static void workers_free(s2s_synth *s);
@@ -498,6 +499,11 @@ void s2s_synth_free(s2s_synth *s) {
 
 int s2s_synth_rate(const s2s_synth *s) {
     return s->rate_hz;
+}
+
+void s2s_synth_reset_counts(const s2s_synth *s, uint64_t *snapshot, uint64_t *forked) {
+    if (snapshot) *snapshot = s->n_snapshot;
+    if (forked) *forked = s->n_forked;
 }
 
 const char *s2s_synth_engine(const s2s_synth *s) {
@@ -1591,6 +1597,10 @@ s2s_synth_job *s2s_synth_begin(s2s_synth *s, json_t *item, s2s_err *err) {
         job->pid = -1;
         if (s->o.reset == S2S_SYNTH_RESET_SNAPSHOT) rc = worker_send(s, job, err);
         if (!rc && !job->w) rc = zygote_start(s, job->voice, parts, np, &job->fd, err);
+        if (!rc && job->w)
+            s->n_snapshot++;
+        else if (!rc)
+            s->n_forked++;
     } else
         rc = speak_parts(s, job->voice, parts, np, err);
     if (rc) {

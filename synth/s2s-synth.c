@@ -395,6 +395,8 @@ int main(int argc, char **argv) {
         rc = s2s_writer_close(r.out, &err);
     else
         s2s_writer_abort(r.out);
+    uint64_t n_snap = 0, n_fork = 0;
+    s2s_synth_reset_counts(sy, &n_snap, &n_fork);
     s2s_synth_free(sy);
     if (rc) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
@@ -407,5 +409,10 @@ int main(int argc, char **argv) {
                 "%s: %" PRIu64 " items spoken, %" PRIu64 " bad items skipped, %" PRIu64
                 " clipped samples\n",
                 prog, r.written, r.skipped, r.clipped);
+    if (!quiet && o.isolate == S2S_SYNTH_ISOLATE_ITEM)
+        fprintf(stderr,
+                "%s: engine reset per item: %" PRIu64 " by restoring a snapshot, %" PRIu64
+                " by a fresh fork\n",
+                prog, n_snap, n_fork);
     return 0;
 }

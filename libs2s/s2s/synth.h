@@ -154,6 +154,11 @@ int s2s_synth_wav(const int16_t *pcm, size_t n, int rate, unsigned char **out, s
  * voices for that language, best first). */
 int s2s_synth_list_voices(s2s_synth *s, FILE *fp, const char *lang, s2s_err *err);
 
+/* How the items begun so far with S2S_SYNTH_ISOLATE_ITEM were isolated: *snapshot by a worker
+ * restoring its saved engine state, *forked by a fresh fork (RESET_FORK, or the fallback when a
+ * voice's worker failed its start-up check or a job was too big to queue). Either may be NULL. */
+void s2s_synth_reset_counts(const s2s_synth *s, uint64_t *snapshot, uint64_t *forked);
+
 /* "espeak-ng 1.51" (recorded in ID.json). Borrowed string. */
 const char *s2s_synth_engine(const s2s_synth *s);
 

@@ -254,6 +254,46 @@ check_bad bad_wscand.jsonl 'item b_ws_cand: candidate 1.*(empty|only whitespace)
 check_bad bad_utf8.jsonl 'bad_utf8.jsonl:2:.*(UTF-8|decode byte 0xe9)'
 check_bad bad_lang.jsonl 'item b_lang: language "xx" has no espeak-ng voice'
 
+# ---- engine reset by snapshot (default) vs a fresh fork per item: same bytes on real items ----
+SC="${S2S_SHARED:-}/corpora/storycloze_spring2016/cloze_test_val__spring2016.csv"
+CM="${S2S_SHARED:-}/corpora/cmmlu/test/agronomy.csv"
+if [ -f "$SC" ] && [ -f "$CM" ]; then
+  python3 - "$SC" "$CM" <<'EOF'
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1], encoding="utf-8")))
+zh = list(csv.DictReader(open(sys.argv[2], encoding="utf-8")))
+items = []
+for i, r in enumerate(rows[100:132]):
+    ends = [r["RandomFifthSentenceQuiz1"], r["RandomFifthSentenceQuiz2"]]
+    items.append({"id": "r_sc%03d" % i, "task": "cloze", "lang": "en",
+                  "context": {"text": " ".join(r["InputSentence%d" % k] for k in range(1, 5))},
+                  "candidates": [{"text": e, "label": int(int(r["AnswerRightEnding"]) == k + 1)}
+                                 for k, e in enumerate(ends)]})
+for i, r in enumerate(zh[:8]):
+    items.insert(4 * i + 1, {"id": "r_zh%03d" % i, "task": "choice", "lang": "zh",
+                             "context": {"text": r["Question"]},
+                             "candidates": [{"text": r[c] or "空", "label": int(r["Answer"] == c)}
+                                            for c in "ABCD"]})
+with open("real.jsonl", "w", encoding="utf-8") as f:
+    for it in items:
+        f.write(json.dumps(it, ensure_ascii=False) + "\n")
+EOF
+  [ "$(wc -l < real.jsonl)" = 40 ] || fail "real.jsonl: not 40 items"
+  "$SYNTH" -j2 real.jsonl -o snap.tar 2> snap.err || fail "snapshot run failed: $(cat snap.err)"
+  grep -q 'engine reset per item: 40 by restoring a snapshot, 0 by a fresh fork' snap.err ||
+    fail "the default run did not reset by snapshot: $(cat snap.err)"
+  "$SYNTH" --reset fork real.jsonl -o fork.tar 2> fork.err || fail "fork run failed"
+  grep -q '0 by restoring a snapshot, 40 by a fresh fork' fork.err || fail "--reset fork: $(cat fork.err)"
+  cmp -s snap.tar fork.tar || fail "--reset snapshot and --reset fork differ on 40 real items"
+  "$SYNTH" -q -j1 real.jsonl | cmp -s - snap.tar || fail "snapshot -j1 and -j2 differ"
+  # noise voices draw from rand(): srand(1) before each item must give the fresh fork's bytes
+  v="--voices en-us+whisper,en-us+klatt4,en-us+f3,cmn --seed 1"
+  "$SYNTH" -q -j2 $v real.jsonl -o snapv.tar
+  "$SYNTH" -q --reset fork $v real.jsonl -o forkv.tar
+  cmp -s snapv.tar forkv.tar || fail "--voices with whisper/klatt: snapshot and fork differ"
+  ok "40 real items (StoryCloze val, CMMLU): snapshot workers -j1/-j2 = a fresh fork per item, byte for byte (also +whisper/+klatt4/+f3/cmn)"
+fi
+
 # ---- the project's sample data, when the importer is built -----------------------------------
 if [ -x "$S2S_BIN/s2s-import" ]; then
   "$S2S_BIN/s2s-import" storycloze -q "$S2S_SRC/data/samples-en.csv" -o en_all.jsonl

@@ -204,11 +204,81 @@ static void test_voices_spread(void **state) {
     s2s_synth_free(s);
 }
 
+/* RESET_SNAPSHOT workers against RESET_FORK: same bytes; jobs of one worker ended out of order;
+ * a dropped job stops its worker (its other queued job fails), the next item starts a new one. */
+static void test_snapshot_workers(void **state) {
+    (void)state;
+    static const char *const texts[6] = {
+        "Karen was assigned a roommate. They did not know each other.",
+        "The dog barked at 3 cats, then slept.",
+        "Tom & Jerry met at 5 pm near the old bridge.",
+        "She baked a cake for her mother's 60th birthday!",
+        "Was it raining? Nobody could tell.",
+        "He paid $12.50 for two tickets."};
+    s2s_err err;
+    s2s_member ref[6];
+    s2s_sample *keep[6];
+    s2s_synth_opts o;
+    s2s_synth_opts_default(&o);
+    o.reset = S2S_SYNTH_RESET_FORK;
+    s2s_synth *s = s2s_synth_new(&o, &err);
+    assert_non_null(s);
+    for (int i = 0; i < 6; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "w%d", i);
+        keep[i] = s2s_sample_new(id, &err);
+        keep[i]->item = item(id, "en", texts[i]);
+        assert_int_equal(s2s_synth_sample(s, keep[i], &err), 0);
+        ref[i] = *s2s_sample_get(keep[i], "c1.wav");
+    }
+    s2s_synth_free(s);
+    o.reset = S2S_SYNTH_RESET_SNAPSHOT;
+    o.jobs = 2;
+    s = s2s_synth_new(&o, &err);
+    assert_non_null(s);
+    /* items 0, 2, 4 go to worker 0; 1, 3 to worker 1 (round robin) */
+    s2s_sample *smp[6];
+    s2s_synth_job *job[6];
+    for (int i = 0; i < 5; i++) {
+        smp[i] = s2s_sample_new(s2s_item_id(keep[i]->item), &err);
+        smp[i]->item = item(s2s_item_id(keep[i]->item), "en", texts[i]);
+        job[i] = s2s_synth_begin(s, smp[i]->item, &err);
+        assert_non_null(job[i]);
+    }
+    s2s_synth_job_free(job[1]); /* worker 1 owes its audio: stopped */
+    int order[3] = {4, 0, 2};
+    for (int k = 0; k < 3; k++) {
+        int i = order[k];
+        assert_int_equal(s2s_synth_end(s, job[i], smp[i], &err), 0);
+        s2s_member *m = s2s_sample_get(smp[i], "c1.wav");
+        assert_int_equal(m->size, ref[i].size);
+        assert_memory_equal(m->data, ref[i].data, m->size);
+    }
+    assert_int_equal(s2s_synth_end(s, job[3], smp[3], &err), S2S_EIO);
+    /* item 5 goes to worker 1 again: a new one */
+    smp[5] = s2s_sample_new("w5", &err);
+    smp[5]->item = item("w5", "en", texts[5]);
+    job[5] = s2s_synth_begin(s, smp[5]->item, &err);
+    assert_non_null(job[5]);
+    assert_int_equal(s2s_synth_end(s, job[5], smp[5], &err), 0);
+    s2s_member *m = s2s_sample_get(smp[5], "ctx.wav");
+    s2s_member *r = s2s_sample_get(keep[5], "ctx.wav");
+    assert_int_equal(m->size, r->size);
+    assert_memory_equal(m->data, r->data, m->size);
+    for (int i = 0; i < 6; i++) {
+        if (i != 1) s2s_sample_free(smp[i]);
+        s2s_sample_free(keep[i]);
+    }
+    s2s_sample_free(smp[1]);
+    s2s_synth_free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_check_text),        cmocka_unit_test(test_trim),
         cmocka_unit_test(test_normalize_clipped), cmocka_unit_test(test_wav_bytes),
         cmocka_unit_test(test_voices_and_speak),  cmocka_unit_test(test_voices_spread),
+        cmocka_unit_test(test_snapshot_workers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
