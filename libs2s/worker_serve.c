@@ -1,9 +1,10 @@
 /* worker_serve.c — the server side of docs/worker.md over any in-process backend, so that
  * `s2s-lm serve MODEL` is a real second process the protocol tests and benchmarks can drive. */
-#include <poll.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "s2s/worker.h"
 
@@ -25,6 +26,63 @@ static int reply_line(FILE *out, const s2s_reply *r, s2s_err *err) {
     return 0;
 }
 
+/* Request lines: straight from the file descriptor in large reads when `in` has one (a pipe from
+ * the scorer), so that every line already received is answered before the replies are flushed
+ * and the next read blocks: one write per batch of requests, no poll() per request. Streams
+ * without a descriptor (fmemopen) are read with getline. */
+typedef struct line_reader {
+    FILE *in, *out;
+    int fd;
+    char *buf; /* fd mode: buf[pos..len) not yet returned */
+    size_t len, pos, cap;
+    char *line; /* getline mode */
+    size_t linecap;
+} line_reader;
+
+/* Returns 1 with *line (NUL-terminated, without '\n'), 0 at EOF, negative on error. */
+static int next_line(line_reader *r, char **line, s2s_err *err) {
+    if (r->fd < 0) {
+        if (fflush(r->out) != 0) return s2s_err_errno(err, "serve: write");
+        ssize_t n = getline(&r->line, &r->linecap, r->in);
+        if (n < 0) return ferror(r->in) ? s2s_err_errno(err, "serve: read") : 0;
+        *line = r->line;
+        return 1;
+    }
+    for (;;) {
+        char *nl = r->pos < r->len ? memchr(r->buf + r->pos, '\n', r->len - r->pos) : NULL;
+        if (nl) {
+            *nl = 0;
+            *line = r->buf + r->pos;
+            r->pos = (size_t)(nl + 1 - r->buf);
+            return 1;
+        }
+        if (r->pos) { /* keep the partial line at the front */
+            memmove(r->buf, r->buf + r->pos, r->len - r->pos);
+            r->len -= r->pos;
+            r->pos = 0;
+        }
+        if (r->cap - r->len < 65536 + 1) {
+            size_t cap = r->cap ? r->cap * 2 : 131072;
+            char *nb = realloc(r->buf, cap);
+            if (!nb) return s2s_err_set(err, S2S_ENOMEM, "serve: out of memory");
+            r->buf = nb;
+            r->cap = cap;
+        }
+        if (fflush(r->out) != 0) return s2s_err_errno(err, "serve: write"); /* before blocking */
+        ssize_t k = read(r->fd, r->buf + r->len, r->cap - r->len - 1);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return s2s_err_errno(err, "serve: read");
+        if (k == 0) { /* EOF: a last line without '\n' still counts */
+            if (r->len == r->pos) return 0;
+            r->buf[r->len] = 0;
+            *line = r->buf + r->pos;
+            r->pos = r->len;
+            return 1;
+        }
+        r->len += (size_t)k;
+    }
+}
+
 static const char *side(const json_t *req, const char *which, const char *field) {
     return json_string_value(json_object_get(json_object_get(req, which), field));
 }
@@ -38,12 +96,12 @@ int s2s_worker_serve(s2s_backend *b, const char *model_id, FILE *in, FILE *out, 
     fprintf(out, "%s\n", hs);
     free(hs);
     fflush(out);
+    line_reader lr = {.in = in, .out = out, .fd = fileno(in)};
     char *line = NULL;
-    size_t cap = 0;
     long lineno = 0;
-    int rc = 0;
+    int rc = 0, got;
     s2s_reply rep[16];
-    while (getline(&line, &cap, in) >= 0) {
+    while ((got = next_line(&lr, &line, err)) == 1) {
         lineno++;
         json_error_t je;
         json_t *req = json_loads(line, 0, &je);
@@ -93,11 +151,10 @@ int s2s_worker_serve(s2s_backend *b, const char *model_id, FILE *in, FILE *out, 
                 rc = reply_line(out, &rep[i], err);
         if (n < 0) rc = n;
         if (rc) break;
-        /* flush when nothing more is waiting, so pipelined clients are not held back */
-        struct pollfd pf = {fileno(in), POLLIN, 0};
-        if (poll(&pf, 1, 0) == 0) fflush(out);
     }
-    free(line);
+    if (got < 0 && rc == 0) rc = got;
+    free(lr.line);
+    free(lr.buf);
     if (fflush(out) != 0 && rc == 0) rc = s2s_err_errno(err, "serve: write");
     return rc;
 }

@@ -25,8 +25,11 @@ s2s_backend *s2s_backend_worker_open(const char *spec, const char *command,
                                      const s2s_worker_opts *opts, s2s_err *err);
 
 /* Serves requests of the protocol with an in-process backend (used by `s2s-lm serve`): reads
- * request lines from in, answers on out (flushing after every reply), until EOF on in.
- * model_id is announced in the hello line. Returns 0 at EOF, negative on I/O failure. */
+ * request lines from in, answers on out, until EOF on in. Replies are flushed whenever no
+ * complete request is left to answer (before the read that would wait), so a pipelined client
+ * gets them in batches and never waits on a buffered reply. When in has a file descriptor it is
+ * read directly (in must not hold buffered input); otherwise with getline. model_id is
+ * announced in the hello line. Returns 0 at EOF, negative on I/O failure. */
 int s2s_worker_serve(s2s_backend *b, const char *model_id, FILE *in, FILE *out, s2s_err *err);
 
 #endif

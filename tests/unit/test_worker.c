@@ -152,6 +152,73 @@ static void test_no_hello(void **state)
     assert_non_null(strstr(err.msg, "no hello"));
 }
 
+/* The request lines the backend writes by hand are what jansson would write (same bytes as
+ * json_dumps of the parsed line), escape what JSON needs, and replace invalid UTF-8 by U+FFFD. */
+static void test_request_lines(void **state)
+{
+    (void)state;
+    char cmd[1200], spec[1300], path[300];
+    snprintf(path, sizeof path, "%s/requests.txt", dir);
+    snprintf(cmd, sizeof cmd, "tee %s | python3 %s/tests/workers/fault_worker.py ok", path, src());
+    snprintf(spec, sizeof spec, "worker:%s", cmd);
+    s2s_err err;
+    s2s_backend *b = s2s_backend_worker_open(spec, cmd, NULL, &err);
+    assert_non_null(b);
+    const char *ctx = "say \"hi\" \\ back\nslash\ttab \x01\x1f \xe4\xb8\xad end/";
+    const char *cand = "bad \xff byte \xc3\x28 and \xf0\x9f\x98\x80 ok";
+    s2s_request rq = {0};
+    rq.item_id = "it\"em";
+    rq.mode = S2S_MODE_S2T;
+    rq.cand = 1;
+    rq.lang = "zh";
+    rq.ctx_text = ctx;
+    rq.cand_text = cand;
+    rq.ctx_audio = "/tmp/x y/1.ctx.wav";
+    rq.ctx_units = "1 2 3";
+    for (int i = 0; i < 3; i++) {
+        rq.req_id = (uint64_t)i * 1000003u;
+        assert_int_equal(s2s_backend_submit(b, &rq, &err), 0);
+    }
+    s2s_reply rep[4];
+    int got = 0;
+    while (got < 3) {
+        int n = s2s_backend_poll(b, rep, 4, 1, &err);
+        assert_true(n > 0);
+        got += n;
+    }
+    s2s_backend_free(b); /* the worker exits, tee has written everything */
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    char line[4096];
+    int lines = 0;
+    while (fgets(line, sizeof line, fp)) {
+        size_t n = strlen(line);
+        assert_true(n > 0 && line[n - 1] == '\n');
+        line[n - 1] = 0;
+        json_error_t je;
+        json_t *j = json_loads(line, 0, &je);
+        assert_non_null(j);
+        char *again = json_dumps(j, JSON_COMPACT);
+        assert_string_equal(again, line);
+        free(again);
+        assert_int_equal(json_integer_value(json_object_get(j, "id")), lines * 1000003);
+        assert_string_equal(json_string_value(json_object_get(j, "item")), "it\"em");
+        assert_string_equal(json_string_value(json_object_get(j, "mode")), "s2t");
+        assert_int_equal(json_integer_value(json_object_get(j, "cand")), 1);
+        json_t *c = json_object_get(j, "context");
+        assert_string_equal(json_string_value(json_object_get(c, "text")), ctx);
+        assert_string_equal(json_string_value(json_object_get(c, "audio")), "/tmp/x y/1.ctx.wav");
+        assert_string_equal(json_string_value(json_object_get(c, "units")), "1 2 3");
+        assert_string_equal(json_string_value(json_object_get(json_object_get(j, "candidate"), "text")),
+                            "bad \xef\xbf\xbd byte \xef\xbf\xbd( and \xf0\x9f\x98\x80 ok");
+        assert_null(json_object_get(json_object_get(j, "candidate"), "audio"));
+        json_decref(j);
+        lines++;
+    }
+    fclose(fp);
+    assert_int_equal(lines, 3);
+}
+
 /* In-process backends never restart. */
 static void test_restarts_in_process(void **state)
 {
@@ -186,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_gives_up),
         cmocka_unit_test(test_no_hello),
         cmocka_unit_test(test_restarts_in_process),
+        cmocka_unit_test(test_request_lines),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
