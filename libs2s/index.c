@@ -348,8 +348,26 @@ out:
     return rc;
 }
 
+/* What verify learns from a shard's index, for the cross-checks against dataset.json. */
+typedef struct shard_facts {
+    uint64_t samples, members;
+    char *first_key; /* malloc'd; NULL for a shard without samples */
+} shard_facts;
+
+static int shard_verify(const char *shard_path, const char *expect_sha, s2s_idset *keys,
+                        shard_facts *facts, s2s_err *err);
+
 int s2s_shard_verify(const char *shard_path, const char *expect_sha, s2s_idset *keys,
                      uint64_t *n_samples, s2s_err *err) {
+    shard_facts fa = {0, 0, NULL};
+    int rc = shard_verify(shard_path, expect_sha, keys, &fa, err);
+    free(fa.first_key);
+    if (rc == 0 && n_samples) *n_samples = fa.samples;
+    return rc;
+}
+
+static int shard_verify(const char *shard_path, const char *expect_sha, s2s_idset *keys,
+                        shard_facts *facts, s2s_err *err) {
     int rc = 0;
     char *ipath = s2s_index_path(shard_path);
     if (!ipath) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
@@ -503,7 +521,10 @@ int s2s_shard_verify(const char *shard_path, const char *expect_sha, s2s_idset *
                          shard_path, hex, expect_sha);
         goto out;
     }
-    if (n_samples) *n_samples = ix->n_samples;
+    facts->samples = ix->n_samples;
+    facts->members = ix->n_members;
+    if (ix->n_samples && !(facts->first_key = strdup(ix->samples[0].key)))
+        rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
 out:
     if (f) fclose(f);
     free(hdr);
@@ -638,31 +659,339 @@ int s2s_dataset_shards(const char *dir, char ***paths, size_t *n, s2s_err *err) 
     return 0;
 }
 
+/* ---- dataset.json: canonical form, seal, schema ------------------------------------------------
+ */
+
+#define DS_SEAL "self_sha256"
+
+/* The canonical text of a dataset.json object: 2-space indent, keys in insertion order, one
+ * final newline (what s2s_dataset_write writes). malloc'd, NULL when out of memory. */
+static char *ds_canonical(const json_t *ds) {
+    char *t = json_dumps(ds, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (!t) return NULL;
+    size_t n = strlen(t);
+    char *r = realloc(t, n + 2);
+    if (!r) {
+        free(t);
+        return NULL;
+    }
+    r[n] = '\n';
+    r[n + 1] = 0;
+    return r;
+}
+
+/* SHA-256 of the canonical text of ds without DS_SEAL and "recipe" (s2s-build adds the recipe
+ * after the pack; it carries the SHA-256 of its own text and is cross-checked separately). */
+static int ds_seal_hex(const json_t *ds, char hex[65]) {
+    json_t *c = json_copy((json_t *)ds); /* shallow: only top-level keys are removed */
+    if (!c) return S2S_ENOMEM;
+    json_object_del(c, DS_SEAL);
+    json_object_del(c, "recipe");
+    char *t = ds_canonical(c);
+    json_decref(c);
+    if (!t) return S2S_ENOMEM;
+    s2s_sha256_hex(t, strlen(t), hex);
+    free(t);
+    return 0;
+}
+
+int s2s_dataset_seal(json_t *ds, s2s_err *err) {
+    char hex[65];
+    if (!json_is_object(ds)) return s2s_err_set(err, S2S_EINVAL, "dataset.json: not an object");
+    if (ds_seal_hex(ds, hex) < 0 || json_object_set_new(ds, DS_SEAL, json_string(hex)) != 0)
+        return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    return 0;
+}
+
+int s2s_dataset_write(const char *path, json_t *ds, s2s_err *err) {
+    int rc = s2s_dataset_seal(ds, err);
+    if (rc < 0) return rc;
+    char *t = ds_canonical(ds);
+    if (!t) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    s2s_ofile *of = s2s_ofile_open(path, err);
+    if (!of) {
+        free(t);
+        return err ? err->code : S2S_EIO;
+    }
+    size_t n = strlen(t);
+    if (fwrite(t, 1, n, s2s_ofile_fp(of)) != n) {
+        rc = s2s_err_errno(err, "%s: write failed", path);
+        s2s_ofile_abort(of);
+    } else {
+        rc = s2s_ofile_commit(of, err);
+    }
+    free(t);
+    return rc;
+}
+
+/* One allowed key of an object: its name, JSON type, and whether it must be present. */
+typedef struct ds_key {
+    const char *name;
+    json_type type; /* JSON_TRUE stands for "any type" */
+    int required;   /* 1 required, 0 optional, 2 optional and may be null */
+} ds_key;
+
+/* Checks that obj is an object holding only the keys of spec (typed as listed) and every
+ * required one: a misspelled key (a flipped byte in a key name) is a fault, not an extension. */
+static int ds_keys(const json_t *obj, const ds_key *spec, const char *dpath, const char *where,
+                   s2s_err *err) {
+    if (!json_is_object(obj))
+        return s2s_err_set(err, S2S_EFORMAT, "%s: %s is not an object", dpath, where);
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)obj, k, v) {
+        const ds_key *s = spec;
+        while (s->name && strcmp(s->name, k) != 0)
+            s++;
+        if (!s->name)
+            return s2s_err_set(err, S2S_EFORMAT, "%s: %s: unknown key \"%.80s\" (misspelled?)",
+                               dpath, where, k);
+        if (s->type != JSON_TRUE && json_typeof(v) != s->type &&
+            !(s->required == 2 && json_is_null(v)))
+            return s2s_err_set(err, S2S_EFORMAT, "%s: %s: \"%s\" has the wrong type", dpath, where,
+                               k);
+        if (s->type == JSON_INTEGER && json_integer_value(v) < 0)
+            return s2s_err_set(err, S2S_EFORMAT, "%s: %s: \"%s\" is negative", dpath, where, k);
+        if (strstr(k, "sha256") && json_is_string(v) && !is_hex64(json_string_value(v)))
+            return s2s_err_set(err, S2S_EFORMAT, "%s: %s: \"%s\" is not 64 lowercase hex digits",
+                               dpath, where, k);
+    }
+    for (const ds_key *s = spec; s->name; s++)
+        if (s->required == 1 && !json_object_get(obj, s->name))
+            return s2s_err_set(err, S2S_EFORMAT, "%s: %s: \"%s\" missing", dpath, where, s->name);
+    return 0;
+}
+
+/* clang-format off */
+static const ds_key DS_TOP[] = {
+    {"format", JSON_STRING, 1},       {"format_version", JSON_INTEGER, 1},
+    {"shard_count", JSON_INTEGER, 1}, {"samples", JSON_INTEGER, 1},
+    {"members", JSON_INTEGER, 1},     {"pairs", JSON_INTEGER, 0},
+    {"counts", JSON_OBJECT, 0},       {"shards", JSON_ARRAY, 1},
+    {"build", JSON_OBJECT, 0},        {"recipe", JSON_OBJECT, 0},
+    {"merge", JSON_OBJECT, 0},        {"provenance", JSON_ARRAY, 0},
+    {DS_SEAL, JSON_STRING, 0},        {NULL, JSON_NULL, 0}};
+static const ds_key DS_SHARD[] = {
+    {"name", JSON_STRING, 1},         {"size", JSON_INTEGER, 1},
+    {"sha256", JSON_STRING, 1},       {"index", JSON_STRING, 1},
+    {"index_sha256", JSON_STRING, 1}, {"samples", JSON_INTEGER, 1},
+    {"members", JSON_INTEGER, 0},     {"pairs", JSON_INTEGER, 0},
+    {"first_key", JSON_STRING, 0},    {NULL, JSON_NULL, 0}};
+static const ds_key DS_COUNT[] = {
+    {"samples", JSON_INTEGER, 1}, {"pairs", JSON_INTEGER, 1}, {NULL, JSON_NULL, 0}};
+static const ds_key DS_BUILD[] = {
+    {"tool", JSON_STRING, 1}, {"version", JSON_STRING, 1}, {"params", JSON_OBJECT, 1},
+    {NULL, JSON_NULL, 0}};
+static const ds_key DS_PARAMS[] = {
+    {"pattern", JSON_STRING, 0}, /* absent after s2s-shard merge (one per part) */
+    {"per_shard", JSON_INTEGER, 1},  {"max_bytes", JSON_INTEGER, 1},
+    {"gzip_level", JSON_INTEGER, 1}, {"flac_level", JSON_INTEGER, 1},
+    {"part", JSON_STRING, 0},        {NULL, JSON_NULL, 0}};
+static const ds_key DS_RECIPE[] = {
+    {"name", JSON_STRING, 1}, {"sha256", JSON_STRING, 1}, {"text", JSON_STRING, 1},
+    {"part", JSON_STRING, 2}, {NULL, JSON_NULL, 0}}; /* s2s-build writes null: no part */
+static const ds_key DS_MERGE[] = {
+    {"tool", JSON_STRING, 1},   {"version", JSON_STRING, 1},
+    {"parts", JSON_INTEGER, 1}, {"part_list", JSON_ARRAY, 1},
+    {NULL, JSON_NULL, 0}};
+static const ds_key DS_MERGE_PART[] = {
+    {"part", JSON_STRING, 1},    {"dataset_sha256", JSON_STRING, 1},
+    {"shards", JSON_INTEGER, 1}, {"samples", JSON_INTEGER, 1},
+    {NULL, JSON_NULL, 0}};
+static const ds_key DS_PROV[] = {
+    {"tool", JSON_STRING, 1}, {"version", JSON_STRING, 1}, {"params", JSON_TRUE, 0},
+    {"samples", JSON_INTEGER, 1}, {NULL, JSON_NULL, 0}};
+/* clang-format on */
+
+/* The structure of dataset.json (docs/shards.md): known keys only, with their types. */
+static int ds_schema(const json_t *ds, const char *dpath, s2s_err *err) {
+    int rc = ds_keys(ds, DS_TOP, dpath, "top level", err);
+    if (rc < 0) return rc;
+    const char *fmt = json_string_value(json_object_get(ds, "format"));
+    if (strcmp(fmt, "s2s-shards") != 0)
+        return s2s_err_set(err, S2S_EFORMAT, "%s: \"format\" is \"%.40s\", not \"s2s-shards\"",
+                           dpath, fmt);
+    if (json_integer_value(json_object_get(ds, "format_version")) != 1)
+        return s2s_err_set(err, S2S_EUNSUP, "%s: \"format_version\" %lld (this version reads 1)",
+                           dpath,
+                           (long long)json_integer_value(json_object_get(ds, "format_version")));
+    size_t i;
+    json_t *e;
+    char where[64];
+    json_array_foreach(json_object_get(ds, "shards"), i, e) {
+        snprintf(where, sizeof where, "shard entry %zu", i);
+        if ((rc = ds_keys(e, DS_SHARD, dpath, where, err)) < 0) return rc;
+    }
+    const char *task, *lang;
+    json_t *t, *l;
+    json_object_foreach(json_object_get(ds, "counts"), task, t) {
+        if (!json_is_object(t))
+            return s2s_err_set(err, S2S_EFORMAT, "%s: counts.%.40s is not an object", dpath, task);
+        json_object_foreach(t, lang, l) {
+            snprintf(where, sizeof where, "counts.%.20s.%.20s", task, lang);
+            if ((rc = ds_keys(l, DS_COUNT, dpath, where, err)) < 0) return rc;
+        }
+    }
+    json_t *b = json_object_get(ds, "build");
+    if (b &&
+        ((rc = ds_keys(b, DS_BUILD, dpath, "build", err)) < 0 ||
+         (rc = ds_keys(json_object_get(b, "params"), DS_PARAMS, dpath, "build.params", err)) < 0))
+        return rc;
+    json_t *r = json_object_get(ds, "recipe");
+    if (r && (rc = ds_keys(r, DS_RECIPE, dpath, "recipe", err)) < 0) return rc;
+    json_t *m = json_object_get(ds, "merge");
+    if (m) {
+        if ((rc = ds_keys(m, DS_MERGE, dpath, "merge", err)) < 0) return rc;
+        uint64_t ns = 0, nsh = 0;
+        json_t *parts = json_object_get(m, "part_list");
+        json_array_foreach(parts, i, e) {
+            snprintf(where, sizeof where, "merge.part_list[%zu]", i);
+            if ((rc = ds_keys(e, DS_MERGE_PART, dpath, where, err)) < 0) return rc;
+            ns += (uint64_t)json_integer_value(json_object_get(e, "samples"));
+            nsh += (uint64_t)json_integer_value(json_object_get(e, "shards"));
+        }
+        /* the parts add up to the whole (the totals are checked against the shards later) */
+        if ((uint64_t)json_integer_value(json_object_get(m, "parts")) != json_array_size(parts) ||
+            ns != (uint64_t)json_integer_value(json_object_get(ds, "samples")) ||
+            nsh != (uint64_t)json_integer_value(json_object_get(ds, "shard_count")))
+            return s2s_err_set(err, S2S_EDATA,
+                               "%s: merge: the part list (%zu parts, %llu shards, %llu samples) "
+                               "does not add up to \"parts\", \"shard_count\" and \"samples\"",
+                               dpath, json_array_size(parts), (unsigned long long)nsh,
+                               (unsigned long long)ns);
+    }
+    json_array_foreach(json_object_get(ds, "provenance"), i, e) {
+        snprintf(where, sizeof where, "provenance record %zu", i);
+        if ((rc = ds_keys(e, DS_PROV, dpath, where, err)) < 0) return rc;
+    }
+    return 0;
+}
+
+/* The recipe s2s-build records: its SHA-256 is that of its text; its name (and part) are those
+ * of every shard name ("NAME-%06d.tar", "NAME-pIofN-%06d.tar", docs/recipes.md) and of the
+ * shard pattern and part the build gave s2s-pack. Shard names are checked against the files, so
+ * a damaged name or part cannot match by accident. */
+static int ds_recipe(const json_t *ds, const char *dpath, s2s_err *err) {
+    json_t *r = json_object_get(ds, "recipe");
+    if (!r) return 0;
+    const char *text = json_string_value(json_object_get(r, "text"));
+    const char *sha = json_string_value(json_object_get(r, "sha256"));
+    const char *name = json_string_value(json_object_get(r, "name"));
+    const char *part = json_string_value(json_object_get(r, "part"));
+    char hex[65];
+    s2s_sha256_hex(text, strlen(text), hex);
+    if (strcmp(hex, sha) != 0)
+        return s2s_err_set(err, S2S_EDATA,
+                           "%s: recipe.text hashes to %s, recipe.sha256 says %s (damaged)", dpath,
+                           hex, sha);
+    json_t *params = json_object_get(json_object_get(ds, "build"), "params");
+    const char *pat = json_string_value(json_object_get(params, "pattern"));
+    const char *ppart = json_string_value(json_object_get(params, "part"));
+    char want[300];
+    if (part) {
+        unsigned a, n;
+        char extra;
+        if (sscanf(part, "%u/%u%c", &a, &n, &extra) != 2) /* NOLINT(cert-err34-c) */
+            return s2s_err_set(err, S2S_EFORMAT, "%s: recipe.part \"%.40s\" is not I/N", dpath,
+                               part);
+        snprintf(want, sizeof want, "%.200s-p%uof%u-", name, a, n);
+    } else {
+        snprintf(want, sizeof want, "%.200s-", name);
+    }
+    size_t wl = strlen(want), i;
+    json_t *e;
+    /* (s2s-build splits the items itself: a part's pack records no part of its own) */
+    int bad = (part && ppart && strcmp(ppart, part) != 0) || (!part && ppart) ||
+              (pat && (strncmp(pat, want, wl) != 0 || (!part && pat[wl] != '%')));
+    json_array_foreach(json_object_get(ds, "shards"), i, e) {
+        if (strncmp(json_string_value(json_object_get(e, "name")), want, wl) != 0) bad = 1;
+    }
+    if (bad)
+        return s2s_err_set(err, S2S_EDATA,
+                           "%s: recipe name \"%.80s\" and part \"%.20s\" do not match the shard "
+                           "names, the pattern \"%.80s\" or the part \"%.20s\" of the build "
+                           "(damaged)",
+                           dpath, name, part ? part : "", pat ? pat : "", ppart ? ppart : "");
+    return 0;
+}
+
+/* The seal (when present) and the canonical form: any change that the cross-checks above cannot
+ * see (build parameters, provenance, per-shard pair counts) changes the seal, and any change of
+ * spelling that parses to the same content (whitespace, escapes, number forms, key order) changes
+ * the bytes: both are faults, so every damaged byte is detected. */
+static int ds_seal_check(const json_t *ds, const unsigned char *raw, size_t len, const char *dpath,
+                         s2s_err *err) {
+    const char *seal = json_string_value(json_object_get(ds, DS_SEAL));
+    char hex[65];
+    if (seal) {
+        if (ds_seal_hex(ds, hex) < 0) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        if (strcmp(hex, seal) != 0)
+            return s2s_err_set(err, S2S_EDATA,
+                               "%s: damaged or edited: its content hashes to %s, \"" DS_SEAL
+                               "\" says %s",
+                               dpath, hex, seal);
+    }
+    char *t = ds_canonical(ds);
+    if (!t) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    size_t n = strlen(t), at = 0;
+    while (at < n && at < len && (unsigned char)t[at] == raw[at])
+        at++;
+    free(t);
+    if (at != n || len != n)
+        return s2s_err_set(err, S2S_EDATA,
+                           "%s: byte %zu: not in the canonical form s2s-pack writes (2-space "
+                           "indent, no other spacing or escapes): damaged or edited by hand",
+                           dpath, at);
+    return 0;
+}
+
 int s2s_dataset_verify(const char *dir, s2s_err *err) {
-    char *dpath = NULL;
-    json_t *ds = load_dataset(dir, &dpath, err);
-    if (!ds) return err ? err->code : S2S_EFORMAT;
+    char *dpath = join(dir, "dataset.json");
+    if (!dpath) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    unsigned char *raw = NULL;
+    size_t rawlen = 0;
+    json_t *ds = NULL;
+    s2s_idset *keys = NULL;
     int rc = 0;
-    s2s_idset *keys = s2s_idset_new();
-    if (!keys) {
+    struct stat dst;
+    if (stat(dpath, &dst) != 0) {
+        rc =
+            s2s_err_set(err, S2S_EIO,
+                        "%s: missing (not a dataset directory, or the pack did not finish)", dpath);
+        goto out;
+    }
+    if ((rc = s2s_read_file(dpath, &raw, &rawlen, err)) < 0) goto out;
+    json_error_t je;
+    ds = json_loadb((const char *)raw, rawlen, JSON_REJECT_DUPLICATES, &je);
+    if (!ds) {
+        rc = s2s_err_set(err, S2S_EFORMAT, "%s:%d: %s", dpath, je.line, je.text);
+        goto out;
+    }
+    if ((rc = ds_schema(ds, dpath, err)) < 0) goto out;
+    if (!(keys = s2s_idset_new())) {
         rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
         goto out;
     }
     json_t *sh = json_object_get(ds, "shards");
-    uint64_t total = 0, pairs = 0;
+    uint64_t total = 0, pairs = 0, members = 0;
     size_t i;
     json_t *e;
+    if ((uint64_t)json_integer_value(json_object_get(ds, "shard_count")) != json_array_size(sh)) {
+        rc = s2s_err_set(err, S2S_EDATA, "%s: \"shard_count\" is %lld, \"shards\" lists %zu", dpath,
+                         (long long)json_integer_value(json_object_get(ds, "shard_count")),
+                         json_array_size(sh));
+        goto out;
+    }
     json_array_foreach(sh, i, e) {
         const char *name = json_string_value(json_object_get(e, "name"));
         const char *sha = json_string_value(json_object_get(e, "sha256"));
         const char *iname = json_string_value(json_object_get(e, "index"));
         const char *isha = json_string_value(json_object_get(e, "index_sha256"));
+        const char *fk = json_string_value(json_object_get(e, "first_key"));
         json_t *js = json_object_get(e, "samples"), *jz = json_object_get(e, "size");
-        if (!name || strchr(name, '/') || !sha || !iname || strchr(iname, '/') || !isha ||
-            !json_is_integer(js) || !json_is_integer(jz)) {
-            rc = s2s_err_set(err, S2S_EFORMAT,
-                             "%s: shard entry %zu lacks name/sha256/index/index_sha256/samples/"
-                             "size",
+        json_t *jm = json_object_get(e, "members");
+        if (!*name || strchr(name, '/') || strchr(iname, '/')) {
+            rc = s2s_err_set(err, S2S_EFORMAT, "%s: shard entry %zu: bad \"name\" or \"index\"",
                              dpath, i);
             goto out;
         }
@@ -676,13 +1005,13 @@ int s2s_dataset_verify(const char *dir, s2s_err *err) {
             goto out;
         }
         struct stat st;
+        memset(&st, 0, sizeof st);
         if (strcmp(ipath, want_ipath) != 0)
             rc = s2s_err_set(err, S2S_EFORMAT, "%s: shard %s: index must be named %s.idx", dpath,
                              name, name);
         else if (stat(spath, &st) != 0)
             rc = s2s_err_errno(err, "%s: shard listed in dataset.json is missing", spath);
-        else if ((uint64_t)st.st_size != (uint64_t)json_integer_value(jz) &&
-                 (uint64_t)st.st_size > (uint64_t)json_integer_value(jz))
+        else if ((uint64_t)st.st_size > (uint64_t)json_integer_value(jz))
             rc = s2s_err_set(err, S2S_EDATA, "%s: %llu bytes, dataset.json says %llu", spath,
                              (unsigned long long)st.st_size,
                              (unsigned long long)json_integer_value(jz));
@@ -697,16 +1026,29 @@ int s2s_dataset_verify(const char *dir, s2s_err *err) {
                                  "%s: index damaged or stale: SHA-256 %s, dataset.json says %s",
                                  ipath, got, isha);
         }
-        uint64_t n = 0;
-        if (rc == 0) rc = s2s_shard_verify(spath, sha, keys, &n, err);
-        if (rc == 0 && n != (uint64_t)json_integer_value(js))
+        shard_facts fa = {0, 0, NULL};
+        /* a truncated shard is reported by shard_verify (naming the member the cut falls in) */
+        if (rc == 0) rc = shard_verify(spath, sha, keys, &fa, err);
+        if (rc == 0 && fa.samples != (uint64_t)json_integer_value(js))
             rc = s2s_err_set(err, S2S_EDATA, "%s: %llu samples, dataset.json says %lld", spath,
-                             (unsigned long long)n, (long long)json_integer_value(js));
+                             (unsigned long long)fa.samples, (long long)json_integer_value(js));
+        if (rc == 0 && (uint64_t)st.st_size != (uint64_t)json_integer_value(jz))
+            rc = s2s_err_set(err, S2S_EDATA, "%s: %llu bytes, dataset.json says %llu", spath,
+                             (unsigned long long)st.st_size,
+                             (unsigned long long)json_integer_value(jz));
+        if (rc == 0 && jm && fa.members != (uint64_t)json_integer_value(jm))
+            rc = s2s_err_set(err, S2S_EDATA, "%s: %llu members, dataset.json says %lld", spath,
+                             (unsigned long long)fa.members, (long long)json_integer_value(jm));
+        if (rc == 0 && fk && (!fa.first_key || strcmp(fk, fa.first_key) != 0))
+            rc = s2s_err_set(err, S2S_EDATA, "%s: first sample is %s, dataset.json says %.80s",
+                             spath, fa.first_key ? fa.first_key : "(none)", fk);
+        free(fa.first_key);
         free(spath);
         free(ipath);
         free(want_ipath);
         if (rc < 0) goto out;
-        total += n;
+        total += fa.samples;
+        members += fa.members;
         pairs += (uint64_t)json_integer_value(json_object_get(e, "pairs"));
     }
     /* a shard file the dataset does not list: left by an earlier pack with more shards, or
@@ -739,9 +1081,15 @@ int s2s_dataset_verify(const char *dir, s2s_err *err) {
         if (rc < 0) goto out;
     }
     json_t *jt = json_object_get(ds, "samples");
-    if (!json_is_integer(jt) || (uint64_t)json_integer_value(jt) != total) {
+    if ((uint64_t)json_integer_value(jt) != total) {
         rc = s2s_err_set(err, S2S_EDATA, "%s: \"samples\" is %lld, the shards hold %llu", dpath,
                          (long long)json_integer_value(jt), (unsigned long long)total);
+        goto out;
+    }
+    json_t *jmm = json_object_get(ds, "members");
+    if ((uint64_t)json_integer_value(jmm) != members) {
+        rc = s2s_err_set(err, S2S_EDATA, "%s: \"members\" is %lld, the shards hold %llu", dpath,
+                         (long long)json_integer_value(jmm), (unsigned long long)members);
         goto out;
     }
     json_t *jp = json_object_get(ds, "pairs");
@@ -771,9 +1119,12 @@ int s2s_dataset_verify(const char *dir, s2s_err *err) {
             goto out;
         }
     }
+    if ((rc = ds_recipe(ds, dpath, err)) < 0) goto out;
+    rc = ds_seal_check(ds, raw, rawlen, dpath, err);
 out:
     s2s_idset_free(keys);
     json_decref(ds);
+    free(raw);
     free(dpath);
     return rc;
 }

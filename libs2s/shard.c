@@ -318,7 +318,8 @@ int s2s_flac_decode(const void *flac, size_t n, unsigned char **out, size_t *out
         size_t need = (size_t)(p - w) + (size_t)k * (size_t)ii.channels * bps + 1;
         if (need > wcap) {
             size_t nc = wcap;
-            while (nc < need) nc *= 2;
+            while (nc < need)
+                nc *= 2;
             if (nc > 44 + (size_t)bytes + 1) nc = 44 + (size_t)bytes + 1;
             size_t off = (size_t)(p - w);
             unsigned char *nw = realloc(w, nc);
@@ -972,18 +973,8 @@ int s2s_packer_close(s2s_packer *p, s2s_err *err) {
         return s2s_err_set(err, S2S_ENOMEM, "out of memory");
     }
     snprintf(dpath, dl, "%s/dataset.json", p->dir);
-    s2s_ofile *of = s2s_ofile_open(dpath, err);
-    if (!of) rc = err ? err->code : S2S_EIO;
-    if (rc == 0) {
-        /* 2-space indent, insertion order: diff-friendly and byte-stable */
-        if (json_dumpf(ds, s2s_ofile_fp(of), JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
-            fputc('\n', s2s_ofile_fp(of)) == EOF) {
-            s2s_ofile_abort(of);
-            rc = s2s_err_errno(err, "%s: write failed", dpath);
-        } else {
-            rc = s2s_ofile_commit(of, err);
-        }
-    }
+    /* sealed, 2-space indent, insertion order: diff-friendly and byte-stable */
+    rc = s2s_dataset_write(dpath, ds, err);
     json_decref(ds);
     free(dpath);
     if (rc < 0) {

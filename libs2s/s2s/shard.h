@@ -127,10 +127,27 @@ char *s2s_index_path(const char *shard_path);
 int s2s_shard_verify(const char *shard_path, const char *expect_sha, s2s_idset *keys,
                      uint64_t *n_samples, s2s_err *err);
 
-/* Verifies a dataset directory: dataset.json parses, every listed shard verifies with the
- * listed SHA-256, size and index SHA-256, sample counts add up, no key appears in two shards.
- * Returns 0 or the first fault. */
+/* Verifies a dataset directory: dataset.json parses (no duplicate keys) and holds only the keys
+ * of docs/shards.md with their types, format "s2s-shards" version 1; every listed shard verifies
+ * with the listed SHA-256, size, index SHA-256, sample and member counts and first key; the
+ * shard, sample, member, pair and per-task counts add up; no key appears in two shards; no
+ * unlisted *.tar or temporary file lies in the directory; a "recipe" (s2s-build) matches its
+ * SHA-256 and the build's shard pattern; the "self_sha256" seal (when present) matches; and the
+ * file is byte for byte in the canonical form of s2s_dataset_write. So any damaged byte of
+ * dataset.json is a fault. Returns 0 or the first fault (S2S_EDATA/EFORMAT/EUNSUP/EIO). */
 int s2s_dataset_verify(const char *dir, s2s_err *err);
+
+/* Seals a dataset.json object: sets "self_sha256" to the SHA-256 of its canonical text (as
+ * s2s_dataset_write writes it) without the "self_sha256" and "recipe" keys. Call it after the
+ * last change of any other key. Returns 0 or S2S_ENOMEM/S2S_EINVAL. */
+int s2s_dataset_seal(json_t *ds, s2s_err *err);
+
+/* Seals ds (modifies it) and writes it to path (e.g. "DIR/dataset.json") atomically in the
+ * canonical form that s2s_dataset_verify requires: 2-space indent, keys in insertion order
+ * (json_dumps with JSON_INDENT(2) | JSON_PRESERVE_ORDER), one final newline. Every writer of a
+ * dataset.json (pack, merge) should use it; adding "recipe" afterwards with the same dump flags
+ * keeps the seal valid. Returns 0 or a negative S2S_E* (nothing written then). */
+int s2s_dataset_write(const char *path, json_t *ds, s2s_err *err);
 
 /* Shard paths of a dataset directory in dataset.json order (or, without dataset.json, every
  * "*.tar" in name order). *paths is a malloc'd array of malloc'd strings. */

@@ -358,12 +358,123 @@ static void test_index_syntax(void **state) {
     free(ip);
 }
 
+/* Writes ds to path in the canonical dump form without touching the seal. */
+static void dump_canonical(const json_t *ds, const char *path) {
+    char *t = json_dumps(ds, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    assert_non_null(t);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(t, f);
+    fputc('\n', f);
+    fclose(f);
+    free(t);
+}
+
+/* dataset.json: seal, canonical form, unknown keys, recipe, cross-checked counts. */
+static void test_dataset_json(void **state) {
+    (void)state;
+    s2s_err err;
+    char *dir = path_in("dj");
+    assert_int_equal(mkdir(dir, 0755), 0);
+    char pat[600], dj[600];
+    snprintf(pat, sizeof pat, "%s/q-%%03d.tar", dir);
+    snprintf(dj, sizeof dj, "%s/dataset.json", dir);
+    s2s_pack_opts o;
+    s2s_pack_opts_init(&o);
+    o.pattern = pat;
+    o.per_shard = 2;
+    s2s_packer *p = s2s_packer_open(&o, &err);
+    assert_non_null(p);
+    const char *keys[] = {"a_1", "b_2", "c_3"};
+    for (int i = 0; i < 3; i++) {
+        s2s_sample *s = make_sample(keys[i], "cloze", 2);
+        assert_int_equal(s2s_packer_put(p, s, &err), 0);
+        s2s_sample_free(s);
+    }
+    assert_int_equal(s2s_packer_close(p, &err), 0);
+    assert_int_equal(s2s_dataset_verify(dir, &err), 0);
+    json_t *ds = json_load_file(dj, 0, NULL);
+    assert_non_null(ds);
+    assert_true(json_is_string(json_object_get(ds, "self_sha256")));
+
+    /* a recipe stamped after the pack (as s2s-build does) keeps the seal valid */
+    const char *text = "name = q\nsource = items en x.jsonl\n";
+    char hex[65];
+    s2s_sha256_hex(text, strlen(text), hex);
+    json_t *c = json_deep_copy(ds);
+    json_object_set_new(c, "recipe",
+                        json_pack("{s:s, s:s, s:s}", "name", "q", "sha256", hex, "text", text));
+    dump_canonical(c, dj);
+    assert_int_equal(s2s_dataset_verify(dir, &err), 0);
+    /* ... but not a recipe whose name is not the shard pattern's, or whose text changed */
+    json_object_set_new(json_object_get(c, "recipe"), "name", json_string("r"));
+    dump_canonical(c, dj);
+    assert_int_equal(s2s_dataset_verify(dir, &err), S2S_EDATA);
+    assert_non_null(strstr(err.msg, "recipe name"));
+    json_object_set_new(json_object_get(c, "recipe"), "name", json_string("q"));
+    json_object_set_new(json_object_get(c, "recipe"), "text", json_string("name = q\n"));
+    dump_canonical(c, dj);
+    assert_int_equal(s2s_dataset_verify(dir, &err), S2S_EDATA);
+    assert_non_null(strstr(err.msg, "recipe.text"));
+    json_decref(c);
+
+    /* a misspelled key */
+    c = json_deep_copy(ds);
+    json_object_set_new(json_object_get(c, "build"), "toal", json_string("x"));
+    dump_canonical(c, dj);
+    assert_int_equal(s2s_dataset_verify(dir, &err), S2S_EFORMAT);
+    assert_non_null(strstr(err.msg, "unknown key \"toal\""));
+    json_decref(c);
+
+    /* a build parameter changed: only the seal can tell */
+    c = json_deep_copy(ds);
+    json_object_set_new(json_object_get(json_object_get(c, "build"), "params"), "gzip_level",
+                        json_integer(5));
+    dump_canonical(c, dj);
+    assert_int_equal(s2s_dataset_verify(dir, &err), S2S_EDATA);
+    assert_non_null(strstr(err.msg, "self_sha256"));
+    /* re-sealed by s2s_dataset_write it verifies again */
+    assert_int_equal(s2s_dataset_write(dj, c, &err), 0);
+    assert_int_equal(s2s_dataset_verify(dir, &err), 0);
+    json_decref(c);
+
+    /* cross-checks: members and first key of a shard, the format version */
+    c = json_deep_copy(ds);
+    json_object_set_new(json_array_get(json_object_get(c, "shards"), 1), "first_key",
+                        json_string("a_1"));
+    assert_int_equal(s2s_dataset_write(dj, c, &err), 0);
+    assert_int_equal(s2s_dataset_verify(dir, &err), S2S_EDATA);
+    assert_non_null(strstr(err.msg, "first sample is c_3"));
+    json_object_set_new(json_array_get(json_object_get(c, "shards"), 1), "first_key",
+                        json_string("c_3"));
+    json_object_set_new(json_array_get(json_object_get(c, "shards"), 0), "members",
+                        json_integer(5));
+    assert_int_equal(s2s_dataset_write(dj, c, &err), 0);
+    assert_int_equal(s2s_dataset_verify(dir, &err), S2S_EDATA);
+    assert_non_null(strstr(err.msg, "members"));
+    json_decref(c);
+    c = json_deep_copy(ds);
+    json_object_set_new(c, "format_version", json_integer(2));
+    assert_int_equal(s2s_dataset_write(dj, c, &err), 0);
+    assert_int_equal(s2s_dataset_verify(dir, &err), S2S_EUNSUP);
+    json_decref(c);
+
+    /* the same content spelled differently (compact): not the canonical form */
+    assert_int_equal(json_dump_file(ds, dj, JSON_COMPACT | JSON_PRESERVE_ORDER), 0);
+    assert_int_equal(s2s_dataset_verify(dir, &err), S2S_EDATA);
+    assert_non_null(strstr(err.msg, "canonical form"));
+    dump_canonical(ds, dj);
+    assert_int_equal(s2s_dataset_verify(dir, &err), 0);
+    json_decref(ds);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gzip_roundtrip),  cmocka_unit_test(test_flac_roundtrip),
         cmocka_unit_test(test_flac_empty),      cmocka_unit_test(test_pattern),
         cmocka_unit_test(test_pack_verify_get), cmocka_unit_test(test_abort_leaves_nothing),
-        cmocka_unit_test(test_index_syntax),
+        cmocka_unit_test(test_index_syntax),    cmocka_unit_test(test_dataset_json),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
