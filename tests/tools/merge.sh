@@ -145,8 +145,8 @@ done
 mkdir "$tmp/empty"
 "$B/s2s-shard" merge -q "$tmp/p0" "$tmp/p1" "$tmp/p2" -o "$tmp/empty" || fail "merge into an empty directory"
 echo "ok: output: an existing non-empty directory or file refused, an empty directory used"
-# a part of another recipe (one source less: another recipe text, another SHA-256)
-grep -v 'samples-zh-choice' "$tmp/s.recipe" >"$tmp/other.recipe"
+# a part of another recipe (only the choice questions: another recipe text, another SHA-256)
+grep -v 'samples-en.csv\|samples-zh.csv' "$tmp/s.recipe" >"$tmp/other.recipe"
 build_part "$tmp/other.recipe" 1/3 "$tmp/o1" || fail "part of the other recipe"
 expect_fail "part of another recipe" "recipe SHA-256" "$tmp/e" "$tmp/p0" "$tmp/o1" "$tmp/p2"
 # a damaged part: one flipped byte in the middle of a shard (a copy, not a link, of part 1)
@@ -154,12 +154,12 @@ cp -r "$tmp/p1" "$tmp/p1bad"
 f=$tmp/p1bad/samples-p1of3-000000.tar
 printf '\xff' | dd of="$f" bs=1 seek=$(($(stat -c %s "$f") / 2)) conv=notrunc status=none
 expect_fail "damaged part" "p1bad (part 1/3) does not verify" "$tmp/e" "$tmp/p0" "$tmp/p1bad" "$tmp/p2"
-# same recipe text, another codebook file at the same path (machines that disagree): the
-# codebook part 1 is built with is another one
+# same recipe text, another codebook file at the same path (machines that disagree): part 0 of
+# the other recipe is built after the codebook file changed
 "$B/s2s-shard" cat "$tmp/p0" | "$B/s2s-tokenize" train -k 8 --max-frames 5000 -o "$tmp/cb8.cb" 2>/dev/null || fail "train k=8"
 cp "$tmp/cb8.cb" "$cb"
-build_part "$tmp/s.recipe" 1/3 "$tmp/c1" || fail "part 1 with another codebook"
-expect_fail "another codebook" "codebook" "$tmp/e" "$tmp/p0" "$tmp/c1" "$tmp/p2"
-grep -q "c1" "$tmp/err.txt" || fail "codebook message does not name the part"
+build_part "$tmp/other.recipe" 0/3 "$tmp/o0" || fail "part 0 with another codebook"
+expect_fail "another codebook" "codebook" "$tmp/e" "$tmp/o1" "$tmp/o0"
+grep -q "/o0: units from codebook" "$tmp/err.txt" || fail "codebook message does not name the part"
 awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" 'BEGIN { printf "figures: one-machine build %.1f s, 3 parts (2 at a time) %.1f s, merge %.2f s\n", b - a, c - b, d - c }'
 echo "merge.sh: all checks passed"
