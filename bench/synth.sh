@@ -3,13 +3,16 @@
 # text: every context and every ending of StoryCloze Spring 2016 validation (1871 items, 5613
 # utterances, ~10 h of speech), voice en-us, rate 175.
 #
-# Ours: items JSONL -> s2s-synth -j2 (default --isolate item) -> tar stream to /dev/null.
-# Anchor: the same texts, one per line, in one file -> espeak-ng -f FILE -w /dev/null (the CLI
-# speaks the file as one text; our 5613 utterances each get espeak-ng's end pause, so we produce
-# a bit more audio, printed below). Also s2s-synth -j1 and --isolate none for the cost of the
-# per-item fork. Figures: wall and CPU (user+sys, children included) seconds, medians of RUNS
-# (default 3). The goal is wall(espeak-ng) / wall(s2s-synth -j2) >= 1.8 on 2 cores; the cores
-# are shared with other work, so the CPU ratio is printed too.
+# Ours: items JSONL -> s2s-synth -j2 (default --isolate item --reset snapshot) -> tar stream to
+# /dev/null. Anchor: the same texts, one per line, in one file -> espeak-ng -f FILE -w /dev/null
+# (the CLI speaks the file as one text; our 5613 utterances each get espeak-ng's end pause, so we
+# produce a bit more audio, printed below). Also -j1, -j2 --reset fork (a fresh fork per item,
+# the same bytes) and --isolate none (no reset at all). Figures: wall and CPU (user+sys, children
+# included) seconds, medians of RUNS (default 3); the programs take turns within each run, so a
+# change of load hits them alike. The goal is wall(espeak-ng) / wall(s2s-synth -j2) >= 1.8 on 2
+# cores; the cores may be shared with other work (load averages are printed), so the CPU ratio
+# is printed too: it is the per-core overhead. Before timing, the -j2 bytes are checked equal
+# to --reset fork's on the first 100 items.
 # Usage: bench/synth.sh [--items N] [BUILD_DIR]   (env RUNS)
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -61,16 +64,23 @@ print("%.3f %.3f" % (wall, c.children_user + c.children_system))' "$@"
 }
 run() { # name, command...
     local name=$1; shift
-    : > "w_$name"; : > "c_$name"
-    for _ in $(seq "$RUNS"); do
-        read -r w c < <(measure "$@")
-        echo "$w" >> "w_$name"; echo "$c" >> "c_$name"
-    done
+    read -r w c < <(measure "$@")
+    echo "$w" >> "w_$name"; echo "$c" >> "c_$name"
 }
-run cli espeak-ng -v en-us -s 175 -f all.txt -w /dev/null
-run j2 "$SYNTH" -q -j2 --voice en-us items.jsonl
-run j1 "$SYNTH" -q -j1 --voice en-us items.jsonl
-run none "$SYNTH" -q -j1 --isolate none --voice en-us items.jsonl
+head -100 items.jsonl > first.jsonl
+"$SYNTH" -q -j2 --voice en-us first.jsonl > snap.tar
+"$SYNTH" -q --reset fork --voice en-us first.jsonl > fork.tar
+cmp -s snap.tar fork.tar || { echo "s2s-synth -j2 and --reset fork differ" >&2; exit 1; }
+rm -f snap.tar fork.tar
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+for _ in $(seq "$RUNS"); do
+    run cli espeak-ng -v en-us -s 175 -f all.txt -w /dev/null
+    run j2 "$SYNTH" -q -j2 --voice en-us items.jsonl
+    run j1 "$SYNTH" -q -j1 --voice en-us items.jsonl
+    run j2fork "$SYNTH" -q -j2 --reset fork --voice en-us items.jsonl
+    run none "$SYNTH" -q -j1 --isolate none --voice en-us items.jsonl
+done
+LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # Audio produced (seconds), from one run each.
 espeak-ng -v en-us -s 175 -f all.txt -w cli.wav
@@ -86,16 +96,19 @@ with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as tf:
 print("%.0f" % s)')
 
 W_CLI=$(median < w_cli); C_CLI=$(median < c_cli)
-echo "StoryCloze val: $N items, $((N * 3)) utterances; medians of $RUNS runs; $(nproc) cores (shared)"
+echo "StoryCloze val: $N items, $((N * 3)) utterances; medians of $RUNS runs; $(nproc) cores"
+echo "load average (1, 5, 15 min) before: $LOAD0; after: $LOAD1"
+echo "s2s-synth -j2 and -j2 --reset fork: same bytes on the first $(wc -l < first.jsonl) items"
 echo
 echo "| program | wall s | CPU s | audio s | speedup (wall) vs espeak-ng | CPU vs espeak-ng |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: |"
 printf '| espeak-ng -f FILE -w (1 process) | %s | %s | %s | 1.00 | 1.00 |\n' "$W_CLI" "$C_CLI" "$AUD_CLI"
-for v in j2 j1 none; do
+for v in j2 j1 j2fork none; do
     W=$(median < "w_$v"); C=$(median < "c_$v")
     case $v in
     j2) label="s2s-synth -j2" ;;
     j1) label="s2s-synth -j1" ;;
+    j2fork) label="s2s-synth -j2 --reset fork" ;;
     none) label="s2s-synth -j1 --isolate none" ;;
     esac
     awk -v l="$label" -v w="$W" -v c="$C" -v wc="$W_CLI" -v cc="$C_CLI" -v a="$AUD_OURS" \
