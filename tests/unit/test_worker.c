@@ -122,6 +122,7 @@ static void check_mode(const char *mode, double timeout, uint64_t restarts)
 
 static void test_ok(void **s) { (void)s; check_mode("ok", 10, 0); }
 static void test_out_of_order(void **s) { (void)s; check_mode("reverse", 10, 0); }
+static void test_reply_shapes(void **s) { (void)s; check_mode("variants", 10, 0); }
 static void test_crash_restart(void **s) { (void)s; check_mode("crash", 10, 1); }
 static void test_hang_restart(void **s) { (void)s; check_mode("hang", 1, 1); }
 static void test_garbage_restart(void **s) { (void)s; check_mode("garbage", 10, 1); }
@@ -244,6 +245,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ok),
         cmocka_unit_test(test_out_of_order),
+        cmocka_unit_test(test_reply_shapes),
         cmocka_unit_test(test_crash_restart),
         cmocka_unit_test(test_hang_restart),
         cmocka_unit_test(test_garbage_restart),

@@ -14,6 +14,8 @@ Usage: fault_worker.py BEHAVIOUR [STATEFILE]
   eof         close stdout after 5 answers, the first time only
   always-crash  exit(1) after 3 answers, every time
   same        every answer is nll=1.0, ntok=1 (a broken model the report must flag)
+  variants    valid replies in every shape JSON allows (key order, spaces, extra keys, exponents),
+              so the scorer's fast path and its jansson fallback must agree
   nohello     never print the hello line
 """
 import json
@@ -65,8 +67,22 @@ def main():
         nll, ntok = m.score(req)
         return {"id": req["id"], "nll": nll, "ntok": ntok}
 
+    shapes = [
+        lambda i, x, k: '{"id":%d,"nll":%s,"ntok":%d}' % (i, repr(x), k),
+        lambda i, x, k: '{"ntok":%d,"id":%d,"nll":%s}' % (k, i, repr(x)),
+        lambda i, x, k: '{"id":%d,"nll":%s,"ntok":%d,"tokens":[1,2]}' % (i, repr(x), k),
+        lambda i, x, k: ' { "id" : %d , "nll" :\t%.17e , "ntok" : %d }\r' % (i, x, k),
+        lambda i, x, k: '{"id":%d,"nll":%.17E,"ntok":%d}' % (i, x, k),
+        lambda i, x, k: '{"id":%d,"nll":%s,"ntok":%d,"error":null}' % (i, repr(x), k),
+    ]
     for line in sys.stdin:
         req = json.loads(line)
+        if mode == "variants":
+            a = answer(req)
+            out.write(shapes[n % len(shapes)](a["id"], a["nll"], a["ntok"]) + "\n")
+            out.flush()
+            n += 1
+            continue
         if mode == "reverse":
             batch.append(req)
             if len(batch) == 8:
