@@ -210,7 +210,8 @@ static void axes(const plot *p, int panel, double ylo, double yhi, double ystep,
             fputs("<title>", fp);
             put_esc(fp, p->runs[i].label, 0);
             fputs("</title>", fp);
-            put_esc(fp, p->runs[i].label, rotate ? 14 : (size_t)(100 / p->n + 4));
+            put_esc(fp, p->runs[i].label,
+                    rotate ? 14 : (size_t)((PR - PL) / 6.5 / (double)p->n) + 1);
             fputs("</text>\n", fp);
         }
     }
