@@ -1,16 +1,16 @@
 #!/bin/bash
 # s2s-build resumes an interrupted build at shard granularity, and the result is byte for byte
 # the result of an uninterrupted build (every shard, index, the codebook and dataset.json).
-#  1. clean build A of a small recipe (30 English stories, 6 per shard: 5 shards, codebook
+#  1. clean build A of a small recipe (12 English stories, 3 per shard: 4 shards, codebook
 #     learned from the data: "codebook = train 20");
-#  2. build B killed with SIGKILL while it speaks the items for the codebook, rerun;
-#  3. build C interrupted with SIGINT after two shards are packed (exit 130, no dataset.json,
-#     the directory does not verify), rerun: the codebook is reused, not retrained, and the two
-#     shards are kept (same inode);
-#  4. a rerun on a finished directory changes nothing;
-#  5. the same with a codebook file (one synth|resample|tokenize|pack pipeline per shard),
+#  2. build B killed with SIGKILL while it speaks the items for the codebook (no stage survives
+#     it), rerun and interrupted with SIGINT after two shards are packed (exit 130, no
+#     dataset.json, the directory does not verify), rerun again: the codebook is reused, not
+#     retrained, the finished shards are kept (same inode), and B equals A;
+#  3. a rerun on a finished directory changes nothing;
+#  4. the same with a codebook file (one synth|resample|tokenize|pack pipeline per shard),
 #     interrupted by SIGTERM, one finished shard damaged before the rerun (rebuilt);
-#  6. the shards equal what one plain `s2s-pack` of the whole stream writes (the chunked packing
+#  5. the shards equal what one plain `s2s-pack` of the whole stream writes (the chunked packing
 #     and the index renaming change no byte).
 set -euo pipefail
 BIN=${S2S_BIN:?} SRC=${S2S_SRC:?}
@@ -24,13 +24,13 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 export S2S_NO_PROGRESS=1
 
+head -13 "$SRC/data/samples-en.csv" >"$T/stories.csv"
 cat >"$T/rs.recipe" <<EOF
-# test recipe: 30 stories, 5 shards
+# test recipe: 12 stories, 4 shards
 name = rs
-root = $SRC/data
-source = storycloze en samples-en.csv
+source = storycloze en stories.csv
 codebook = train 20
-per_shard = 6
+per_shard = 3
 seed = 3
 EOF
 
@@ -62,80 +62,78 @@ wait_for() {
 }
 
 # 1. clean build
-"$BIN/s2s-build" "$T/rs.recipe" -o "$T/A" 2>"$T/A.log" || { cat "$T/A.log"; fail "clean build"; }
+"$BIN/s2s-build" "$T/rs.recipe" --root "$T" -o "$T/A" 2>"$T/A.log" || { cat "$T/A.log"; fail "clean build"; }
 n=$(ls "$T/A"/rs-*.tar | wc -l)
-[ "$n" = 5 ] || fail "expected 5 shards in the clean build, got $n"
+[ "$n" = 4 ] || fail "expected 4 shards in the clean build, got $n"
 [ ! -e "$T/A/.build" ] || fail "clean build left .build"
 
 # 2. SIGKILL while the codebook's speech is made (after the first chunk's speech is complete)
-"$BIN/s2s-build" "$T/rs.recipe" -o "$T/B" 2>"$T/B1.log" &
-pid=$!
-PIDS+=("$pid")
+build() { "$BIN/s2s-build" "$1" --root "$T" -o "$2"; }
+start() { # RECIPE DIR LOG: the build in the background, its own pid in $pid (not a subshell's)
+    "$BIN/s2s-build" "$1" --root "$T" -o "$2" 2>"$3" &
+    pid=$!
+    PIDS+=("$pid")
+}
+start "$T/rs.recipe" "$T/B" "$T/B1.log"
 wait_for '[ -e "$T/B/.build/speech-000001.tar" ]' "$pid"
 kill -9 "$pid"
-wait "$pid" 2>/dev/null || true
+{ wait "$pid"; } 2>/dev/null || true
 [ ! -e "$T/B/dataset.json" ] || fail "a killed build left dataset.json"
 sleep 0.3 # the stages get SIGTERM when the build dies (PR_SET_PDEATHSIG)
 if pgrep -f "$T/B/" >/dev/null; then fail "stages of the killed build still run"; fi
-"$BIN/s2s-build" "$T/rs.recipe" -o "$T/B" 2>"$T/B2.log" || { cat "$T/B2.log"; fail "resume B"; }
-grep -q 'resuming the interrupted build' "$T/B2.log" || fail "B: rerun did not say it resumes"
-same_dirs "$T/A" "$T/B"
-
-# 3. SIGINT after two shards are packed
-"$BIN/s2s-build" "$T/rs.recipe" -o "$T/C" 2>"$T/C1.log" &
-pid=$!
-PIDS+=("$pid")
-wait_for '[ "$(journal_shards "$T/C")" -ge 2 ]' "$pid"
+#    rerun, then SIGINT after two shards are packed
+start "$T/rs.recipe" "$T/B" "$T/B2.log"
+wait_for '[ "$(journal_shards "$T/B")" -ge 2 ]' "$pid"
 kill -INT "$pid"
 st=0
 wait "$pid" || st=$?
-[ "$st" = 130 ] || { cat "$T/C1.log"; fail "SIGINT: exit status $st, expected 130"; }
-grep -q 'run the same command again to resume' "$T/C1.log" || fail "C: no resume hint"
-[ ! -e "$T/C/dataset.json" ] || fail "an interrupted build left dataset.json"
-if "$BIN/s2s-shard" verify "$T/C" 2>/dev/null; then fail "an interrupted build verifies"; fi
-done_before=$(journal_shards "$T/C")
-[ "$done_before" -lt 5 ] || fail "C finished before the interrupt (test too slow to interrupt)"
-cb_before=$(stat -c '%i %Y' "$T/C/codebook-rs-k20.cb")
-ino_before=$(stat -c %i "$T/C/rs-000000.tar")
-"$BIN/s2s-build" "$T/rs.recipe" -o "$T/C" 2>"$T/C2.log" || { cat "$T/C2.log"; fail "resume C"; }
-grep -q "$done_before of 5 shard(s) done, codebook kept" "$T/C2.log" ||
-    { cat "$T/C2.log"; fail "C: resume did not keep $done_before shards and the codebook"; }
-if grep -q 'codebook: s2s-tokenize train' "$T/C2.log"; then fail "C: codebook retrained"; fi
-[ "$(stat -c '%i %Y' "$T/C/codebook-rs-k20.cb")" = "$cb_before" ] || fail "C: codebook rewritten"
-[ "$(stat -c %i "$T/C/rs-000000.tar")" = "$ino_before" ] || fail "C: finished shard 0 rebuilt"
-same_dirs "$T/A" "$T/C"
+[ "$st" = 130 ] || { cat "$T/B2.log"; fail "SIGINT: exit status $st, expected 130"; }
+grep -q 'resuming the interrupted build' "$T/B2.log" || fail "B: rerun did not say it resumes"
+grep -q 'run the same command again to resume' "$T/B2.log" || fail "B: no resume hint"
+[ ! -e "$T/B/dataset.json" ] || fail "an interrupted build left dataset.json"
+if "$BIN/s2s-shard" verify "$T/B" 2>/dev/null; then fail "an interrupted build verifies"; fi
+done_before=$(journal_shards "$T/B")
+[ "$done_before" -lt 4 ] || fail "B finished before the interrupt (test too slow to interrupt)"
+cb_before=$(stat -c '%i %Y' "$T/B/codebook-rs-k20.cb")
+ino_before=$(stat -c %i "$T/B/rs-000000.tar")
+build "$T/rs.recipe" "$T/B" 2>"$T/B3.log" || { cat "$T/B3.log"; fail "resume B"; }
+grep -q "$done_before of 4 shard(s) done, codebook kept" "$T/B3.log" ||
+    { cat "$T/B3.log"; fail "B: resume did not keep $done_before shards and the codebook"; }
+if grep -q 'codebook: s2s-tokenize train' "$T/B3.log"; then fail "B: codebook retrained"; fi
+[ "$(stat -c '%i %Y' "$T/B/codebook-rs-k20.cb")" = "$cb_before" ] || fail "B: codebook rewritten"
+[ "$(stat -c %i "$T/B/rs-000000.tar")" = "$ino_before" ] || fail "B: finished shard 0 rebuilt"
+same_dirs "$T/A" "$T/B"
 
-# 4. rerun on a finished directory: nothing is written
-sum_before=$(cd "$T/C" && find . -type f -printf '%p %i %T@\n' | sort | sha256sum)
-"$BIN/s2s-build" "$T/rs.recipe" -o "$T/C" 2>"$T/C3.log" || { cat "$T/C3.log"; fail "rerun"; }
-grep -q 'finished build of rs; verifying only' "$T/C3.log" || fail "rerun did not say so"
-[ "$(cd "$T/C" && find . -type f -printf '%p %i %T@\n' | sort | sha256sum)" = "$sum_before" ] ||
+# 3. rerun on a finished directory: nothing is written
+sum_before=$(cd "$T/B" && find . -type f -printf '%p %i %T@\n' | sort | sha256sum)
+build "$T/rs.recipe" "$T/B" 2>"$T/B4.log" || { cat "$T/B4.log"; fail "rerun"; }
+grep -q 'finished build of rs; verifying only' "$T/B4.log" || fail "rerun did not say so"
+[ "$(cd "$T/B" && find . -type f -printf '%p %i %T@\n' | sort | sha256sum)" = "$sum_before" ] ||
     fail "a rerun on a finished directory changed files"
 
-# 5. a codebook file: one pipeline per shard; SIGTERM, then a shard damaged before the resume.
+# 4. a codebook file: one pipeline per shard; SIGTERM, then a shard damaged before the resume.
 #    The units are those of the learned codebook, so the shards must equal A's.
 cp "$T/A/codebook-rs-k20.cb" "$T/units.cb"
 sed -e 's/^codebook = .*/codebook = units.cb/' "$T/rs.recipe" >"$T/rf.recipe"
-"$BIN/s2s-build" "$T/rf.recipe" -o "$T/E" 2>"$T/E1.log" &
-pid=$!
-PIDS+=("$pid")
-wait_for '[ "$(journal_shards "$T/E")" -ge 2 ]' "$pid"
+start "$T/rf.recipe" "$T/E" "$T/E1.log"
+wait_for '[ "$(journal_shards "$T/E")" -ge 1 ]' "$pid"
 kill -TERM "$pid"
 st=0
 wait "$pid" || st=$?
 [ "$st" = 130 ] || fail "SIGTERM: exit status $st, expected 130"
-printf 'X' | dd of="$T/E/rs-000001.tar" bs=1 seek=3000 conv=notrunc 2>/dev/null
-"$BIN/s2s-build" "$T/rf.recipe" -o "$T/E" 2>"$T/E2.log" || { cat "$T/E2.log"; fail "resume E"; }
-grep -q 'shard 1 of the interrupted build does not verify' "$T/E2.log" ||
+[ ! -e "$T/E/dataset.json" ] || fail "E finished before the interrupt (test too slow to interrupt)"
+printf 'X' | dd of="$T/E/rs-000000.tar" bs=1 seek=3000 conv=notrunc 2>/dev/null
+build "$T/rf.recipe" "$T/E" 2>"$T/E2.log" || { cat "$T/E2.log"; fail "resume E"; }
+grep -q 'shard 0 of the interrupted build does not verify' "$T/E2.log" ||
     { cat "$T/E2.log"; fail "E: the damaged shard was not noticed"; }
 for f in "$T"/A/rs-*.tar "$T"/A/rs-*.tar.idx; do
     cmp "$f" "$T/E/$(basename "$f")" || fail "E: $(basename "$f") differs from A's"
 done
-[ "$(ls "$T"/E/rs-* | wc -l)" = 10 ] || fail "E: not 5 shards and 5 indexes"
+[ "$(ls "$T"/E/rs-* | wc -l)" = 8 ] || fail "E: not 4 shards and 4 indexes"
 
-# 6. one plain pack of the whole stream writes the same shards, indexes and dataset.json
+# 5. one plain pack of the whole stream writes the same shards, indexes and dataset.json
 mkdir "$T/P"
-"$BIN/s2s-shard" cat "$T"/A/rs-*.tar | "$BIN/s2s-pack" -q -n 6 -o "$T/P/rs-%06d.tar"
+"$BIN/s2s-shard" cat "$T"/A/rs-*.tar | "$BIN/s2s-pack" -q -n 3 -o "$T/P/rs-%06d.tar"
 for f in "$T"/P/rs-*; do
     cmp "$f" "$T/A/$(basename "$f")" || fail "$(basename "$f") differs from a plain pack's"
 done
@@ -146,4 +144,4 @@ b = json.load(open(sys.argv[2]))
 assert a.pop("recipe")["name"] == "rs"
 assert json.dumps(a, indent=2) == json.dumps(b, indent=2), "dataset.json"
 EOF
-echo "build_resume: OK (5 shards; SIGKILL, SIGINT, SIGTERM and a damaged shard resumed to identical bytes)"
+echo "build_resume: OK (4 shards; SIGKILL, SIGINT, SIGTERM and a damaged shard resumed to identical bytes)"
