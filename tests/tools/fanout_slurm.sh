@@ -93,6 +93,8 @@ JobAcctGatherType=jobacct_gather/none
 MpiDefault=none
 ReturnToService=2
 MailProg=/bin/true
+# sbatch --wait polls every 2 s only while MinJobAge/2 <= 2 (else 2, 8, 32, ... s)
+MinJobAge=5
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES State=UP MaxTime=INFINITE
 EOF
