@@ -421,7 +421,7 @@ static int place_file(const char *src, const char *dst, const char *want_sha, in
             return 0;
         }
         if (errno != EXDEV && errno != EPERM && errno != EMLINK && errno != ENOTSUP &&
-            errno != EOPNOTSUPP && errno != EACCES)
+            errno != EACCES)
             return s2s_err_errno(err, "%s: cannot link to %s", src, dst);
     }
     return copy_file(src, dst, want_sha, err);
@@ -556,7 +556,7 @@ int s2s_merge(const char *const *dirs, size_t n, const char *out, const s2s_merg
     /* 2. same tool versions, same synthesis/tokenizer parameters (codebook): checked first in
      * the order given (a part of another build is named before any missing part) */
     {
-        const mpart **given = calloc(n, sizeof *given);
+        const mpart **given = calloc(n, sizeof(const mpart *));
         json_t *t2 = json_object(), *p2 = json_array();
         if (!given || !t2 || !p2) rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
         for (size_t i = 0; i < n && rc == 0; i++)
@@ -570,7 +570,7 @@ int s2s_merge(const char *const *dirs, size_t n, const char *out, const s2s_merg
     }
     /* 3. parts 0..N-1 each exactly once */
     unsigned N = parts[0].p.count;
-    order = calloc(N, sizeof *order);
+    order = calloc(N, sizeof(const mpart *));
     if (!order) {
         rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
         goto out;

@@ -322,7 +322,7 @@ static int cmd_cat(int argc, char **argv) {
         s2s_writer_abort(w);
         return fail(&err);
     }
-    if ((rc = s2s_writer_close(w, &err)) < 0) return fail(&err);
+    if (s2s_writer_close(w, &err) < 0) return fail(&err);
     return 0;
 }
 
@@ -443,7 +443,7 @@ static int cmd_get(int argc, char **argv) {
         s2s_err_set(&err, S2S_EDATA, "%s: no such sample in the indexes", id);
         return fail(&err);
     }
-    if ((rc = s2s_shard_sample_to_stream(s, &err)) < 0) {
+    if (s2s_shard_sample_to_stream(s, &err) < 0) {
         s2s_sample_free(s);
         return fail(&err);
     }
@@ -617,15 +617,16 @@ static int export_sample(s2s_sample *s, void *ctx, s2s_err *err) {
         d->next_uttid += 2;
         for (int k = 0; k < 2 && rc == 0; k++) {
             int ci = k == 0 ? right : wrong;
-            json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:i}", "uttid", (json_int_t)(u + k),
-                                  "first", ctxt, "last", s2s_item_candidate_text(it, (size_t)ci),
-                                  "id", s->key, "candidate", ci);
+            json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:i}", "uttid", (json_int_t)u + k, "first",
+                                  ctxt, "last", s2s_item_candidate_text(it, (size_t)ci), "id",
+                                  s->key, "candidate", ci);
             if (!o)
                 rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
             else
                 rc = write_line(d, o, err);
             if (rc < 0) break;
-            snprintf(path, pl, "%s/%s/%llu.wav", x->out, d->name, (unsigned long long)(u + k));
+            snprintf(path, pl, "%s/%s/%llu.wav", x->out, d->name,
+                     (unsigned long long)u + (unsigned)k);
             if (k == 1 && first && link(first, path) == 0) continue;
             rc = write_file(path, wav->data, wav->size, err);
             if (k == 0) first = strdup(path);
