@@ -413,9 +413,20 @@ static int chunk_pack(build *b, size_t k, int train, s2s_err *err) {
     chunk_path(b, train ? "speech" : "items", k, in, sizeof in);
     s2s_pipeline *p = s2s_pipeline_new(err);
     if (!p) return err->code;
-    int rc = 0;
-    if (!train) rc = add_speech(b, p, err);
-    if (!rc && b->cb[0]) rc = ADD(p, err, "s2s-tokenize", "-q", "--codebook", b->cb);
+    int rc = 0, empty = chunk_items(b, k) == 0;
+    if (empty) {
+        /* an empty part (--shard of a small dataset): no tool accepts empty input, but a pack
+         * of an empty tar stream (the end-of-archive marker) writes the dataset.json of no
+         * sample, which merge counts as this part */
+        snprintf(in, sizeof in, "%s/empty.tar", b->work);
+        FILE *f = fopen(in, "wb");
+        static const char zeros[1024];
+        if (!f || fwrite(zeros, 1, sizeof zeros, f) != sizeof zeros)
+            rc = s2s_err_errno(err, "%s", in);
+        if (f && fclose(f) != 0 && !rc) rc = s2s_err_errno(err, "%s", in);
+    }
+    if (!rc && !train && !empty) rc = add_speech(b, p, err);
+    if (!rc && b->cb[0] && !empty) rc = ADD(p, err, "s2s-tokenize", "-q", "--codebook", b->cb);
     /* --shard: the pack records the part in build.params (the items are already that part) */
     if (!rc)
         rc = ADD(p, err, "s2s-pack", "-q", "-o", b->stage_pat, "--per-shard", b->per_shard,
@@ -600,6 +611,9 @@ static int do_build(build *b, s2s_err *err) {
         return err->code;
     }
     int train = r->codebook_train_k > 0;
+    if (train && b->n_items == 0)
+        return s2s_err_set(err, S2S_EDATA, "%s: the sources hold no item to learn a codebook from",
+                           r->path);
     char *done = calloc(b->n_chunks, 1);
     if (!done) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
     size_t n_done = 0;

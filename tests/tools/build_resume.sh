@@ -11,7 +11,8 @@
 #  4. the same with a codebook file (one synth|resample|tokenize|pack pipeline per shard),
 #     interrupted by SIGTERM, one finished shard damaged before the rerun (rebuilt);
 #  5. the shards equal what one plain `s2s-pack` of the whole stream writes (the chunked packing
-#     and the index renaming change no byte).
+#     and the index renaming change no byte);
+#  6. an empty part (--shard I/N with no item) gives a dataset.json of no sample that verifies.
 set -euo pipefail
 BIN=${S2S_BIN:?} SRC=${S2S_SRC:?}
 T=$(mktemp -d)
@@ -144,4 +145,23 @@ b = json.load(open(sys.argv[2]))
 assert a.pop("recipe")["name"] == "rs"
 assert json.dumps(a, indent=2) == json.dumps(b, indent=2), "dataset.json"
 EOF
+# 6. an empty part (--shard of a small dataset): a dataset.json of no sample that verifies (the
+#    codebook is never read: no item to tokenize)
+empty=
+for i in $(seq 0 31); do
+    if [ -z "$("$BIN/s2s-import" storycloze -q --shard "$i/32" "$T/stories.csv")" ]; then
+        empty=$i
+        break
+    fi
+done
+[ -n "$empty" ] || fail "no empty part among 32 for 12 stories"
+"$BIN/s2s-build" "$T/rf.recipe" --root "$T" --shard "$empty/32" -o "$T/Z" 2>"$T/Z.log" ||
+    { cat "$T/Z.log"; fail "empty part $empty/32"; }
+python3 - "$T/Z/dataset.json" "$empty/32" <<'EOF' || fail "empty part: dataset.json"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["shard_count"] == 0 and d["samples"] == 0 and d["shards"] == [], d
+assert d["recipe"]["part"] == sys.argv[2] and d["build"]["params"]["part"] == sys.argv[2], d
+EOF
+
 echo "build_resume: OK (4 shards; SIGKILL, SIGINT, SIGTERM and a damaged shard resumed to identical bytes)"
