@@ -454,17 +454,6 @@ static int dir_empty(const char *dir) {
     return empty;
 }
 
-static int write_json(const char *path, json_t *ds, s2s_err *err) {
-    s2s_ofile *of = s2s_ofile_open(path, err);
-    if (!of) return err ? err->code : S2S_EIO;
-    if (json_dumpf(ds, s2s_ofile_fp(of), JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
-        fputc('\n', s2s_ofile_fp(of)) == EOF) {
-        s2s_ofile_abort(of);
-        return s2s_err_errno(err, "%s: write failed", path);
-    }
-    return s2s_ofile_commit(of, err);
-}
-
 /* Builds the combined dataset.json (keys in docs/shards.md order, then "merge"). */
 static json_t *combined(const mpart **order, size_t n, json_t *counts, json_t *prov,
                         s2s_merge_stats *st, s2s_err *err) {
@@ -681,7 +670,8 @@ int s2s_merge(const char *const *dirs, size_t n, const char *out, const s2s_merg
     }
     {
         char *dp = join(tmp, "dataset.json");
-        rc = dp ? write_json(dp, ds, err) : s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        /* sealed and in the canonical form s2s_dataset_verify requires */
+        rc = dp ? s2s_dataset_write(dp, ds, err) : s2s_err_set(err, S2S_ENOMEM, "out of memory");
         free(dp);
     }
     if (rc) goto out;
