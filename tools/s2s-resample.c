@@ -152,9 +152,30 @@ static int spool_add(spools *sp, const char *suffix, FILE *f, size_t size, s2s_e
     return 0;
 }
 
+/* An anonymous temporary file in $TMPDIR (else /tmp): created, unlinked at once, so it goes
+ * away with the process whatever happens (tmpfile() ignores TMPDIR). */
 static FILE *spool_file(s2s_err *err) {
-    FILE *f = tmpfile();
-    if (!f) s2s_err_errno(err, "cannot create a temporary file (TMPDIR) for a large member");
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir) dir = "/tmp";
+    size_t n = strlen(dir) + 32;
+    char *path = malloc(n);
+    if (!path) {
+        s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        return NULL;
+    }
+    snprintf(path, n, "%s/s2s-resample-XXXXXX", dir);
+    int fd = mkstemp(path);
+    FILE *f = NULL;
+    if (fd < 0) {
+        s2s_err_errno(err, "cannot create a temporary file in %s for a large member", dir);
+    } else {
+        unlink(path);
+        if (!(f = fdopen(fd, "w+b"))) {
+            s2s_err_errno(err, "fdopen");
+            close(fd);
+        }
+    }
+    free(path);
     return f;
 }
 
@@ -348,7 +369,8 @@ static int do_sample(const opts *o, s2s_sample *s, spools *sp, int *attached, s2
         int passed;
         spool *in = spool_find(sp, m->suffix);
         FILE *out = NULL;
-        if (in && !(out = spool_file(err))) return err->code;
+        if (in && !(out = spool_file(err)))
+            return s2s_err_prefix(err, "sample %s %s: ", s->key, m->suffix);
         rc = in ? convert(o, NULL, in->size, fileno(in->f), m->suffix, 1, fileno(out), &enc,
                           &enclen, &n, &passed, err)
                 : convert(o, m->data, m->size, -1, m->suffix, 1, -1, &enc, &enclen, &n, &passed,
@@ -697,8 +719,9 @@ static int read_tar(ctx *c, FILE *fp, const char *iname, s2s_err *err) {
         if (rc == 0 && !gz && e->size > spill_limit(suffix) && s2s_audio_is_audio_name(suffix)) {
             unsigned char *none = malloc(1);
             if (!none) rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
-            if (rc == 0 && (rc = s2s_sample_put(cur, suffix, none, 0, err)) == 0)
-                rc = spool_member(tr, &sp, suffix, err);
+            if (rc == 0 && (rc = s2s_sample_put(cur, suffix, none, 0, err)) == 0 &&
+                (rc = spool_member(tr, &sp, suffix, err)) < 0)
+                s2s_err_prefix(err, "%s: member '%s': ", iname, member);
         } else if (rc == 0) {
             unsigned char *data = NULL;
             size_t size = 0;

@@ -84,6 +84,17 @@ S2S_RESAMPLE_SPILL=999999999999 "$R" -q --rate 16000 --attach att items.jsonl > 
 cmp -s att.tar attm.tar || fail "--attach: spooled and in-memory conversions differ"
 [ $sanitized = 1 ] || [ "$kba" -lt $LIMIT_KB ] || fail "--attach: peak RSS ${kba} KB >= 64 MB"
 
+# Spool files go to $TMPDIR and are gone afterwards; an unusable TMPDIR is an I/O error (3).
+mkdir spool
+TMPDIR=$T/spool "$R" -q --rate 16000 long.tar > tmpd.tar
+cmp -s tmpd.tar out.tar || fail "TMPDIR=spool changed the output"
+[ -z "$(ls -A spool)" ] || fail "temporary files left in TMPDIR: $(ls spool)"
+set +e
+TMPDIR=$T/missing "$R" -q --rate 16000 long.tar > /dev/null 2> tmpd.err; st=$?
+set -e
+[ $st = 3 ] || fail "missing TMPDIR: exit $st, expected 3"
+grep -q "long.ctx.wav.*temporary file" tmpd.err || fail "missing TMPDIR: message: $(cat tmpd.err)"
+
 # A long member cut short: exit 1, output without the end-of-archive marker.
 head -c 60000000 long.tar > cut.tar
 set +e
