@@ -5,6 +5,7 @@
 # ARPA n-gram readers for the n-gram tests: IRSTLM (compile-lm, tlm) and sphinxbase.
 # Anchors of bench/tokenize.sh: NumPy (log-mel + argmin) and scikit-learn (KMeans).
 # Fan-out tests: GNU parallel, and a private single-node Slurm (slurm-wlm, munge).
+# SVG charts (test_plot, score_sweep.sh): xmllint (libxml2-utils) checks they are well-formed XML.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libespeak-ng-dev espeak-ng-data libsndfile1-dev libsamplerate0-dev
@@ -14,7 +15,8 @@ pkgs=(build-essential cmake pkg-config
       irstlm sphinxbase-utils
       clang libclang-rt-14-dev valgrind cppcheck clang-tidy
       python3-numpy python3-sklearn
-      parallel slurm-wlm munge)
+      parallel slurm-wlm munge
+      libxml2-utils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
