@@ -168,16 +168,17 @@ static void par_for(const par_ctx *c, int what, size_t n, int threads, float **a
     par_job jobs[MAXT];
     pthread_t th[MAXT];
     int started[MAXT];
-    if (threads < 1) threads = 1;
-    if (threads > MAXT) threads = MAXT;
-    if ((size_t)threads > n / 1024 + 1) threads = (int)(n / 1024 + 1); /* small n: no threads */
-    for (int t = 0; t < threads; t++) {
-        jobs[t] = (par_job){c, what, n * (size_t)t / (size_t)threads,
-                            n * (size_t)(t + 1) / (size_t)threads, accs[t]};
-        started[t] = t > 0 && pthread_create(&th[t], NULL, par_main, &jobs[t]) == 0;
+    size_t nt = threads < 1 ? 1 : threads > MAXT ? MAXT : (size_t)threads;
+    if (n / 1024 < nt) nt = n / 1024 + 1; /* small n: fewer threads (1 below 1024 frames) */
+    /* part 0 runs in the calling thread, set up first (nt >= 1) */
+    jobs[0] = (par_job){c, what, 0, n / nt, accs[0]};
+    started[0] = 0;
+    for (size_t t = 1; t < nt; t++) {
+        jobs[t] = (par_job){c, what, n * t / nt, n * (t + 1) / nt, accs[t]};
+        started[t] = pthread_create(&th[t], NULL, par_main, &jobs[t]) == 0;
     }
     par_run(&jobs[0]);
-    for (int t = 1; t < threads; t++) {
+    for (size_t t = 1; t < nt; t++) {
         if (started[t])
             pthread_join(th[t], NULL);
         else

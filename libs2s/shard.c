@@ -907,8 +907,8 @@ static int packer_put(s2s_packer *p, s2s_sample *s, int steal, s2s_err *err) {
             j->in_data[n] = sm->data;
             s->members[i].data = NULL;
             s->members[i].size = 0;
-        } else if ((j->in_data[n] = malloc(sm->size ? sm->size : 1))) {
-            memcpy(j->in_data[n], sm->data, sm->size);
+        } else if ((j->in_data[n] = malloc(sm->size ? sm->size : 1)) && sm->data) {
+            memcpy(j->in_data[n], sm->data, sm->size); /* (data is NULL when size is 0) */
         }
         n++;
         if (!j->in_suffix[n - 1] || !j->in_data[n - 1]) goto nomem;

@@ -517,7 +517,7 @@ static int main_train(int argc, char **argv) {
             out = optarg;
             break;
         case O_SEED:
-            if (bad || v < 0 || v != (double)(unsigned long long)v)
+            if (bad || !optarg || v < 0 || v != (double)(unsigned long long)v)
                 return usage_error("--seed: '%s' is not a non-negative integer", optarg);
             ko.seed = strtoull(optarg, NULL, 10);
             break;
