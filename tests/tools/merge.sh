@@ -123,6 +123,16 @@ grep -q "0 files hard-linked, 6 copied" "$tmp/err.txt" || fail "merge --copy: $(
 cmp "$tmp/m/dataset.json" "$tmp/mc/dataset.json" || fail "--copy wrote another dataset.json"
 [ "$(stat -c %h "$tmp/mc/samples-p0of3-000000.tar")" = 1 ] || fail "--copy made a hard link"
 "$B/s2s-shard" verify "$tmp/mc" >/dev/null || fail "--copy result does not verify"
+# another file system (tmpfs /dev/shm when it is one): hard links are impossible, files are copied
+if [ -d /dev/shm ] && [ -w /dev/shm ] && [ "$(stat -c %d /dev/shm)" != "$(stat -c %d "$tmp")" ]; then
+  shm=$(mktemp -d /dev/shm/s2s-merge-XXXXXX)
+  trap 'rm -rf "$tmp" "$shm"' EXIT
+  "$B/s2s-shard" merge "$tmp/p0" "$tmp/p1" "$tmp/p2" -o "$shm/m" 2>"$tmp/err.txt" || fail "merge to /dev/shm: $(cat "$tmp/err.txt")"
+  grep -q "0 files hard-linked, 6 copied" "$tmp/err.txt" || fail "merge across file systems: $(cat "$tmp/err.txt")"
+  cmp "$tmp/m/dataset.json" "$shm/m/dataset.json" || fail "merge across file systems wrote another dataset.json"
+  rm -rf "$shm"
+  echo "ok: merge onto another file system copies (EXDEV fallback)"
+fi
 # the order of the arguments does not matter: byte-identical dataset.json
 "$B/s2s-shard" merge -q "$tmp/p0" "$tmp/p1" "$tmp/p2" -o "$tmp/m2" || fail "merge in part order"
 cmp "$tmp/m/dataset.json" "$tmp/m2/dataset.json" || fail "dataset.json depends on the argument order"
