@@ -21,13 +21,24 @@
 #define FSYNC_SECONDS 5.0
 #define HASH_HEX 32 /* request hash: 128 bits of SHA-256 */
 
+/* An answer, keyed by the request hash (which covers item id, mode and candidate too). */
 typedef struct entry {
-    char *key; /* "item\x1fmode\x1fcand\x1fhash" */
-    uint64_t hv;
+    unsigned char key[16];
+    int used;
+    unsigned flags;
     double nll;
     uint64_t ntok;
-    unsigned flags;
 } entry;
+
+/* A request asked of the backend (lookup missed), waiting for its reply to be stored. Replies
+ * come back roughly in order, so a ring searched from its head finds them at once. */
+typedef struct pend {
+    char item[256];
+    s2s_mode mode;
+    unsigned cand;
+    int done;
+    unsigned char key[16];
+} pend;
 
 struct s2s_cache {
     char *path;
@@ -38,7 +49,8 @@ struct s2s_cache {
     int dedup, declared;
     entry *tab;
     size_t ntab, captab;
-    json_t *pending; /* "item\x1fmode\x1fcand" -> request hash, between lookup and store */
+    pend *ring; /* pending requests: ring[head .. head+npend) modulo ringcap */
+    size_t ringcap, head, npend;
     uint64_t loaded, stored, hits;
     unsigned unflushed;
     double last_flush, last_sync;
@@ -55,15 +67,22 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* ---- hash table (no deletions) ------------------------------------------------------------- */
+/* ---- hash table of answers (no deletions) --------------------------------------------------- */
 
-static entry *tab_find(const s2s_cache *c, const char *key, uint64_t hv) {
+static uint64_t key_hv(const unsigned char k[16]) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)k[i] << (8 * i);
+    return v;
+}
+
+static entry *tab_find(const s2s_cache *c, const unsigned char key[16]) {
     if (!c->captab) return NULL;
     size_t mask = c->captab - 1;
-    for (size_t i = (size_t)hv & mask;; i = (i + 1) & mask) {
+    for (size_t i = (size_t)key_hv(key) & mask;; i = (i + 1) & mask) {
         entry *e = &c->tab[i];
-        if (!e->key) return NULL;
-        if (e->hv == hv && !strcmp(e->key, key)) return e;
+        if (!e->used) return NULL;
+        if (!memcmp(e->key, key, 16)) return e;
     }
 }
 
@@ -73,9 +92,9 @@ static int tab_grow(s2s_cache *c) {
     if (!nt) return -1;
     for (size_t i = 0; i < c->captab; i++) {
         entry *e = &c->tab[i];
-        if (!e->key) continue;
-        size_t j = (size_t)e->hv & (ncap - 1);
-        while (nt[j].key)
+        if (!e->used) continue;
+        size_t j = (size_t)key_hv(e->key) & (ncap - 1);
+        while (nt[j].used)
             j = (j + 1) & (ncap - 1);
         nt[j] = *e;
     }
@@ -86,31 +105,47 @@ static int tab_grow(s2s_cache *c) {
 }
 
 /* Inserts unless the key is there (the first answer stays). 1 inserted, 0 present, -1 ENOMEM. */
-static int tab_put(s2s_cache *c, const char *key, double nll, uint64_t ntok, unsigned flags) {
-    uint64_t hv = s2s_fnv1a64(key);
-    if (tab_find(c, key, hv)) return 0;
+static int tab_put(s2s_cache *c, const unsigned char key[16], double nll, uint64_t ntok,
+                   unsigned flags) {
+    if (tab_find(c, key)) return 0;
     if ((c->ntab + 1) * 4 > c->captab * 3 && tab_grow(c)) return -1;
-    size_t mask = c->captab - 1, i = (size_t)hv & mask;
-    while (c->tab[i].key)
+    size_t mask = c->captab - 1, i = (size_t)key_hv(key) & mask;
+    while (c->tab[i].used)
         i = (i + 1) & mask;
-    char *k = strdup(key);
-    if (!k) return -1;
-    c->tab[i] = (entry){k, hv, nll, ntok, flags};
+    entry *e = &c->tab[i];
+    memcpy(e->key, key, 16);
+    e->used = 1;
+    e->nll = nll;
+    e->ntok = ntok;
+    e->flags = flags;
     c->ntab++;
     return 1;
 }
 
 /* ---- keys ------------------------------------------------------------------------------------ */
 
-static char *make_key(const char *item, const char *mode, unsigned cand, const char *h) {
-    size_t n = strlen(item) + strlen(mode) + (h ? strlen(h) : 0) + 32;
-    char *k = malloc(n);
-    if (!k) return NULL;
-    if (h)
-        snprintf(k, n, "%s\x1f%s\x1f%u\x1f%s", item, mode, cand, h);
-    else
-        snprintf(k, n, "%s\x1f%s\x1f%u", item, mode, cand);
-    return k;
+static void to_hex(const unsigned char *k, size_t n, char *out) {
+    static const char hx[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hx[k[i] >> 4];
+        out[2 * i + 1] = hx[k[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+static int from_hex(const char *s, unsigned char *k, size_t n) {
+    if (!s || strlen(s) != 2 * n) return -1;
+    for (size_t i = 0; i < 2 * n; i++) {
+        int v = s[i] >= '0' && s[i] <= '9'   ? s[i] - '0'
+                : s[i] >= 'a' && s[i] <= 'f' ? s[i] - 'a' + 10
+                                             : -1;
+        if (v < 0) return -1;
+        if (i % 2 == 0)
+            k[i / 2] = (unsigned char)(v << 4);
+        else
+            k[i / 2] |= (unsigned char)v;
+    }
+    return 0;
 }
 
 static void hash_field(s2s_sha256 *s, char tag, const void *p, size_t n) {
@@ -145,13 +180,14 @@ static int hash_audio(s2s_cache *c, s2s_sha256 *s, char tag, const char *path, s
     return 0;
 }
 
-/* Hash of everything a request carries (see s2s/cache.h), as HASH_HEX hex digits. */
-static int request_hash(s2s_cache *c, const s2s_request *rq, char out[HASH_HEX + 1], s2s_err *err) {
+/* Hash of everything a request carries (see s2s/cache.h): item id, mode, candidate, the item's
+ * JSON, lang, texts, units and audio bytes. */
+static int request_hash(s2s_cache *c, const s2s_request *rq, unsigned char out[16], s2s_err *err) {
     if (!c->memo_item || strcmp(c->memo_item, rq->item_id) != 0) {
         free(c->memo_item);
         c->memo_item = strdup(rq->item_id);
         if (!c->memo_item) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
-        json_object_clear(c->memo_audio);
+        if (json_object_size(c->memo_audio)) json_object_clear(c->memo_audio);
         char *js = rq->item ? s2s_item_dumps(rq->item) : NULL;
         if (rq->item && !js) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
         s2s_sha256 s;
@@ -163,6 +199,11 @@ static int request_hash(s2s_cache *c, const s2s_request *rq, char out[HASH_HEX +
     s2s_sha256 s;
     s2s_sha256_init(&s);
     s2s_sha256_update(&s, "s2s-score request 1", 19);
+    hash_str(&s, 'i', rq->item_id);
+    unsigned char mc[8] = {(unsigned char)rq->mode, (unsigned char)rq->cand,
+                           (unsigned char)(rq->cand >> 8), (unsigned char)(rq->cand >> 16),
+                           (unsigned char)(rq->cand >> 24)};
+    hash_field(&s, 'k', mc, sizeof mc);
     hash_field(&s, 'I', c->memo_item_hash, 32);
     hash_str(&s, 'l', rq->lang);
     hash_str(&s, 'x', rq->ctx_text);
@@ -174,8 +215,7 @@ static int request_hash(s2s_cache *c, const s2s_request *rq, char out[HASH_HEX +
     if (rc) return rc;
     unsigned char d[32];
     s2s_sha256_final(&s, d);
-    for (int i = 0; i < HASH_HEX / 2; i++)
-        snprintf(out + 2 * i, 3, "%02x", d[i]);
+    memcpy(out, d, 16);
     return 0;
 }
 
@@ -234,11 +274,10 @@ static int parse_line(s2s_cache *c, const char *text, size_t line, s2s_err *err)
         else if (!json_is_integer(jf) || json_integer_value(jf) < 0)
             rc = bad_line(c, line, "\"flags\" is not a count", err);
         else if (!strcmp(b, c->ident)) {
-            char *k = make_key(item, mode, (unsigned)json_integer_value(jc), h);
-            int put = k ? tab_put(c, k, nll, (uint64_t)json_integer_value(jn),
-                                  (unsigned)json_integer_value(jf))
-                        : -1;
-            free(k);
+            unsigned char key[16];
+            from_hex(h, key, 16);
+            int put = tab_put(c, key, nll, (uint64_t)json_integer_value(jn),
+                              (unsigned)json_integer_value(jf));
             if (put < 0) rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
             c->loaded += put > 0;
         }
@@ -297,10 +336,8 @@ s2s_cache *s2s_cache_open(const char *path, const char *spec, const char *model,
     c->model = strdup(model ? model : "");
     c->model_id = model_id ? strdup(model_id) : NULL;
     c->dedup = dedup != 0;
-    c->pending = json_object();
     c->memo_audio = json_object();
-    if (!c->path || !c->spec || !c->model || (model_id && !c->model_id) || !c->pending ||
-        !c->memo_audio) {
+    if (!c->path || !c->spec || !c->model || (model_id && !c->model_id) || !c->memo_audio) {
         s2s_err_set(err, S2S_ENOMEM, "out of memory");
         s2s_cache_close(c, NULL);
         return NULL;
@@ -386,14 +423,10 @@ int s2s_cache_flush(s2s_cache *c, s2s_err *err) {
 
 static int cache_lookup(void *ctx, const s2s_request *rq, s2s_reply *r, s2s_err *err) {
     s2s_cache *c = ctx;
-    char h[HASH_HEX + 1];
-    int rc = request_hash(c, rq, h, err);
+    unsigned char key[16];
+    int rc = request_hash(c, rq, key, err);
     if (rc) return rc;
-    const char *mode = s2s_mode_name(rq->mode);
-    char *k = make_key(rq->item_id, mode, rq->cand, h);
-    if (!k) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
-    entry *e = tab_find(c, k, s2s_fnv1a64(k));
-    free(k);
+    entry *e = tab_find(c, key);
     if (e) {
         r->nll = e->nll;
         r->ntok = e->ntok;
@@ -403,14 +436,61 @@ static int cache_lookup(void *ctx, const s2s_request *rq, s2s_reply *r, s2s_err 
         c->hits++;
         return 1;
     }
-    char *pk = make_key(rq->item_id, mode, rq->cand, NULL);
-    json_t *hv = json_string(h);
-    if (!pk || !hv || json_object_set_new(c->pending, pk, hv)) {
-        free(pk);
-        return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    if (strlen(rq->item_id) >= sizeof c->ring[0].item) return 0; /* too long an id: not cached */
+    if (c->npend == c->ringcap) {
+        size_t ncap = c->ringcap ? 2 * c->ringcap : 64;
+        pend *nr = malloc(ncap * sizeof *nr);
+        if (!nr) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        for (size_t i = 0; i < c->npend; i++)
+            nr[i] = c->ring[(c->head + i) % c->ringcap];
+        free(c->ring);
+        c->ring = nr;
+        c->ringcap = ncap;
+        c->head = 0;
     }
-    free(pk);
+    pend *p = &c->ring[(c->head + c->npend) % c->ringcap];
+    snprintf(p->item, sizeof p->item, "%s", rq->item_id);
+    p->mode = rq->mode;
+    p->cand = rq->cand;
+    p->done = 0;
+    memcpy(p->key, key, 16);
+    c->npend++;
     return 0;
+}
+
+/* Finds and retires the pending request (item, mode, cand); copies its key. 0 if not found. */
+static int pend_take(s2s_cache *c, const char *item, s2s_mode mode, unsigned cand,
+                     unsigned char key[16]) {
+    int found = 0;
+    for (size_t i = 0; i < c->npend; i++) {
+        pend *p = &c->ring[(c->head + i) % c->ringcap];
+        if (!p->done && p->cand == cand && p->mode == mode && !strcmp(p->item, item)) {
+            p->done = 1;
+            memcpy(key, p->key, 16);
+            found = 1;
+            break;
+        }
+    }
+    while (c->npend && c->ring[c->head].done) {
+        c->head = (c->head + 1) % c->ringcap;
+        c->npend--;
+    }
+    return found;
+}
+
+/* Writes s as a JSON string: as is when it needs no escaping (ids do not), else via jansson. */
+static int put_json_str(FILE *fp, const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    for (; *p; p++)
+        if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\') break;
+    if (!*p) return fprintf(fp, "\"%s\"", s) < 0 ? -1 : 0;
+    json_t *js = json_string(s);
+    char *ij = js ? json_dumps(js, JSON_ENCODE_ANY | JSON_ENSURE_ASCII) : NULL;
+    json_decref(js);
+    if (!ij) return -1;
+    int rc = fputs(ij, fp) < 0 ? -1 : 0;
+    free(ij);
+    return rc;
 }
 
 static int write_declaration(s2s_cache *c, s2s_err *err) {
@@ -429,36 +509,26 @@ static int write_declaration(s2s_cache *c, s2s_err *err) {
 static int cache_store(void *ctx, const char *item_id, s2s_mode mode, unsigned cand,
                        const s2s_reply *r, s2s_err *err) {
     s2s_cache *c = ctx;
-    const char *mn = s2s_mode_name(mode);
-    char *pk = make_key(item_id, mn, cand, NULL);
-    if (!pk) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
-    json_t *hv = json_object_get(c->pending, pk);
-    char h[HASH_HEX + 1] = "";
-    if (hv) snprintf(h, sizeof h, "%s", json_string_value(hv));
-    json_object_del(c->pending, pk);
-    free(pk);
-    if (!*h || r->status != 0) return 0; /* failed replies are asked again by a rerun */
+    unsigned char key[16];
+    if (!pend_take(c, item_id, mode, cand, key) || r->status != 0)
+        return 0; /* failed replies are asked again by a rerun */
     if (!c->declared) {
         int rc = write_declaration(c, err);
         if (rc) return rc;
     }
-    json_t *js = json_string(item_id);
-    char *ij = js ? json_dumps(js, JSON_ENCODE_ANY | JSON_ENSURE_ASCII) : NULL;
-    json_decref(js);
-    if (!ij) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
-    int bad = fprintf(c->out,
-                      "{\"b\":\"%s\",\"item\":%s,\"mode\":\"%s\",\"cand\":%u,\"h\":\"%s\","
-                      "\"nll\":\"%a\",\"ntok\":%llu,\"flags\":%u}\n",
-                      c->ident, ij, mn, cand, h, r->nll, (unsigned long long)r->ntok, r->flags) < 0;
-    free(ij);
+    char h[33];
+    to_hex(key, 16, h);
+    int bad = fprintf(c->out, "{\"b\":\"%s\",\"item\":", c->ident) < 0;
+    bad = bad || put_json_str(c->out, item_id) < 0;
+    bad = bad ||
+          fprintf(c->out,
+                  ",\"mode\":\"%s\",\"cand\":%u,\"h\":\"%s\",\"nll\":\"%a\",\"ntok\":%llu,"
+                  "\"flags\":%u}\n",
+                  s2s_mode_name(mode), cand, h, r->nll, (unsigned long long)r->ntok, r->flags) < 0;
     if (bad) return s2s_err_errno(err, "%s", c->path);
     c->stored++;
-    char *k = make_key(item_id, mn, cand, h);
-    if (!k || tab_put(c, k, r->nll, r->ntok, r->flags) < 0) {
-        free(k);
+    if (tab_put(c, key, r->nll, r->ntok, r->flags) < 0)
         return s2s_err_set(err, S2S_ENOMEM, "out of memory");
-    }
-    free(k);
     if (++c->unflushed >= FLUSH_LINES || now_s() - c->last_flush >= FLUSH_SECONDS)
         return do_flush(c, now_s() - c->last_sync >= FSYNC_SECONDS, err);
     return 0;
@@ -480,10 +550,8 @@ int s2s_cache_close(s2s_cache *c, s2s_err *err) {
     } else if (c->fd >= 0) {
         close(c->fd); /* closing releases the lock */
     }
-    for (size_t i = 0; i < c->captab; i++)
-        free(c->tab[i].key);
     free(c->tab);
-    json_decref(c->pending);
+    free(c->ring);
     json_decref(c->memo_audio);
     free(c->memo_item);
     free(c->path);

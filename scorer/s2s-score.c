@@ -223,6 +223,7 @@ static void err_append(s2s_err *err, const char *fmt, ...) {
 }
 
 /* One model of the run: --lm [LABEL=]SPEC. */
+#define MAX_MODELS 1000
 typedef struct model_arg {
     const char *label; /* NULL: the single-model run of old */
     const char *spec;
@@ -364,7 +365,8 @@ done:
                 prog, lab, (unsigned long long)s2s_backend_restarts(b),
                 s2s_backend_restarts(b) == 1 ? "" : "s");
     if (cache) {
-        uint64_t hits = s2s_cache_hits(cache), stored = s2s_cache_stored(cache);
+        uint64_t hits = s2s_cache_hits(cache);
+        uint64_t kept = s2s_cache_loaded(cache) + s2s_cache_stored(cache);
         uint64_t total = sc ? s2s_scorer_answered(sc) : 0;
         s2s_err cerr;
         s2s_err_clear(&cerr);
@@ -377,11 +379,11 @@ done:
             fprintf(stderr, "%s: %s%llu of %llu candidate scores from %s, %llu asked\n", prog, lab,
                     (unsigned long long)hits, (unsigned long long)total, cpath,
                     (unsigned long long)(total - hits));
-        if (rc && !crc && s2s_cache_loaded(cache) + stored)
+        if (rc && !crc && kept)
             err_append(err,
                        " (%llu candidate scores are kept in %s: rerun the same command to "
                        "resume)",
-                       (unsigned long long)(s2s_cache_loaded(cache) + stored), cpath);
+                       (unsigned long long)kept, cpath);
     }
     if (rc && ma->label) s2s_err_prefix(err, "%s", lab);
     s2s_reader_close(r);
@@ -461,7 +463,7 @@ int main(int argc, char **argv) {
     s2s_score_opts_init(&cfg.o);
     cfg.use_cache = 1;
     const char *modes = "t2t";
-    model_arg *models = NULL;
+    static model_arg models[MAX_MODELS];
     int nmodels = 0, nlabeled = 0, opt;
     s2s_err err;
     s2s_err_clear(&err);
@@ -472,9 +474,10 @@ int main(int argc, char **argv) {
             modes = optarg;
             break;
         case 'l': {
-            model_arg *nm = realloc(models, sizeof *nm * (size_t)(nmodels + 1));
-            if (!nm) return die(S2S_ENOMEM, "out of memory");
-            models = nm;
+            if (nmodels == MAX_MODELS) {
+                fprintf(stderr, "%s: --lm: at most %d models in one run\n", prog, MAX_MODELS);
+                return 2;
+            }
             char *eq = strchr(optarg, '='), *colon = strchr(optarg, ':');
             models[nmodels].label = NULL;
             models[nmodels].spec = optarg;
@@ -487,13 +490,11 @@ int main(int argc, char **argv) {
                             "%s: --lm %s=...: a label is 1-64 letters, digits, '.', '_', '+', "
                             "'-' (not first: '.', '-'); it names DIR/LABEL/\n",
                             prog, optarg);
-                    free(models);
                     return 2;
                 }
                 for (int i = 0; i < nmodels; i++)
                     if (models[i].label && !strcmp(models[i].label, optarg)) {
                         fprintf(stderr, "%s: --lm: label '%s' given twice\n", prog, optarg);
-                        free(models);
                         return 2;
                     }
                 nlabeled++;
@@ -555,7 +556,6 @@ int main(int argc, char **argv) {
             return 0;
         default:
             usage(stderr);
-            free(models);
             return 2;
         }
     }
@@ -567,7 +567,6 @@ int main(int argc, char **argv) {
     if (sweep && nlabeled != nmodels) {
         fprintf(stderr, "%s: --lm given %d times: label every model (--lm LABEL=SPEC)\n", prog,
                 nmodels);
-        free(models);
         return 2;
     }
     if (!sweep && nmodels > 1) {
@@ -575,7 +574,6 @@ int main(int argc, char **argv) {
                 "%s: --lm given %d times: a sweep labels every model (--lm LABEL=SPEC, e.g. "
                 "--lm 1000=ngram:ckpt1000.arpa)\n",
                 prog, nmodels);
-        free(models);
         return 2;
     }
     if (sweep && cfg.o.model_id) {
@@ -583,20 +581,16 @@ int main(int argc, char **argv) {
                 "%s: --model-id names one model: not with a sweep (each worker announces its "
                 "model_id in its hello, docs/worker.md)\n",
                 prog);
-        free(models);
         return 2;
     }
     if (!cfg.outdir) {
         fprintf(stderr, "%s: -o DIR is required (try --help)\n", prog);
-        free(models);
         return 2;
     }
     if (s2s_modes_parse(modes, &cfg.o.modes, &err)) {
-        free(models);
         return die(err.code, err.msg);
     }
     if (cfg.shard && s2s_part_parse(cfg.shard, &cfg.part, &err)) {
-        free(models);
         return die(err.code, err.msg);
     }
     cfg.named = argv + optind;
@@ -686,7 +680,6 @@ int main(int argc, char **argv) {
         rc = write_svg(path, sw, &err);
     }
     json_decref(sw);
-    free(models);
     if (rc) return die(rc, err.msg);
     return 0;
 }
