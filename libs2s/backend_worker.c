@@ -345,7 +345,7 @@ static size_t json_number_len(const char *p, int *integer) {
 static const char *fast_member(const char *p, const char *key, double *v, int *integer) {
     size_t kl = strlen(key);
     p = skip_ws(p);
-    if (*p != '"' || strncmp(p + 1, key, kl) || p[1 + kl] != '"') return NULL;
+    if (*p != '"' || strncmp(p + 1, key, kl) != 0 || p[1 + kl] != '"') return NULL;
     p = skip_ws(p + kl + 2);
     if (*p != ':') return NULL;
     p = skip_ws(p + 1);

@@ -292,7 +292,7 @@ static void legend(const plot *p) {
     FILE *fp = p->fp;
     double y = panel_top[0] + 10;
     fputs("<g class=\"legend\" font-size=\"12\">\n", fp);
-    for (size_t m = 0; m < p->nmodes; m++, y += 20) {
+    for (size_t m = 0; m < p->nmodes; m++) {
         const char *color = palette[m % NPALETTE];
         fprintf(fp,
                 "<line x1=\"%d\" y1=\"%.2f\" x2=\"%d\" y2=\"%.2f\" stroke=\"%s\" "
@@ -302,6 +302,7 @@ static void legend(const plot *p) {
                 LEGX, y, LEGX + 28, y, color, LEGX + 14, y, color, LEGX + 36, y + 4);
         put_esc(fp, p->modes[m], 0);
         fputs("</text>\n", fp);
+        y += 20;
     }
     y += 10;
     fprintf(fp,
@@ -346,7 +347,7 @@ static const char *score_title(const plot *p) {
     for (size_t i = 0; i < p->n; i++) {
         const char *d = json_string_value(json_object_get(p->runs[i].report, "decision_score"));
         if (!d) continue;
-        if (ds && strcmp(ds, d)) return "mean decision score (mixed kinds!)";
+        if (ds && strcmp(ds, d) != 0) return "mean decision score (mixed kinds!)";
         ds = d;
     }
     if (!ds || !strcmp(ds, "mean")) return "mean score: NLL per token";

@@ -290,6 +290,7 @@ static int cmd_ppl(int argc, char **argv) {
             break;
         }
         s2s_lm_ppl st;
+        memset(&st, 0, sizeof st);
         int rc = 0;
         double t1 = cpu_seconds();
         for (long r = 0; r < repeat && !rc; r++) {
@@ -600,8 +601,7 @@ static int cmd_text(int argc, char **argv) {
         if (rc < 0) {
             if (skip_bad && rc == S2S_EDATA) {
                 fprintf(stderr, "%s: skipped: %s\n", prog, err.msg);
-                bad++;
-                rc = 0;
+                bad++; /* rc is set again by the loop condition */
             } else {
                 s2s_sample_free(s);
                 break;
