@@ -1,8 +1,9 @@
 #!/bin/bash
 # s2s-build resumes an interrupted build at shard granularity, and the result is byte for byte
 # the result of an uninterrupted build (every shard, index, the codebook and dataset.json).
-#  1. clean build A of a small recipe (12 English stories, 3 per shard: 4 shards, codebook
-#     learned from the data: "codebook = train 20");
+#  1. clean build A of a small samples-like recipe (6 English and 6 Chinese stories, 8 Chinese
+#     4-way questions from data/: 20 items of two tasks and two languages, 4 per shard: 5
+#     shards; codebook learned from the data: "codebook = train 20");
 #  2. build B killed with SIGKILL while it speaks the items for the codebook (no stage survives
 #     it), rerun and interrupted with SIGINT after two shards are packed (exit 130, no
 #     dataset.json, the directory does not verify), rerun again: the codebook is reused, not
@@ -25,13 +26,18 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 export S2S_NO_PROGRESS=1
 
-head -13 "$SRC/data/samples-en.csv" >"$T/stories.csv"
+head -7 "$SRC/data/samples-en.csv" >"$T/en.csv"
+head -7 "$SRC/data/samples-zh.csv" >"$T/zh.csv"
+mkdir "$T/choice"
+cp "$SRC/data/samples-zh-choice/daily_life.csv" "$T/choice/"
 cat >"$T/rs.recipe" <<EOF
-# test recipe: 12 stories, 4 shards
+# test recipe: 20 items, 5 shards
 name = rs
-source = storycloze en stories.csv
+source = storycloze en en.csv
+source = storycloze zh zh.csv
+source = cmmlu zh choice
 codebook = train 20
-per_shard = 3
+per_shard = 4
 seed = 3
 EOF
 
@@ -65,7 +71,7 @@ wait_for() {
 # 1. clean build
 "$BIN/s2s-build" "$T/rs.recipe" --root "$T" -o "$T/A" 2>"$T/A.log" || { cat "$T/A.log"; fail "clean build"; }
 n=$(ls "$T/A"/rs-*.tar | wc -l)
-[ "$n" = 4 ] || fail "expected 4 shards in the clean build, got $n"
+[ "$n" = 5 ] || fail "expected 5 shards in the clean build, got $n"
 [ ! -e "$T/A/.build" ] || fail "clean build left .build"
 
 # 2. SIGKILL while the codebook's speech is made (after the first chunk's speech is complete)
@@ -94,11 +100,11 @@ grep -q 'run the same command again to resume' "$T/B2.log" || fail "B: no resume
 [ ! -e "$T/B/dataset.json" ] || fail "an interrupted build left dataset.json"
 if "$BIN/s2s-shard" verify "$T/B" 2>/dev/null; then fail "an interrupted build verifies"; fi
 done_before=$(journal_shards "$T/B")
-[ "$done_before" -lt 4 ] || fail "B finished before the interrupt (test too slow to interrupt)"
+[ "$done_before" -lt 5 ] || fail "B finished before the interrupt (test too slow to interrupt)"
 cb_before=$(stat -c '%i %Y' "$T/B/codebook-rs-k20.cb")
 ino_before=$(stat -c %i "$T/B/rs-000000.tar")
 build "$T/rs.recipe" "$T/B" 2>"$T/B3.log" || { cat "$T/B3.log"; fail "resume B"; }
-grep -q "$done_before of 4 shard(s) done, codebook kept" "$T/B3.log" ||
+grep -q "$done_before of 5 shard(s) done, codebook kept" "$T/B3.log" ||
     { cat "$T/B3.log"; fail "B: resume did not keep $done_before shards and the codebook"; }
 if grep -q 'codebook: s2s-tokenize train' "$T/B3.log"; then fail "B: codebook retrained"; fi
 [ "$(stat -c '%i %Y' "$T/B/codebook-rs-k20.cb")" = "$cb_before" ] || fail "B: codebook rewritten"
@@ -130,11 +136,11 @@ grep -q 'shard 0 of the interrupted build does not verify' "$T/E2.log" ||
 for f in "$T"/A/rs-*.tar "$T"/A/rs-*.tar.idx; do
     cmp "$f" "$T/E/$(basename "$f")" || fail "E: $(basename "$f") differs from A's"
 done
-[ "$(ls "$T"/E/rs-* | wc -l)" = 8 ] || fail "E: not 4 shards and 4 indexes"
+[ "$(ls "$T"/E/rs-* | wc -l)" = 10 ] || fail "E: not 5 shards and 5 indexes"
 
 # 5. one plain pack of the whole stream writes the same shards, indexes and dataset.json
 mkdir "$T/P"
-"$BIN/s2s-shard" cat "$T"/A/rs-*.tar | "$BIN/s2s-pack" -q -n 3 -o "$T/P/rs-%06d.tar"
+"$BIN/s2s-shard" cat "$T"/A/rs-*.tar | "$BIN/s2s-pack" -q -n 4 -o "$T/P/rs-%06d.tar"
 for f in "$T"/P/rs-*; do
     cmp "$f" "$T/A/$(basename "$f")" || fail "$(basename "$f") differs from a plain pack's"
 done
@@ -148,20 +154,22 @@ EOF
 # 6. an empty part (--shard of a small dataset): a dataset.json of no sample that verifies (the
 #    codebook is never read: no item to tokenize)
 empty=
-for i in $(seq 0 31); do
-    if [ -z "$("$BIN/s2s-import" storycloze -q --shard "$i/32" "$T/stories.csv")" ]; then
+for i in $(seq 0 63); do # the imports s2s-build runs, ids prefixed as it does
+    if [ -z "$("$BIN/s2s-import" storycloze -q --shard "$i/64" "$T/en.csv")$("$BIN/s2s-import" \
+        storycloze -q --lang zh --prefix zh_sstorycloze --shard "$i/64" "$T/zh.csv")$("$BIN/s2s-import" \
+        cmmlu -q --shard "$i/64" "$T/choice")" ]; then
         empty=$i
         break
     fi
 done
-[ -n "$empty" ] || fail "no empty part among 32 for 12 stories"
-"$BIN/s2s-build" "$T/rf.recipe" --root "$T" --shard "$empty/32" -o "$T/Z" 2>"$T/Z.log" ||
-    { cat "$T/Z.log"; fail "empty part $empty/32"; }
-python3 - "$T/Z/dataset.json" "$empty/32" <<'EOF' || fail "empty part: dataset.json"
+[ -n "$empty" ] || fail "no empty part among 64 for 20 items"
+"$BIN/s2s-build" "$T/rf.recipe" --root "$T" --shard "$empty/64" -o "$T/Z" 2>"$T/Z.log" ||
+    { cat "$T/Z.log"; fail "empty part $empty/64"; }
+python3 - "$T/Z/dataset.json" "$empty/64" <<'EOF' || fail "empty part: dataset.json"
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["shard_count"] == 0 and d["samples"] == 0 and d["shards"] == [], d
 assert d["recipe"]["part"] == sys.argv[2] and d["build"]["params"]["part"] == sys.argv[2], d
 EOF
 
-echo "build_resume: OK (4 shards; SIGKILL, SIGINT, SIGTERM and a damaged shard resumed to identical bytes)"
+echo "build_resume: OK (20 items in 5 shards; SIGKILL, SIGINT, SIGTERM and a damaged shard resumed to identical bytes)"
