@@ -143,8 +143,39 @@ static json_t *dataset_hashes(char **paths, int n, s2s_err *err) {
     return arr;
 }
 
-/* Samples the named shards hold, from the dataset.json beside them (for the progress ETA);
- * 0 when unknown (stdin, a file without dataset.json). */
+/* Items of a JSON-lines file (non-blank lines; it starts with '{'), 0 if it is something else. */
+static uint64_t jsonl_items(const char *path) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return 0;
+    uint64_t n = 0;
+    int c, first = 1, blank = 1;
+    char buf[1 << 16];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, fp)) > 0) {
+        for (size_t i = 0; i < got; i++) {
+            c = (unsigned char)buf[i];
+            if (first && c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+                first = 0;
+                if (c != '{') {
+                    fclose(fp);
+                    return 0;
+                }
+            }
+            if (c == '\n') {
+                n += !blank;
+                blank = 1;
+            } else if (c != ' ' && c != '\t' && c != '\r') {
+                blank = 0;
+            }
+        }
+    }
+    n += !blank;
+    fclose(fp);
+    return n;
+}
+
+/* Samples the named shards hold, from the dataset.json beside them, or the lines of JSON-lines
+ * item files (for the progress ETA); 0 when unknown (stdin, a tar without dataset.json). */
 static uint64_t expected_samples(char **paths, int n) {
     uint64_t total = 0;
     for (int i = 0; i < n; i++) {
@@ -167,6 +198,7 @@ static uint64_t expected_samples(char **paths, int n) {
         }
         free(c1);
         free(c2);
+        if (!got) got = jsonl_items(paths[i]);
         if (!got) return 0;
         total += got;
     }
@@ -295,7 +327,7 @@ static int score_model(const run_cfg *cfg, const model_arg *ma, json_t **out_rep
     snprintf(plabel, sizeof plabel, "%s%s%s", prog, ma->label ? " " : "",
              ma->label ? ma->label : "");
     pg = s2s_progress_new(plabel, "items",
-                          cfg->shard ? 0 : expected_samples(cfg->named, cfg->nnamed));
+                          cfg->shard || !isatty(2) ? 0 : expected_samples(cfg->named, cfg->nnamed));
     while (!rc && !interrupted) {
         s2s_sample *s = NULL;
         int got = s2s_reader_next(r, &s, err);
