@@ -188,17 +188,6 @@ static int concat_files(char **paths, size_t n, const char *out, s2s_err *err) {
     return rc;
 }
 
-static int write_json(const char *path, const json_t *v, s2s_err *err) {
-    s2s_ofile *of = s2s_ofile_open(path, err);
-    if (!of) return err->code;
-    if (json_dumpf(v, s2s_ofile_fp(of), JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0 ||
-        fputc('\n', s2s_ofile_fp(of)) == EOF) {
-        s2s_ofile_abort(of);
-        return s2s_err_errno(err, "%s: write failed", path);
-    }
-    return s2s_ofile_commit(of, err);
-}
-
 static json_t *recipe_record(const s2s_recipe *r, const char *part) {
     char hash[65];
     s2s_sha256_hex(r->text, strlen(r->text), hash);
@@ -578,8 +567,8 @@ static int assemble(build *b, s2s_err *err) {
     }
     char path[4200];
     snprintf(path, sizeof path, "%s/dataset.json", b->out);
-    rc = s2s_dataset_seal(ds, err); /* as s2s-pack's: verify checks it (H7) */
-    if (rc == 0) rc = write_json(path, ds, err);
+    /* sealed and in the canonical form, as s2s-pack writes it (s2s-shard verify checks both) */
+    rc = s2s_dataset_write(path, ds, err);
     json_decref(ds);
     return rc;
 }
