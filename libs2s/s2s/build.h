@@ -46,8 +46,9 @@ void s2s_journal_close(s2s_journal *j);
  * shard entry renamed by the caller) into the dataset.json that one s2s-pack over the whole
  * stream writes: counts added in first-seen order, shard lists concatenated, build from the
  * first chunk, provenance records merged (first seen first, samples added, at most 256). n >= 1
- * (a chunk may hold no shard: the pack of an empty part). Returns a new object or NULL with
- * err. */
+ * (a chunk may hold no shard: the pack of an empty part). The chunks' "self_sha256" seals are
+ * dropped: write the result with s2s_dataset_write (s2s/shard.h), which seals it. Returns a new
+ * object or NULL with err. */
 json_t *s2s_build_dataset(json_t *const *chunks, size_t n, s2s_err *err);
 
 #endif
