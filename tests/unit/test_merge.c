@@ -128,7 +128,8 @@ static int tmp_left(void) {
 /* Merges the named dirs (relative to tmpdir) into out; returns the code, err filled. */
 static int merge(const char *const *names, size_t n, const char *out, const s2s_merge_opts *o,
                  s2s_merge_stats *st, s2s_err *err) {
-    char *paths[16];
+    char **paths = calloc(n, sizeof(char *));
+    assert_non_null(paths);
     for (size_t i = 0; i < n; i++)
         paths[i] = path_in(names[i]);
     char *op = path_in(out);
@@ -136,6 +137,7 @@ static int merge(const char *const *names, size_t n, const char *out, const s2s_
     int rc = s2s_merge((const char *const *)paths, n, op, o, st, err);
     for (size_t i = 0; i < n; i++)
         free(paths[i]);
+    free(paths);
     free(op);
     return rc;
 }
@@ -244,6 +246,37 @@ static void test_merge_refusals(void **state) {
     expect_refused(nods, 3, S2S_EINVAL, "no dataset.json");
 }
 
+/* More parts than items: some parts are empty (no shard, no sample) and still count. */
+static void test_merge_empty_parts(void **state) {
+    (void)state;
+    enum { NP = 40 };
+    const char *names[NP];
+    char bufs[NP][16];
+    int empty = 0;
+    for (unsigned i = 0; i < NP; i++) {
+        snprintf(bufs[i], sizeof bufs[i], "e%u", i);
+        names[i] = bufs[i];
+        make_part(bufs[i], i, NP, NULL, NULL, NULL, NULL);
+        int any = 0;
+        for (int k = 0; k < N_IDS; k++) {
+            char id[32];
+            id_of(k, id, sizeof id);
+            any |= part_of_id(id, NP) == i;
+        }
+        empty += !any;
+    }
+    assert_true(empty > 0);
+    s2s_err err;
+    s2s_merge_stats st;
+    assert_int_equal(merge(names, NP, "all", NULL, &st, &err), 0);
+    assert_int_equal(st.parts, NP);
+    assert_int_equal(st.samples, N_IDS);
+    char *out = path_in("all");
+    assert_int_equal(s2s_dataset_verify(out, &err), 0);
+    free(out);
+    expect_refused(names, NP - 1, S2S_EDATA, "missing: 39/40");
+}
+
 static void test_merge_stop(void **state) {
     (void)state;
     make_part("s0", 0, 2, NULL, NULL, NULL, NULL);
@@ -261,6 +294,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_merge_good, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge_empty_parts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_stop, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
