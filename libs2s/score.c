@@ -511,6 +511,8 @@ int s2s_scorer_add(s2s_scorer *sc, const s2s_sample *s, s2s_err *err) {
             while (!rc && s2s_backend_in_flight(sc->b) >= s2s_backend_capacity(sc->b)) {
                 int n = take_replies(sc, 1, err);
                 if (n < 0) rc = n;
+                if (!rc && sc->o.stop && *sc->o.stop)
+                    rc = s2s_err_set(err, S2S_EINTR, "interrupted");
             }
             if (!rc) rc = s2s_backend_submit(sc->b, &rq, err);
             if (!rc) sc->submitted++;
@@ -526,6 +528,7 @@ int s2s_scorer_add(s2s_scorer *sc, const s2s_sample *s, s2s_err *err) {
 
 int s2s_scorer_finish(s2s_scorer *sc, s2s_err *err) {
     while (s2s_backend_in_flight(sc->b) > 0) {
+        if (sc->o.stop && *sc->o.stop) return s2s_err_set(err, S2S_EINTR, "interrupted");
         int n = take_replies(sc, 1, err);
         if (n < 0) return n;
         if (n == 0 && s2s_backend_in_flight(sc->b) > 0)

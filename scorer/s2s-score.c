@@ -493,6 +493,7 @@ int main(int argc, char **argv) {
     run_cfg cfg;
     memset(&cfg, 0, sizeof cfg);
     s2s_score_opts_init(&cfg.o);
+    cfg.o.stop = &interrupted;
     cfg.use_cache = 1;
     const char *modes = "t2t";
     static model_arg models[MAX_MODELS];

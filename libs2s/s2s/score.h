@@ -18,6 +18,7 @@
 #include "s2s/err.h"
 #include "s2s/sample.h"
 #include <jansson.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -37,6 +38,9 @@ typedef struct s2s_score_opts {
     unsigned bootstrap;   /* bootstrap replicates (default 1000; 0 = no CIs) */
     double tie_warn;      /* share of tied pairs above which the backend looks broken (0.10) */
     const char *model_id; /* --model-id: recorded as run.model_id when set (borrowed; NULL) */
+    /* When set and *stop becomes non-zero (a signal handler's flag), s2s_scorer_add and
+     * s2s_scorer_finish stop waiting for replies and return S2S_EINTR (borrowed; NULL). */
+    const volatile sig_atomic_t *stop;
 } s2s_score_opts;
 
 /* Defaults: t2t only, mean, no compat, seed 1, 1000 replicates, tie_warn 0.10. */
