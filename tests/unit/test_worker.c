@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "s2s/worker.h"
@@ -220,6 +221,102 @@ static void test_request_lines(void **state)
     assert_int_equal(lines, 3);
 }
 
+/* s2s_worker_serve over a real pipe (its read() path): requests arrive in 7-byte pieces that split
+ * lines, the last line has no newline, a bad line gets no reply; every reply equals the in-process
+ * backend's answer to the same request. */
+static void test_serve_pipe(void **state)
+{
+    (void)state;
+    char path[300], spec[320];
+    snprintf(path, sizeof path, "%s/serve.arpa", dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("\\data\\\nngram 1=4\nngram 2=2\n\n\\1-grams:\n-1.0\t<s>\t-0.3\n-0.7\t</s>\n"
+          "-0.5\ta\t-0.2\n-0.6\tb\t-0.1\n\n\\2-grams:\n-0.2\t<s> a\n-0.3\ta b\n\n\\end\\\n",
+          fp);
+    fclose(fp);
+    snprintf(spec, sizeof spec, "ngram:%s", path);
+    s2s_err err;
+    s2s_backend *b = s2s_backend_open(spec, &err);
+    if (!b) fprintf(stderr, "%s\n", err.msg);
+    assert_non_null(b);
+    enum { N = 60 };
+    static const char *const words[] = {"a", "b", "a b", "b b a", "a a a b", "c"};
+    char req[N][200];
+    size_t total = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(req[i], sizeof req[i],
+                 "{\"id\":%d,\"item\":\"x\",\"mode\":\"t2t\",\"cand\":0,\"lang\":\"en\","
+                 "\"context\":{\"text\":\"%s\"},\"candidate\":{\"text\":\"%s\"}}%s",
+                 i, words[i % 6], words[(i * 7 + 1) % 6], i == N - 1 ? "" : "\n");
+        total += strlen(req[i]);
+    }
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* the writer: small pieces, a bad line in the middle */
+        close(pfd[0]);
+        for (int i = 0; i < N; i++) {
+            if (i == N / 2 && write(pfd[1], "not json\n", 9) != 9) _exit(1);
+            for (size_t o = 0, n = strlen(req[i]); o < n; o += 7) {
+                size_t k = n - o < 7 ? n - o : 7;
+                if (write(pfd[1], req[i] + o, k) != (ssize_t)k) _exit(1);
+                if (o % 49 == 0) usleep(200);
+            }
+        }
+        _exit(0);
+    }
+    close(pfd[1]);
+    FILE *in = fdopen(pfd[0], "r");
+    assert_non_null(in);
+    FILE *out = tmpfile();
+    assert_non_null(out);
+    assert_int_equal(s2s_worker_serve(b, "pipe-test", in, out, &err), 0);
+    fclose(in);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    assert_int_equal(st, 0);
+    rewind(out);
+    char line[512];
+    assert_non_null(fgets(line, sizeof line, out));
+    assert_non_null(strstr(line, "\"model_id\":\"pipe-test\""));
+    int seen[N] = {0}, lines = 0, errors = 0;
+    while (fgets(line, sizeof line, out)) {
+        json_error_t je;
+        json_t *j = json_loads(line, 0, &je);
+        assert_non_null(j);
+        int id = (int)json_integer_value(json_object_get(j, "id"));
+        assert_true(id >= 0 && id < N);
+        seen[id]++;
+        s2s_request rq = {0};
+        rq.req_id = 1;
+        rq.item_id = "x";
+        rq.mode = S2S_MODE_T2T;
+        rq.lang = "en";
+        rq.ctx_text = words[id % 6];
+        rq.cand_text = words[(id * 7 + 1) % 6];
+        s2s_reply r;
+        assert_int_equal(s2s_backend_submit(b, &rq, &err), 0);
+        assert_int_equal(s2s_backend_poll(b, &r, 1, 1, &err), 1);
+        if (r.status == 0) {
+            assert_true(json_real_value(json_object_get(j, "nll")) == r.nll);
+            assert_int_equal(json_integer_value(json_object_get(j, "ntok")), r.ntok);
+        } else { /* an unknown word in a model without <unk>: the same error, as a reply */
+            assert_string_equal(json_string_value(json_object_get(j, "error")), r.msg);
+            errors++;
+        }
+        json_decref(j);
+        lines++;
+    }
+    fclose(out);
+    assert_int_equal(lines, N);
+    assert_int_equal(errors, N / 6);
+    for (int i = 0; i < N; i++) assert_int_equal(seen[i], 1);
+    (void)total;
+    s2s_backend_free(b);
+}
+
 /* In-process backends never restart. */
 static void test_restarts_in_process(void **state)
 {
@@ -256,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_no_hello),
         cmocka_unit_test(test_restarts_in_process),
         cmocka_unit_test(test_request_lines),
+        cmocka_unit_test(test_serve_pipe),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
