@@ -361,15 +361,18 @@ s2s_cache *s2s_cache_open(const char *path, const char *spec, const char *model,
         return NULL;
     }
     if (flock(c->fd, LOCK_EX | LOCK_NB)) {
-        if (errno == EWOULDBLOCK)
+        if (errno == EWOULDBLOCK) {
             s2s_err_set(err, S2S_EIO,
                         "%s: in use by another s2s-score writing to the same directory "
                         "(wait for it, or choose another -o DIR)",
                         path);
-        else
-            s2s_err_errno(err, "%s: lock", path);
-        s2s_cache_close(c, NULL);
-        return NULL;
+            s2s_cache_close(c, NULL);
+            return NULL;
+        }
+        /* a file system without locks (some NFS setups): go on, and say so */
+        snprintf(c->note, sizeof c->note,
+                 "%s: cannot be locked (%s): do not run two s2s-score on this directory at once",
+                 path, strerror(errno));
     }
     if (load(c, err)) {
         s2s_cache_close(c, NULL);
