@@ -13,9 +13,8 @@
  * Failed replies are not cached: a rerun asks again.
  *
  * The file is locked (flock) while open: two runs on the same file fail fast (where the file
- * system has no locks, open goes on with a note). Lines are flushed
- * every 64 lines or second and fsynced every 5 s and at close, so a crash loses at most the last
- * second of answers. A torn last line (a killed run) is cut off at open with a note; any other
+ * system has no locks, open goes on with a note). Lines are flushed every 64 lines or second and
+ * fsynced every 5 s and at close, so a crash loses at most the last second of answers. A torn last line (a killed run) is cut off at open with a note; any other
  * malformed line is an error naming FILE:LINE. */
 #ifndef S2S_CACHE_H
 #define S2S_CACHE_H
