@@ -189,4 +189,13 @@ assert r["model_id"] == "ckpt-100" and r["model_sha256"] == "", r' || fail "run.
 "$BIN/s2s-score" --lm "worker:python3 $T/slow.py 0 ''" --model-id ckpt-100 -o noid five.jsonl \
     > /dev/null 2> noid3.err || fail "--model-id rerun"
 grep -q "10 of 10 candidate scores from" noid3.err || fail "--model-id rerun not cached: $(cat noid3.err)"
+
+# ---- 8. progress (rate, ETA) on stderr only when it is a terminal --------------------------------
+grep -q "ETA\|items/s\|/s," a1.err && fail "progress written to a non-terminal stderr"
+if command -v script > /dev/null; then
+    script -qec "$BIN/s2s-score --lm 'worker:python3 $T/slow.py 0.002 slow-v3' -o prog items.jsonl > /dev/null" \
+        /dev/null > prog.tty 2>&1 || fail "run under a terminal: $(cat prog.tty)"
+    tr '\r' '\n' < prog.tty | grep -q "^s2s-score: [0-9]*/120 items ([0-9]*%), [0-9.]*/s, ETA [0-9]" \
+        || fail "no progress with rate and ETA on a terminal: $(tr '\r' '\n' < prog.tty | head -5)"
+fi
 echo "score_resume.sh: ok"
