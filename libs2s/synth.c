@@ -70,7 +70,6 @@ struct s2s_synth {
     size_t n_workers;
     struct vpool {
         char voice[128];
-        uint64_t next;     /* items sent so far (round robin over the pool's o.jobs workers) */
         int broken;        /* a worker of this voice failed its start-up check: use the zygote */
         struct worker **w; /* o.jobs workers, NULL = not started yet */
     } * pools;
@@ -1192,6 +1191,7 @@ struct worker {
     int jfd, rfd;   /* job pipe (write end), result pipe (read end) */
     size_t cap;     /* job pipe capacity */
     size_t pending; /* bytes of jobs sent and not yet read back */
+    size_t nq;      /* jobs sent and not yet read back */
     s2s_synth_job *head, *tail;
     int dead;
 };
@@ -1220,10 +1220,8 @@ static int seg_cb(struct dl_phdr_info *info, size_t size, void *data) {
     return 1;
 }
 
-static const char *const probe_texts[] = {
-    "The quick brown fox, 12 years old, jumped over 3 lazy dogs at 5:30! Did it? "
-    "\"Yes,\" said Dr. Smith; the fox's owner wasn't sure.",
-    "Then everyone went home, and 今天 was over."};
+static const char *const probe_texts[] = {"Dr. Smith's fox paid $3.50 at 5:30, didn't it?",
+                                          "Yes, 今天!"};
 #define N_PROBE 2
 
 /* Speaks the probe into memory; FNV-1a 64 of lengths and samples. */
@@ -1339,6 +1337,7 @@ static void worker_fail_queue(struct worker *w, const char *why) {
     }
     w->head = w->tail = NULL;
     w->pending = 0;
+    w->nq = 0;
 }
 
 /* Stops w (kills it if needed) and reaps it. */
@@ -1439,8 +1438,20 @@ static int worker_pick(s2s_synth *s, const char *voice, size_t size, struct work
         s->n_pools++;
     }
     if (vp->broken) return 0;
-    size_t k = (size_t)(vp->next++ % (uint64_t)s->o.jobs);
-    if (!vp->w[k] || vp->w[k]->dead) {
+    /* The live worker with the fewest queued items (the first of equals); a new one only when
+     * every live one has work queued, so a voice with few items starts few workers (each
+     * start costs its check). Which worker speaks an item does not change its bytes. */
+    size_t k = SIZE_MAX, free_k = SIZE_MAX;
+    for (size_t i = 0; i < (size_t)s->o.jobs; i++) {
+        struct worker *c = vp->w[i];
+        if (!c || c->dead) {
+            if (free_k == SIZE_MAX) free_k = i;
+        } else if (k == SIZE_MAX || c->nq < vp->w[k]->nq) {
+            k = i;
+        }
+    }
+    if (free_k != SIZE_MAX && (k == SIZE_MAX || vp->w[k]->nq > 0)) {
+        k = free_k;
         struct worker *w;
         int rc = worker_spawn(s, voice, &w, err);
         if (rc) return rc;
@@ -1485,6 +1496,7 @@ static int worker_send(s2s_synth *s, s2s_synth_job *job, s2s_err *err) {
         w->head = job;
     w->tail = job;
     w->pending += size;
+    w->nq++;
     return 0;
 }
 
@@ -1500,6 +1512,7 @@ static void worker_read_head(struct worker *w) {
     w->head = j->next;
     if (!w->head) w->tail = NULL;
     w->pending -= j->size;
+    w->nq--;
     j->w = NULL, j->next = NULL;
     if (lost) {
         worker_fail_queue(w, "synthesis worker stopped after an earlier error");

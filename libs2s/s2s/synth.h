@@ -121,7 +121,7 @@ int s2s_synth_sample(s2s_synth *s, s2s_sample *sample, s2s_err *err);
  * checks the item and, with S2S_SYNTH_ISOLATE_ITEM, forks the child that speaks it and returns
  * at once (other isolation modes speak before returning). NULL and err on a bad item (S2S_EDATA,
  * "item ID: why") or a system error. With RESET_SNAPSHOT the item is queued to one of the
- * voice's opts.jobs workers (round robin); begin 2 x opts.jobs items before ending the oldest
+ * voice's opts.jobs workers (the least busy); begin 2 x opts.jobs items before ending the oldest
  * to keep every worker busy. s2s_synth_end waits for the item's audio and adds to the sample
  * what s2s_synth_sample adds; it frees job in every case. Jobs may be ended in any order, the
  * audio does not depend on it (a worker's earlier jobs are read and kept on the way).

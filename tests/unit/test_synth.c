@@ -236,7 +236,7 @@ static void test_snapshot_workers(void **state) {
     o.jobs = 2;
     s = s2s_synth_new(&o, &err);
     assert_non_null(s);
-    /* items 0, 2, 4 go to worker 0; 1, 3 to worker 1 (round robin) */
+    /* items 0, 2, 4 go to worker 0; 1, 3 to worker 1 (the least busy, ties to the first) */
     s2s_sample *smp[6];
     s2s_synth_job *job[6];
     for (int i = 0; i < 5; i++) {
