@@ -13,7 +13,8 @@
 # cores; the cores may be shared with other work (load averages are printed), so the CPU ratio
 # is printed too: it is the per-core overhead. Before timing, the -j2 bytes are checked equal
 # to --reset fork's on the first 100 items.
-# Usage: bench/synth.sh [--items N] [BUILD_DIR]   (env RUNS)
+# Usage: bench/synth.sh [--items N] [BUILD_DIR]   (env RUNS; ROWS: a subset of
+#        "j2 j1 j2fork none", default all; the espeak-ng row is always run)
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 ITEMS=0
@@ -23,6 +24,7 @@ SYNTH="$BUILD/bin/s2s-synth"
 SHARED=${S2S_SHARED:-$SRC/../shared}
 CSV="$SHARED/corpora/storycloze_spring2016/cloze_test_val__spring2016.csv"
 RUNS=${RUNS:-3}
+ROWS=${ROWS:-j2 j1 j2fork none}
 [ -x "$SYNTH" ] || { echo "no $SYNTH (build first)" >&2; exit 2; }
 command -v espeak-ng >/dev/null || { echo "no espeak-ng CLI" >&2; exit 2; }
 T=$(mktemp -d)
@@ -75,10 +77,15 @@ rm -f snap.tar fork.tar
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 for _ in $(seq "$RUNS"); do
     run cli espeak-ng -v en-us -s 175 -f all.txt -w /dev/null
-    run j2 "$SYNTH" -q -j2 --voice en-us items.jsonl
-    run j1 "$SYNTH" -q -j1 --voice en-us items.jsonl
-    run j2fork "$SYNTH" -q -j2 --reset fork --voice en-us items.jsonl
-    run none "$SYNTH" -q -j1 --isolate none --voice en-us items.jsonl
+    for v in $ROWS; do
+        case $v in
+        j2) run j2 "$SYNTH" -q -j2 --voice en-us items.jsonl ;;
+        j1) run j1 "$SYNTH" -q -j1 --voice en-us items.jsonl ;;
+        j2fork) run j2fork "$SYNTH" -q -j2 --reset fork --voice en-us items.jsonl ;;
+        none) run none "$SYNTH" -q -j1 --isolate none --voice en-us items.jsonl ;;
+        *) echo "unknown row $v" >&2; exit 2 ;;
+        esac
+    done
 done
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -103,7 +110,7 @@ echo
 echo "| program | wall s | CPU s | audio s | speedup (wall) vs espeak-ng | CPU vs espeak-ng |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: |"
 printf '| espeak-ng -f FILE -w (1 process) | %s | %s | %s | 1.00 | 1.00 |\n' "$W_CLI" "$C_CLI" "$AUD_CLI"
-for v in j2 j1 j2fork none; do
+for v in $ROWS; do
     W=$(median < "w_$v"); C=$(median < "c_$v")
     case $v in
     j2) label="s2s-synth -j2" ;;
