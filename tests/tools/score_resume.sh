@@ -2,7 +2,8 @@
 # s2s-score resume: the score cache DIR/scores.cache.jsonl (docs/score.md "Score cache").
 #  - a rerun finds every answer in the cache and writes the same report and pairs byte for byte;
 #    --no-cache gives the same bytes too; nothing about the cache is in report.json;
-#  - a new model file behind the same spec, a changed item, another --model-id: asked afresh;
+#  - a new model file behind the same spec, a changed item or ctx.wav, another --model-id: asked
+#    afresh;
 #  - SIGINT in the middle of a run (exit 130, no report), then a rerun: only the missing scores
 #    are asked and the report equals an uninterrupted run's; the same after SIGKILL plus a torn
 #    last line, which is cut off with a note;
@@ -190,7 +191,36 @@ assert r["model_id"] == "ckpt-100" and r["model_sha256"] == "", r' || fail "run.
     > /dev/null 2> noid3.err || fail "--model-id rerun"
 grep -q "10 of 10 candidate scores from" noid3.err || fail "--model-id rerun not cached: $(cat noid3.err)"
 
-# ---- 8. progress (rate, ETA) on stderr only when it is a terminal --------------------------------
+# ---- 8. audio: the bytes handed to the worker are part of the key, not the temporary paths -----
+FW=$SRC/tests/workers/fault_worker.py
+if [ -r "$FW" ]; then
+    mkaudio() { # mkaudio OUT.tar FLIP: items of five.jsonl with a ctx.wav each; FLIP changes one
+        python3 - "$1" "$2" <<'PY'
+import io, json, struct, sys, tarfile, wave
+out, flip = sys.argv[1], sys.argv[2] == "1"
+with tarfile.open(out, "w", format=tarfile.USTAR_FORMAT) as tf:
+    def add(name, data):
+        ti = tarfile.TarInfo(name); ti.size = len(data); ti.mtime = 0
+        tf.addfile(ti, io.BytesIO(data))
+    for i, l in enumerate(open("five.jsonl")):
+        it = json.loads(l)
+        b = io.BytesIO()
+        with wave.open(b, "wb") as w:
+            w.setnchannels(1); w.setsampwidth(2); w.setframerate(16000)
+            w.writeframes(struct.pack("<160h", *[(k * 37 + i + (flip and i == 3)) % 2000 for k in range(160)]))
+        add(it["id"] + ".json", json.dumps(it).encode())
+        add(it["id"] + ".ctx.wav", b.getvalue())
+PY
+    }
+    mkaudio au1.tar 0 && mkaudio au2.tar 1 || fail "audio items"
+    "$BIN/s2s-score" --mode s2t --lm "worker:python3 $FW ok" -o au au1.tar > /dev/null 2>&1 || fail "s2t run"
+    "$BIN/s2s-score" --mode s2t --lm "worker:python3 $FW ok" -o au au1.tar > /dev/null 2> au1.err || fail "s2t rerun"
+    grep -q "10 of 10 candidate scores from" au1.err || fail "s2t rerun not from the cache: $(cat au1.err)"
+    "$BIN/s2s-score" --mode s2t --lm "worker:python3 $FW ok" -o au au2.tar > /dev/null 2> au2.err || fail "s2t, one wav changed"
+    grep -q "8 of 10 candidate scores from" au2.err || fail "a changed ctx.wav reused its scores: $(cat au2.err)"
+fi
+
+# ---- 9. progress (rate, ETA) on stderr only when it is a terminal --------------------------------
 grep -q "ETA\|items/s\|/s," a1.err && fail "progress written to a non-terminal stderr"
 if command -v script > /dev/null; then
     script -qec "$BIN/s2s-score --lm 'worker:python3 $T/slow.py 0.002 slow-v3' -o prog items.jsonl > /dev/null" \
