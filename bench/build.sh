@@ -132,7 +132,7 @@ log "floor 1: two espeak-ng processes, $UTT utterances"
 read -r f1 c1 < <(floor)
 log "build: $N items, s2s-build -j2"
 # s2s-build's own peak (VmHWM), sampled every 0.2 s
-"$W/s2s-build" "$T/bench.recipe" -o "$T/out" -j 2 2> "$T/build.err" &
+"$W/s2s-build" "$T/bench.recipe" -o "$T/out" -j 2 > "$T/build.out" 2> "$T/build.err" &
 BPID=$!
 (
   hwm=0
