@@ -83,8 +83,258 @@ static int next_line(line_reader *r, char **line, s2s_err *err) {
     }
 }
 
+/* ---- request lines without jansson -------------------------------------------------------------
+ * The lines s2s-score writes ({"id":N,"item":S,"mode":S,"cand":N,"lang":S,"context":{"text":S,
+ * "units":S,"audio":S},"candidate":{...}}, keys in any order) are decoded here into a scratch
+ * buffer: jansson's object tree was a third of `s2s-lm serve`'s time. Anything else (another
+ * key such as item_json, another type, a duplicate key, an escape or byte jansson would refuse)
+ * makes this return 0 and the line goes to jansson, so what is accepted and how it is answered
+ * does not depend on this shortcut. */
+typedef struct fast_req {
+    char *scratch; /* decoded strings, NUL-terminated */
+    size_t cap, used;
+} fast_req;
+
+static const char *fr_ws(const char *p) {
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    return p;
+}
+
+static int fr_hex4(const char *p, unsigned *v) {
+    *v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+                                            : 16u;
+        if (d == 16) return 0;
+        *v = *v * 16 + d;
+    }
+    return 1;
+}
+
+/* Length of the valid UTF-8 sequence at p (2-4), or 0. */
+static size_t fr_utf8(const unsigned char *p) {
+    unsigned c = p[0];
+    if (c >= 0xC2 && c <= 0xDF) return (p[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if ((p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
+        if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F)) return 0;
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if ((p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80) return 0;
+        if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F)) return 0;
+        return 4;
+    }
+    return 0;
+}
+
+/* A JSON string at *pp (at its opening quote) decoded into the scratch buffer; NULL if it is not
+ * one jansson would accept (or one with \u0000, which jansson refuses too). */
+static const char *fr_string(fast_req *f, const char **pp) {
+    const char *p = *pp;
+    if (*p != '"') return NULL;
+    p++;
+    char *out = f->scratch + f->used, *start = out;
+    for (;;) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') break;
+        if (c < 0x20) return NULL; /* control character or end of line */
+        if (c == '\\') {
+            char e = p[1];
+            p += 2;
+            switch (e) {
+            case '"':
+                *out++ = '"';
+                break;
+            case '\\':
+                *out++ = '\\';
+                break;
+            case '/':
+                *out++ = '/';
+                break;
+            case 'b':
+                *out++ = '\b';
+                break;
+            case 'f':
+                *out++ = '\f';
+                break;
+            case 'n':
+                *out++ = '\n';
+                break;
+            case 'r':
+                *out++ = '\r';
+                break;
+            case 't':
+                *out++ = '\t';
+                break;
+            case 'u': {
+                unsigned u, lo;
+                if (!fr_hex4(p, &u)) return NULL;
+                p += 4;
+                if (u >= 0xDC00 && u <= 0xDFFF) return NULL;
+                if (u >= 0xD800 && u <= 0xDBFF) {
+                    if (p[0] != '\\' || p[1] != 'u' || !fr_hex4(p + 2, &lo) || lo < 0xDC00 ||
+                        lo > 0xDFFF)
+                        return NULL;
+                    p += 6;
+                    u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+                }
+                if (u == 0) return NULL;
+                if (u < 0x80)
+                    *out++ = (char)u;
+                else if (u < 0x800) {
+                    *out++ = (char)(0xC0 | (u >> 6));
+                    *out++ = (char)(0x80 | (u & 0x3F));
+                } else if (u < 0x10000) {
+                    *out++ = (char)(0xE0 | (u >> 12));
+                    *out++ = (char)(0x80 | ((u >> 6) & 0x3F));
+                    *out++ = (char)(0x80 | (u & 0x3F));
+                } else {
+                    *out++ = (char)(0xF0 | (u >> 18));
+                    *out++ = (char)(0x80 | ((u >> 12) & 0x3F));
+                    *out++ = (char)(0x80 | ((u >> 6) & 0x3F));
+                    *out++ = (char)(0x80 | (u & 0x3F));
+                }
+                break;
+            }
+            default:
+                return NULL;
+            }
+            continue;
+        }
+        size_t n = c < 0x80 ? 1 : fr_utf8((const unsigned char *)p);
+        if (!n) return NULL;
+        memcpy(out, p, n);
+        out += n;
+        p += n;
+    }
+    *out++ = 0;
+    f->used = (size_t)(out - f->scratch);
+    *pp = p + 1;
+    return start;
+}
+
+/* A non-negative integer of at most 18 digits (JSON: no leading zero, no fraction). */
+static int fr_uint(const char **pp, uint64_t *v) {
+    const char *p = *pp;
+    if (*p < '0' || *p > '9' || (*p == '0' && p[1] >= '0' && p[1] <= '9')) return 0;
+    uint64_t x = 0;
+    int n = 0;
+    while (*p >= '0' && *p <= '9') {
+        if (++n > 18) return 0;
+        x = x * 10 + (uint64_t)(*p++ - '0');
+    }
+    if (*p == '.' || *p == 'e' || *p == 'E') return 0;
+    *v = x;
+    *pp = p;
+    return 1;
+}
+
+/* Decodes {"text":S,"units":S,"audio":S} (each optional, no other key). */
+static int fr_side(fast_req *f, const char **pp, const char **text, const char **units,
+                   const char **audio) {
+    const char *p = fr_ws(*pp);
+    if (*p++ != '{') return 0;
+    p = fr_ws(p);
+    if (*p == '}') {
+        *pp = p + 1;
+        return 1;
+    }
+    for (;;) {
+        const char **slot;
+        if (!strncmp(p, "\"text\"", 6))
+            slot = text, p += 6;
+        else if (!strncmp(p, "\"units\"", 7))
+            slot = units, p += 7;
+        else if (!strncmp(p, "\"audio\"", 7))
+            slot = audio, p += 7;
+        else
+            return 0;
+        p = fr_ws(p);
+        if (*slot || *p++ != ':') return 0;
+        p = fr_ws(p);
+        if (!(*slot = fr_string(f, &p))) return 0;
+        p = fr_ws(p);
+        if (*p == '}') {
+            *pp = p + 1;
+            return 1;
+        }
+        if (*p++ != ',') return 0;
+        p = fr_ws(p);
+    }
+}
+
+/* Fills rq (strings in f's scratch buffer) from a request line of the usual shape; 0 if the
+ * line is anything else. */
+static int fast_request(fast_req *f, const char *line, s2s_request *rq, const char **mode) {
+    size_t need = strlen(line) + 16;
+    if (need > f->cap) {
+        char *ns = realloc(f->scratch, need);
+        if (!ns) return 0;
+        f->scratch = ns;
+        f->cap = need;
+    }
+    f->used = 0;
+    memset(rq, 0, sizeof *rq);
+    *mode = NULL;
+    int have_id = 0, have_cand = 0, have_ctx = 0, have_cd = 0;
+    const char *p = fr_ws(line);
+    if (*p++ != '{') return 0;
+    p = fr_ws(p);
+    for (;;) {
+        const char *key = p;
+        if (*p++ != '"') return 0;
+        const char *ke = strchr(p, '"');
+        if (!ke) return 0;
+        size_t kl = (size_t)(ke - p);
+        p = fr_ws(ke + 1);
+        if (*p++ != ':') return 0;
+        p = fr_ws(p);
+#define KEY(k) (kl == sizeof(k) - 1 && !memcmp(key + 1, (k), kl))
+        if (KEY("id")) {
+            if (have_id++ || !fr_uint(&p, &rq->req_id)) return 0;
+        } else if (KEY("cand")) {
+            uint64_t c;
+            if (have_cand++ || !fr_uint(&p, &c) || c > 1000000) return 0;
+            rq->cand = (unsigned)c;
+        } else if (KEY("item")) {
+            if (rq->item_id || !(rq->item_id = fr_string(f, &p))) return 0;
+        } else if (KEY("mode")) {
+            if (*mode || !(*mode = fr_string(f, &p))) return 0;
+        } else if (KEY("lang")) {
+            if (rq->lang || !(rq->lang = fr_string(f, &p))) return 0;
+        } else if (KEY("context")) {
+            if (have_ctx++ || !fr_side(f, &p, &rq->ctx_text, &rq->ctx_units, &rq->ctx_audio))
+                return 0;
+        } else if (KEY("candidate")) {
+            if (have_cd++ || !fr_side(f, &p, &rq->cand_text, &rq->cand_units, &rq->cand_audio))
+                return 0;
+        } else
+            return 0;
+#undef KEY
+        p = fr_ws(p);
+        if (*p == '}') break;
+        if (*p++ != ',') return 0;
+        p = fr_ws(p);
+    }
+    return have_id && *fr_ws(p + 1) == 0;
+}
+
 static const char *side(const json_t *req, const char *which, const char *field) {
     return json_string_value(json_object_get(json_object_get(req, which), field));
+}
+
+/* Writes every reply the backend has ready. */
+static int drain(s2s_backend *b, FILE *out, s2s_reply *rep, s2s_err *err) {
+    int n, rc = 0;
+    while ((n = s2s_backend_poll(b, rep, 16, 0, err)) > 0)
+        for (int i = 0; i < n && rc == 0; i++)
+            rc = reply_line(out, &rep[i], err);
+    return n < 0 ? n : rc;
 }
 
 int s2s_worker_serve(s2s_backend *b, const char *model_id, FILE *in, FILE *out, s2s_err *err) {
@@ -101,8 +351,27 @@ int s2s_worker_serve(s2s_backend *b, const char *model_id, FILE *in, FILE *out, 
     long lineno = 0;
     int rc = 0, got;
     s2s_reply rep[16];
+    fast_req fr = {0};
     while ((got = next_line(&lr, &line, err)) == 1) {
         lineno++;
+        s2s_request rq;
+        const char *ms;
+        if (fast_request(&fr, line, &rq, &ms)) {
+            s2s_mode mode = S2S_MODE_T2T;
+            if (!ms || s2s_mode_parse(ms, &mode, NULL) != 0) {
+                s2s_reply bad;
+                memset(&bad, 0, sizeof bad);
+                bad.req_id = rq.req_id;
+                bad.status = S2S_EINVAL;
+                snprintf(bad.msg, sizeof bad.msg, "unknown mode");
+                if ((rc = reply_line(out, &bad, err)) != 0) break;
+                continue;
+            }
+            rq.mode = mode;
+            if ((rc = s2s_backend_submit(b, &rq, err)) != 0) break;
+            if ((rc = drain(b, out, rep, err)) != 0) break;
+            continue;
+        }
         json_error_t je;
         json_t *req = json_loads(line, 0, &je);
         json_t *id = json_object_get(req, "id");
@@ -113,12 +382,11 @@ int s2s_worker_serve(s2s_backend *b, const char *model_id, FILE *in, FILE *out, 
             json_decref(req);
             continue;
         }
-        s2s_request rq;
         memset(&rq, 0, sizeof rq);
         rq.req_id = (uint64_t)json_integer_value(id);
         rq.item_id = json_string_value(json_object_get(req, "item"));
         s2s_mode mode = S2S_MODE_T2T;
-        const char *ms = json_string_value(json_object_get(req, "mode"));
+        ms = json_string_value(json_object_get(req, "mode"));
         s2s_reply bad;
         memset(&bad, 0, sizeof bad);
         bad.req_id = rq.req_id;
@@ -145,14 +413,10 @@ int s2s_worker_serve(s2s_backend *b, const char *model_id, FILE *in, FILE *out, 
             break;
         }
         json_decref(req);
-        int n;
-        while ((n = s2s_backend_poll(b, rep, 16, 0, err)) > 0)
-            for (int i = 0; i < n && rc == 0; i++)
-                rc = reply_line(out, &rep[i], err);
-        if (n < 0) rc = n;
-        if (rc) break;
+        if ((rc = drain(b, out, rep, err)) != 0) break;
     }
     if (got < 0 && rc == 0) rc = got;
+    free(fr.scratch);
     free(lr.line);
     free(lr.buf);
     if (fflush(out) != 0 && rc == 0) rc = s2s_err_errno(err, "serve: write");

@@ -317,6 +317,82 @@ static void test_serve_pipe(void **state)
     s2s_backend_free(b);
 }
 
+/* serve's own request decoder against jansson: each line once as is (decoded by hand when it has
+ * the usual shape) and once with an extra key (which sends it to jansson) must be answered with
+ * the same bytes: same scores, same error replies, same silence for lines without a usable id. */
+static void test_serve_fast_path(void **state)
+{
+    (void)state;
+    char path[300], spec[320];
+    snprintf(path, sizeof path, "%s/fast.arpa", dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("\\data\\\nngram 1=5\n\n\\1-grams:\n-1.0\t<s>\n-0.7\t</s>\n-0.5\ta\n-0.6\tb\n-2.0\t<unk>\n"
+          "\n\\end\\\n",
+          fp);
+    fclose(fp);
+    snprintf(spec, sizeof spec, "ngram:%s", path);
+    s2s_err err;
+    s2s_backend *b = s2s_backend_open(spec, &err);
+    assert_non_null(b);
+    static const char *const bodies[] = {
+        "\"id\":1,\"mode\":\"t2t\",\"context\":{\"text\":\"a b\"},\"candidate\":{\"text\":\"b a\"}}",
+        "\"id\":2,\"mode\":\"t2t\",\"context\":{\"text\":\"a\\u0020b\\/a\"},\"candidate\":{\"text\":\"b\\ta\\nb\"}}",
+        "\"id\":3,\"mode\":\"t2t\",\"context\":{\"text\":\"\\ud83d\\ude00 a \\u00e9\"},\"candidate\":{\"text\":\"\\\"b\\\\\"}}",
+        "\"id\":4,\"mode\":\"t2t\",\"context\":{\"text\":\"a\\u0000b\"},\"candidate\":{\"text\":\"b\"}}",
+        "\"id\":5,\"mode\":\"t2t\",\"context\":{\"text\":\"\\udc00\"},\"candidate\":{\"text\":\"b\"}}",
+        "\"id\":6,\"mode\":\"t2t\",\"context\":{\"text\":\"\\x\"},\"candidate\":{\"text\":\"b\"}}",
+        "\"id\":7,\"mode\":\"t2t\",\"context\":{\"text\":\"a\x01\"},\"candidate\":{\"text\":\"b\"}}",
+        "\"id\":8,\"mode\":\"t2t\",\"context\":{\"text\":\"a\xff\"},\"candidate\":{\"text\":\"b\"}}",
+        "\"id\":9,\"mode\":\"t2t\",\"context\":{\"text\":\"a\",\"text\":\"b\"},\"candidate\":{\"text\":\"b\"}}",
+        "\"id\":010,\"mode\":\"t2t\",\"context\":{\"text\":\"a\"},\"candidate\":{\"text\":\"b\"}}",
+        "\"id\":11.0,\"mode\":\"t2t\",\"context\":{\"text\":\"a\"},\"candidate\":{\"text\":\"b\"}}",
+        "\"id\":12,\"cand\":1.5,\"mode\":\"t2t\",\"context\":{\"text\":\"a\"},\"candidate\":{\"text\":\"b\"}}",
+        "\"id\":13,\"cand\":-1,\"mode\":\"t2t\",\"context\":{\"text\":\"a\"},\"candidate\":{\"text\":\"b\"}}",
+        "\"id\":14,\"mode\":\"t2t\",\"context\":{\"text\":\"a\"},\"candidate\":{\"text\":\"b\"}} trailing",
+        "\"id\":15,\"mode\":\"zz\",\"context\":{\"text\":\"a\"},\"candidate\":{\"text\":\"b\"}}",
+        "\"id\":16,\"context\":{\"text\":\"a\"},\"candidate\":{\"text\":\"b\"}}",
+        " \"id\" : 17 , \"item\" : \"i\" , \"lang\" : \"en\" , \"cand\" : 0 , \"mode\" : \"t2t\" ,"
+        " \"candidate\" : { \"units\" : \"1 2\" , \"text\" : \"a\" } , \"context\" : { } } ",
+        "\"id\":18,\"mode\":\"t2t\",\"context\":{\"text\":\"a \\u00E9\\u4E2D\"},\"candidate\":{\"text\":\"\\uD83D\\uDE00\"}}",
+        "\"id\":19,\"mode\":\"t2t\",\"context\":{\"text\":\"\xe4\xb8\xad \xf0\x9f\x98\x80\"},\"candidate\":{\"text\":\"\xed\xa0\x80\"}}",
+        "\"id\":20,\"mode\":\"t2t\",\"context\":{\"text\":1},\"candidate\":{\"text\":\"b\"}}",
+        "\"id\":21,\"mode\":\"t2t\",\"context\":{\"text\":\"a\"},\"candidate\":{\"text\":\"b\"},\"id\":22}",
+        "\"id\":123456789012345678901,\"mode\":\"t2t\",\"context\":{\"text\":\"a\"},\"candidate\":{\"text\":\"b\"}}",
+        "\"id\":23,\"mode\":\"t2t\",\"context\":{\"text\":\"a\\ud83d\"},\"candidate\":{\"text\":\"b\"}}",
+    };
+    enum { NB = sizeof bodies / sizeof bodies[0] };
+    char *outs[2];
+    for (int variant = 0; variant < 2; variant++) {
+        char *text = NULL, *o = NULL;
+        size_t tlen = 0, olen = 0;
+        FILE *in = open_memstream(&text, &tlen);
+        assert_non_null(in);
+        for (size_t i = 0; i < NB; i++)
+            fprintf(in, "{%s%s\n", variant ? "\"x\":0," : "", bodies[i]);
+        fclose(in);
+        in = fmemopen(text, tlen, "r");
+        FILE *out = open_memstream(&o, &olen);
+        assert_non_null(in);
+        assert_non_null(out);
+        assert_int_equal(s2s_worker_serve(b, "m", in, out, &err), 0);
+        fclose(in);
+        fclose(out);
+        free(text);
+        outs[variant] = o;
+    }
+    assert_string_equal(outs[0], outs[1]);
+    /* and the accepted ones were answered */
+    assert_non_null(strstr(outs[0], "{\"id\":1,\"nll\":"));
+    assert_non_null(strstr(outs[0], "{\"id\":3,\"nll\":"));
+    assert_non_null(strstr(outs[0], "{\"id\":15,\"error\":\"unknown mode\"}"));
+    assert_non_null(strstr(outs[0], "{\"id\":17,\"nll\":"));
+    assert_null(strstr(outs[0], "{\"id\":4,"));
+    free(outs[0]);
+    free(outs[1]);
+    s2s_backend_free(b);
+}
+
 /* In-process backends never restart. */
 static void test_restarts_in_process(void **state)
 {
@@ -354,6 +430,7 @@ int main(void)
         cmocka_unit_test(test_restarts_in_process),
         cmocka_unit_test(test_request_lines),
         cmocka_unit_test(test_serve_pipe),
+        cmocka_unit_test(test_serve_fast_path),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
