@@ -39,6 +39,7 @@ typedef struct worker {
     unsigned restarts;
     char model_id[256];
     char last_fault[300];
+    s2s_err held;        /* a failure met while replies were ready: reported by the next poll */
     s2s_backend_ops ops; /* per handle: capacity follows the worker's hello */
 } worker;
 
@@ -632,9 +633,17 @@ static int w_submit(void *self, const s2s_request *rq, s2s_err *err) {
 
 static int w_poll(void *self, s2s_reply *out, size_t max, int wait, s2s_err *err) {
     worker *w = self;
-    int rc = wait ? flush_out(w, err) : 0;
-    if (!rc) rc = pump(w, wait ? -1 : 0, err);
-    if (rc) return rc;
+    if (w->held.code && !w->nready) { /* the replies that were ready have gone out */
+        *err = w->held;
+        w->held.code = 0;
+        return err->code;
+    }
+    if (!w->held.code) {
+        int rc = wait ? flush_out(w, err) : 0;
+        if (!rc) rc = pump(w, wait ? -1 : 0, err);
+        if (rc && !w->nready) return rc;
+        if (rc) w->held = *err; /* a bad line after good ones: hand those out first, fail next */
+    }
     size_t k = w->nready < max ? w->nready : max;
     if (k) {
         memcpy(out, w->ready, k * sizeof *out);
