@@ -13,8 +13,10 @@
 # cores; the cores may be shared with other work (load averages are printed), so the CPU ratio
 # is printed too: it is the per-core overhead. Before timing, the -j2 bytes are checked equal
 # to --reset fork's on the first 100 items.
+# Row "2 x espeak-ng": two CLI processes at once, each on half the lines: perfect parallelism
+# with no overhead, i.e. the most any 2-process program gets from this machine at that moment.
 # Usage: bench/synth.sh [--items N] [BUILD_DIR]   (env RUNS; ROWS: a subset of
-#        "j2 j1 j2fork none", default all; the espeak-ng row is always run)
+#        "cli2 j2 j1 j2fork none", default all; the espeak-ng row is always run)
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 ITEMS=0
@@ -24,7 +26,7 @@ SYNTH="$BUILD/bin/s2s-synth"
 SHARED=${S2S_SHARED:-$SRC/../shared}
 CSV="$SHARED/corpora/storycloze_spring2016/cloze_test_val__spring2016.csv"
 RUNS=${RUNS:-3}
-ROWS=${ROWS:-j2 j1 j2fork none}
+ROWS=${ROWS:-cli2 j2 j1 j2fork none}
 [ -x "$SYNTH" ] || { echo "no $SYNTH (build first)" >&2; exit 2; }
 command -v espeak-ng >/dev/null || { echo "no espeak-ng CLI" >&2; exit 2; }
 T=$(mktemp -d)
@@ -49,6 +51,9 @@ with open("items.jsonl", "w", encoding="utf-8") as f, open("all.txt", "w", encod
 print(len(rows), file=open("n", "w"))
 EOF
 N=$(cat n)
+L=$(wc -l < all.txt)
+head -n $((L / 2)) all.txt > half1.txt
+tail -n +$((L / 2 + 1)) all.txt > half2.txt
 
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
 # "wall cpu" of one command (stdout to /dev/null), children's CPU included.
@@ -79,6 +84,8 @@ for _ in $(seq "$RUNS"); do
     run cli espeak-ng -v en-us -s 175 -f all.txt -w /dev/null
     for v in $ROWS; do
         case $v in
+        cli2) run cli2 bash -c 'espeak-ng -v en-us -s 175 -f half1.txt -w /dev/null &
+                espeak-ng -v en-us -s 175 -f half2.txt -w /dev/null; wait $!' ;;
         j2) run j2 "$SYNTH" -q -j2 --voice en-us items.jsonl ;;
         j1) run j1 "$SYNTH" -q -j1 --voice en-us items.jsonl ;;
         j2fork) run j2fork "$SYNTH" -q -j2 --reset fork --voice en-us items.jsonl ;;
@@ -113,11 +120,14 @@ printf '| espeak-ng -f FILE -w (1 process) | %s | %s | %s | 1.00 | 1.00 |\n' "$W
 for v in $ROWS; do
     W=$(median < "w_$v"); C=$(median < "c_$v")
     case $v in
+    cli2) label="2 x espeak-ng -f HALF -w at once (ceiling for 2 processes)" ;;
     j2) label="s2s-synth -j2" ;;
     j1) label="s2s-synth -j1" ;;
     j2fork) label="s2s-synth -j2 --reset fork" ;;
     none) label="s2s-synth -j1 --isolate none" ;;
     esac
-    awk -v l="$label" -v w="$W" -v c="$C" -v wc="$W_CLI" -v cc="$C_CLI" -v a="$AUD_OURS" \
+    A=$AUD_OURS
+    [ "$v" = cli2 ] && A=$AUD_CLI
+    awk -v l="$label" -v w="$W" -v c="$C" -v wc="$W_CLI" -v cc="$C_CLI" -v a="$A" \
         'BEGIN { printf "| %s | %s | %s | %s | %.2f | %.2f |\n", l, w, c, a, wc / w, c / cc }'
 done
