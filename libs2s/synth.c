@@ -1581,7 +1581,7 @@ s2s_synth_job *s2s_synth_begin(s2s_synth *s, json_t *item, s2s_err *err) {
         ((s->o.parts & S2S_SYNTH_CTX) ? 1 : 0) + ((s->o.parts & S2S_SYNTH_CANDIDATES) ? nc : 0);
     int rc = 0;
     if (!(job->parts = calloc(np ? np : 1, sizeof *job->parts))) {
-        rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        s2s_err_set(err, S2S_ENOMEM, "out of memory");
         goto fail;
     }
     job->np = np;
@@ -1597,7 +1597,7 @@ s2s_synth_job *s2s_synth_begin(s2s_synth *s, json_t *item, s2s_err *err) {
             parts[k++].text = s2s_item_candidate_text(item, i);
         }
     for (size_t i = 0; i < np; i++) {
-        if ((rc = s2s_synth_check_text(parts[i].text, err)) != 0) {
+        if (s2s_synth_check_text(parts[i].text, err) != 0) {
             if (strcmp(parts[i].suffix, "ctx") == 0)
                 s2s_err_prefix(err, "item %s: context text ", job->id);
             else
