@@ -10,8 +10,7 @@
 #include "s2s/tar.h"
 
 /* ---- samples -------------------------------------------------------------------------------- */
-s2s_sample *s2s_sample_new(const char *key, s2s_err *err)
-{
+s2s_sample *s2s_sample_new(const char *key, s2s_err *err) {
     s2s_sample *s = calloc(1, sizeof *s);
     if (!s || !(s->key = strdup(key))) {
         free(s);
@@ -21,8 +20,7 @@ s2s_sample *s2s_sample_new(const char *key, s2s_err *err)
     return s;
 }
 
-void s2s_sample_free(s2s_sample *s)
-{
+void s2s_sample_free(s2s_sample *s) {
     if (!s) return;
     for (size_t i = 0; i < s->n_members; i++) {
         free(s->members[i].suffix);
@@ -35,15 +33,14 @@ void s2s_sample_free(s2s_sample *s)
     free(s);
 }
 
-s2s_member *s2s_sample_get(const s2s_sample *s, const char *suffix)
-{
+s2s_member *s2s_sample_get(const s2s_sample *s, const char *suffix) {
     for (size_t i = 0; i < s->n_members; i++)
         if (strcmp(s->members[i].suffix, suffix) == 0) return &s->members[i];
     return NULL;
 }
 
-int s2s_sample_put(s2s_sample *s, const char *suffix, unsigned char *data, size_t size, s2s_err *err)
-{
+int s2s_sample_put(s2s_sample *s, const char *suffix, unsigned char *data, size_t size,
+                   s2s_err *err) {
     s2s_member *m = s2s_sample_get(s, suffix);
     if (m) {
         free(m->data);
@@ -74,8 +71,7 @@ int s2s_sample_put(s2s_sample *s, const char *suffix, unsigned char *data, size_
 }
 
 int s2s_sample_put_copy(s2s_sample *s, const char *suffix, const void *data, size_t size,
-                        s2s_err *err)
-{
+                        s2s_err *err) {
     unsigned char *p = malloc(size + 1);
     if (!p) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
     if (size) memcpy(p, data, size);
@@ -83,8 +79,7 @@ int s2s_sample_put_copy(s2s_sample *s, const char *suffix, const void *data, siz
     return s2s_sample_put(s, suffix, p, size, err);
 }
 
-int s2s_sample_remove(s2s_sample *s, const char *suffix)
-{
+int s2s_sample_remove(s2s_sample *s, const char *suffix) {
     s2s_member *m = s2s_sample_get(s, suffix);
     if (!m) return 0;
     free(m->suffix);
@@ -96,9 +91,8 @@ int s2s_sample_remove(s2s_sample *s, const char *suffix)
 }
 
 /* ---- gzip members --------------------------------------------------------------------------- */
-static int gunzip(const unsigned char *in, size_t n, unsigned char **out, size_t *outn,
-                  const char *where, s2s_err *err)
-{
+int s2s_gunzip_member(const unsigned char *in, size_t n, unsigned char **out, size_t *outn,
+               const char *where, s2s_err *err) {
     z_stream z;
     memset(&z, 0, sizeof z);
     if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) return s2s_err_set(err, S2S_ENOMEM, "zlib init");
@@ -157,8 +151,7 @@ struct s2s_reader {
     uint64_t count, skipped;
 };
 
-s2s_reader *s2s_reader_open(const char *const *paths, size_t n, int flags, s2s_err *err)
-{
+s2s_reader *s2s_reader_open(const char *const *paths, size_t n, int flags, s2s_err *err) {
     s2s_reader *r = calloc(1, sizeof *r);
     if (!r) goto nomem;
     r->flags = flags;
@@ -177,28 +170,23 @@ nomem:
     return NULL;
 }
 
-void s2s_reader_set_part(s2s_reader *r, const s2s_part *part)
-{
+void s2s_reader_set_part(s2s_reader *r, const s2s_part *part) {
     r->part = *part;
 }
 
-int s2s_reader_format(const s2s_reader *r)
-{
+int s2s_reader_format(const s2s_reader *r) {
     return r->fmt ? r->fmt : r->last_fmt;
 }
 
-uint64_t s2s_reader_count(const s2s_reader *r)
-{
+uint64_t s2s_reader_count(const s2s_reader *r) {
     return r->count;
 }
 
-uint64_t s2s_reader_skipped(const s2s_reader *r)
-{
+uint64_t s2s_reader_skipped(const s2s_reader *r) {
     return r->skipped;
 }
 
-static void close_input(s2s_reader *r)
-{
+static void close_input(s2s_reader *r) {
     s2s_tar_reader_free(r->tar);
     r->tar = NULL;
     s2s_sample_free(r->pending);
@@ -209,11 +197,11 @@ static void close_input(s2s_reader *r)
     r->fmt = 0;
 }
 
-void s2s_reader_close(s2s_reader *r)
-{
+void s2s_reader_close(s2s_reader *r) {
     if (!r) return;
     close_input(r);
-    for (size_t i = 0; r->paths && i < r->n_paths; i++) free(r->paths[i]);
+    for (size_t i = 0; r->paths && i < r->n_paths; i++)
+        free(r->paths[i]);
     free(r->paths);
     free(r->linebuf);
     s2s_idset_free(r->seen);
@@ -222,8 +210,7 @@ void s2s_reader_close(s2s_reader *r)
 
 /* Opens input r->cur and detects its format from the first byte: '{' (after optional blanks or
  * a BOM) means JSON lines, anything else a tar stream. Returns 0, or 1 if it is empty. */
-static int open_input(s2s_reader *r, s2s_err *err)
-{
+static int open_input(s2s_reader *r, s2s_err *err) {
     const char *p = r->paths[r->cur];
     if (strcmp(p, "-") == 0) {
         r->fp = stdin;
@@ -249,15 +236,15 @@ static int open_input(s2s_reader *r, s2s_err *err)
         r->fmt = S2S_FMT_JSONL;
     } else {
         r->fmt = S2S_FMT_TAR;
-        if (!(r->tar = s2s_tar_reader_new(r->fp, r->name, err))) return err ? err->code : S2S_ENOMEM;
+        if (!(r->tar = s2s_tar_reader_new(r->fp, r->name, err)))
+            return err ? err->code : S2S_ENOMEM;
         s2s_tar_reader_set_lenient(r->tar, (r->flags & S2S_READ_LENIENT_END) != 0);
     }
     return 0;
 }
 
 /* Checks that the key is new, parses/validates the item. Takes s. */
-static int finish_sample(s2s_reader *r, s2s_sample *s, s2s_sample **out, s2s_err *err)
-{
+static int finish_sample(s2s_reader *r, s2s_sample *s, s2s_sample **out, s2s_err *err) {
     int rc;
     if (r->fmt == S2S_FMT_TAR) {
         s2s_member *m = s2s_sample_get(s, "json");
@@ -265,22 +252,26 @@ static int finish_sample(s2s_reader *r, s2s_sample *s, s2s_sample **out, s2s_err
             json_error_t je;
             s->item = json_loadb((const char *)m->data, m->size, JSON_REJECT_DUPLICATES, &je);
             if (!s->item) {
-                rc = s2s_err_set(err, S2S_EFORMAT, "%s: sample %s: member %s.json: invalid JSON: %s (line %d, column %d)",
-                                 r->name, s->key, s->key, je.text, je.line, je.column);
+                rc = s2s_err_set(
+                    err, S2S_EFORMAT,
+                    "%s: sample %s: member %s.json: invalid JSON: %s (line %d, column %d)", r->name,
+                    s->key, s->key, je.text, je.line, je.column);
                 goto fail;
             }
             s2s_sample_remove(s, "json");
         } else if (!(r->flags & S2S_READ_RAW)) {
-            rc = s2s_err_set(err, S2S_EFORMAT, "%s: sample %s has no %s.json member", r->name, s->key,
-                             s->key);
+            rc = s2s_err_set(err, S2S_EFORMAT, "%s: sample %s has no %s.json member", r->name,
+                             s->key, s->key);
             goto fail;
         }
         if (!(s->origin = strdup(r->name))) goto nomem;
     }
     if (s->item && !(r->flags & S2S_READ_NO_VALIDATE)) {
         if ((rc = s2s_item_validate(s->item, err)) != 0) {
-            if (r->fmt == S2S_FMT_JSONL) s2s_err_prefix(err, "%s:%ld: ", r->name, r->line);
-            else s2s_err_prefix(err, "%s: sample %s: ", r->name, s->key);
+            if (r->fmt == S2S_FMT_JSONL)
+                s2s_err_prefix(err, "%s:%ld: ", r->name, r->line);
+            else
+                s2s_err_prefix(err, "%s: sample %s: ", r->name, s->key);
             goto fail;
         }
     }
@@ -319,8 +310,7 @@ fail:
     return rc;
 }
 
-static int next_jsonl(s2s_reader *r, s2s_sample **out, s2s_err *err)
-{
+static int next_jsonl(s2s_reader *r, s2s_sample **out, s2s_err *err) {
     for (;;) {
         errno = 0;
         ssize_t len = getline(&r->linebuf, &r->linecap, r->fp);
@@ -334,9 +324,11 @@ static int next_jsonl(s2s_reader *r, s2s_sample **out, s2s_err *err)
             (unsigned char)p[2] == 0xBF)
             p += 3, len -= 3;
         if ((size_t)len != strlen(p))
-            return s2s_err_set(err, S2S_EFORMAT, "%s:%ld: NUL byte in a JSON line", r->name, r->line);
+            return s2s_err_set(err, S2S_EFORMAT, "%s:%ld: NUL byte in a JSON line", r->name,
+                               r->line);
         char *q = p;
-        while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n') q++;
+        while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')
+            q++;
         if (!*q) continue; /* blank line */
         json_error_t je;
         json_t *item = json_loads(p, JSON_REJECT_DUPLICATES, &je);
@@ -370,8 +362,7 @@ static int next_jsonl(s2s_reader *r, s2s_sample **out, s2s_err *err)
     }
 }
 
-static int next_tar(s2s_reader *r, s2s_sample **out, s2s_err *err)
-{
+static int next_tar(s2s_reader *r, s2s_sample **out, s2s_err *err) {
     for (;;) {
         if (r->tar_done) {
             if (!r->pending) return 0;
@@ -417,7 +408,7 @@ static int next_tar(s2s_reader *r, s2s_sample **out, s2s_err *err)
             size_t pn = 0;
             char where[600];
             snprintf(where, sizeof where, "%s: member %s", r->name, member);
-            rc = gunzip(data, size, &plain, &pn, where, err);
+            rc = s2s_gunzip_member(data, size, &plain, &pn, where, err);
             free(data);
             if (rc) {
                 free(key), free(suffix);
@@ -467,8 +458,7 @@ static int next_tar(s2s_reader *r, s2s_sample **out, s2s_err *err)
     }
 }
 
-int s2s_reader_next(s2s_reader *r, s2s_sample **out, s2s_err *err)
-{
+int s2s_reader_next(s2s_reader *r, s2s_sample **out, s2s_err *err) {
     *out = NULL;
     for (;;) {
         if (!r->fp) {
@@ -491,8 +481,7 @@ struct s2s_writer {
     int format;
 };
 
-s2s_writer *s2s_writer_open(const char *path, int format, s2s_err *err)
-{
+s2s_writer *s2s_writer_open(const char *path, int format, s2s_err *err) {
     if (format != S2S_FMT_TAR && format != S2S_FMT_JSONL) {
         s2s_err_set(err, S2S_EINVAL, "unknown output format %d", format);
         return NULL;
@@ -516,8 +505,7 @@ s2s_writer *s2s_writer_open(const char *path, int format, s2s_err *err)
     return w;
 }
 
-int s2s_writer_put(s2s_writer *w, const s2s_sample *s, s2s_err *err)
-{
+int s2s_writer_put(s2s_writer *w, const s2s_sample *s, s2s_err *err) {
     if (!s->item) return s2s_err_set(err, S2S_EINVAL, "sample %s has no item", s->key);
     if (w->format == S2S_FMT_JSONL) {
         int rc = s2s_item_write(s2s_ofile_fp(w->of), s->item, err);
@@ -561,8 +549,7 @@ int s2s_writer_put(s2s_writer *w, const s2s_sample *s, s2s_err *err)
     return rc;
 }
 
-int s2s_writer_close(s2s_writer *w, s2s_err *err)
-{
+int s2s_writer_close(s2s_writer *w, s2s_err *err) {
     int rc = 0;
     if (w->tar) {
         rc = s2s_tar_writer_finish(w->tar, err);
@@ -577,8 +564,7 @@ int s2s_writer_close(s2s_writer *w, s2s_err *err)
     return rc;
 }
 
-void s2s_writer_abort(s2s_writer *w)
-{
+void s2s_writer_abort(s2s_writer *w) {
     if (!w) return;
     s2s_tar_writer_free(w->tar);
     s2s_ofile_abort(w->of);

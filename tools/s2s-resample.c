@@ -9,7 +9,6 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <libavutil/log.h>
 
@@ -508,42 +507,6 @@ typedef struct ctx {
     s2s_progress *pg;
 } ctx;
 
-static int gunzip(const unsigned char *in, size_t n, unsigned char **out, size_t *outn,
-                  const char *where, s2s_err *err) {
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) return s2s_err_set(err, S2S_ENOMEM, "zlib init");
-    s2s_buf b = {0};
-    z.next_in = (unsigned char *)in;
-    z.avail_in = (uInt)n;
-    int zr = Z_OK, rc = 0;
-    while (zr != Z_STREAM_END) {
-        if ((rc = s2s_buf_reserve(&b, 65536, err))) break;
-        z.next_out = b.data + b.len;
-        z.avail_out = 65536;
-        zr = inflate(&z, Z_NO_FLUSH);
-        b.len += 65536 - z.avail_out;
-        if (zr == Z_STREAM_END) break;
-        if (zr != Z_OK || (z.avail_in == 0 && z.avail_out != 0)) {
-            rc = s2s_err_set(err, S2S_EFORMAT, "%s: gzip data is corrupt or truncated (%s)", where,
-                             z.msg ? z.msg : "unexpected end");
-            break;
-        }
-    }
-    if (rc == 0 && z.avail_in != 0)
-        rc = s2s_err_set(err, S2S_EFORMAT, "%s: %u bytes of trailing data after the gzip stream",
-                         where, z.avail_in);
-    inflateEnd(&z);
-    if (rc == 0) rc = s2s_buf_reserve(&b, 0, err);
-    if (rc) {
-        s2s_buf_free(&b);
-        return rc;
-    }
-    b.data[b.len] = 0;
-    *out = s2s_buf_steal(&b, outn);
-    return 0;
-}
-
 /* KEY.json then every member, as s2s_writer_put; spooled members are copied from their file. */
 static int put_sample(s2s_tar_writer *tw, const s2s_sample *s, const spools *sp, s2s_err *err) {
     static unsigned char buf[COPY_BLOCK];
@@ -736,7 +699,7 @@ static int read_tar(ctx *c, FILE *fp, const char *iname, s2s_err *err) {
                 size_t pn = 0;
                 char where[600];
                 snprintf(where, sizeof where, "%s: member %s", iname, member);
-                rc = gunzip(data, size, &plain, &pn, where, err);
+                rc = s2s_gunzip_member(data, size, &plain, &pn, where, err);
                 free(data);
                 data = plain, size = pn;
             }

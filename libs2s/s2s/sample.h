@@ -12,11 +12,11 @@
 #ifndef S2S_SAMPLE_H
 #define S2S_SAMPLE_H
 
+#include "s2s/err.h"
+#include "s2s/util.h"
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "s2s/err.h"
-#include "s2s/util.h"
 
 typedef struct s2s_member {
     char *suffix;        /* "ctx.wav", "c1.units", ... (without the key and the first dot) */
@@ -86,5 +86,10 @@ int s2s_writer_close(s2s_writer *w, s2s_err *err);
 /* Gives up: removes the temporary file; on stdout the archive is left without its end marker so
  * the next tool in a pipe reports a truncated stream. Frees w. Safe with NULL. */
 void s2s_writer_abort(s2s_writer *w);
+
+/* Inflates one gzip member (a `.gz` member of a shard): *out (malloc'd, NUL-terminated, caller
+ * frees) and *outn. Corrupt, truncated or trailing data is S2S_EFORMAT naming `where`. */
+int s2s_gunzip_member(const unsigned char *in, size_t n, unsigned char **out, size_t *outn,
+               const char *where, s2s_err *err);
 
 #endif

@@ -223,7 +223,7 @@ fi
 # ---- 9. progress (rate, ETA) on stderr only when it is a terminal --------------------------------
 grep -q "ETA\|items/s\|/s," a1.err && fail "progress written to a non-terminal stderr"
 if command -v script > /dev/null; then
-    script -qec "$BIN/s2s-score --lm 'worker:python3 $T/slow.py 0.002 slow-v3' -o prog items.jsonl > /dev/null" \
+    env -u S2S_NO_PROGRESS script -qec "$BIN/s2s-score --lm 'worker:python3 $T/slow.py 0.002 slow-v3' -o prog items.jsonl > /dev/null" \
         /dev/null > prog.tty 2>&1 || fail "run under a terminal: $(cat prog.tty)"
     tr '\r' '\n' < prog.tty | grep -q "^s2s-score: [0-9]*/120 items ([0-9]*%), [0-9.]*/s, ETA [0-9]" \
         || fail "no progress with rate and ETA on a terminal: $(tr '\r' '\n' < prog.tty | head -5)"
