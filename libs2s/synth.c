@@ -1048,6 +1048,29 @@ static int recv_fd(int sock) {
     return fd;
 }
 
+/* In a child: the texts of a job (VOICE NUL, u32 count, then per text u32 length and the text,
+ * NUL-terminated by the sender), pointing into job; a malformed job ends the child (exit 3). */
+static const char **job_texts(const char *job, size_t len, uint32_t *count) {
+    size_t pos = strlen(job) + 1;
+    uint32_t n;
+    if (pos + 4 > len) _exit(3);
+    memcpy(&n, job + pos, 4);
+    pos += 4;
+    const char **texts = calloc(n ? n : 1, sizeof *texts);
+    if (!texts) _exit(3);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t tl;
+        if (pos + 4 > len) _exit(3);
+        memcpy(&tl, job + pos, 4);
+        pos += 4;
+        if (tl > len - pos) _exit(3);
+        texts[i] = job + pos;
+        pos += tl;
+    }
+    *count = n;
+    return texts;
+}
+
 static void zygote_main(s2s_synth *s, int sock) {
     for (;;) {
         /* Reap finished children (waited for, so that their CPU time adds up in the caller's
@@ -1064,22 +1087,8 @@ static void zygote_main(s2s_synth *s, int sock) {
         if (!job || read_all(sock, job, len) != 0) _exit(3);
         job[len] = 0;
         const char *voice = job;
-        size_t pos = strlen(voice) + 1;
         uint32_t n;
-        if (pos + 4 > len) _exit(3);
-        memcpy(&n, job + pos, 4);
-        pos += 4;
-        const char **texts = calloc(n ? n : 1, sizeof *texts);
-        if (!texts) _exit(3);
-        for (uint32_t i = 0; i < n; i++) {
-            uint32_t tl;
-            if (pos + 4 > len) _exit(3);
-            memcpy(&tl, job + pos, 4);
-            pos += 4;
-            if (tl > len - pos) _exit(3);
-            texts[i] = job + pos; /* NUL-terminated by the sender */
-            pos += tl;
-        }
+        const char **texts = job_texts(job, len, &n);
         int fd[2];
         if (pipe(fd) != 0) _exit(3);
 #ifdef F_SETPIPE_SZ
@@ -1295,22 +1304,8 @@ static void worker_main(s2s_synth *s, const char *voice, int jfd, int rfd) {
         char *job = malloc((size_t)len + 1);
         if (!job || read_all(jfd, job, len) != 0) _exit(3);
         job[len] = 0;
-        size_t pos = strlen(job) + 1; /* the voice: this worker's */
-        uint32_t n;
-        if (pos + 4 > len) _exit(3);
-        memcpy(&n, job + pos, 4);
-        pos += 4;
-        const char **texts = calloc(n ? n : 1, sizeof *texts);
-        if (!texts) _exit(3);
-        for (uint32_t i = 0; i < n; i++) {
-            uint32_t tl;
-            if (pos + 4 > len) _exit(3);
-            memcpy(&tl, job + pos, 4);
-            pos += 4;
-            if (tl > len - pos) _exit(3);
-            texts[i] = job + pos;
-            pos += tl;
-        }
+        uint32_t n; /* the voice (job's first string) is this worker's */
+        const char **texts = job_texts(job, len, &n);
         memcpy((void *)g.lo, snap, g.hi - g.lo);
         srand(1);
         if (stream_texts(s, texts, n) != 0) _exit(3);
