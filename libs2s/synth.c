@@ -1235,7 +1235,7 @@ static const char *const probe_texts[] = {"Dr. Smith's fox paid $3.50 at 5:30, d
 
 /* Speaks the probe into memory; FNV-1a 64 of lengths and samples. */
 static uint64_t probe_hash(s2s_synth *s) {
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = 14695981039346656037ULL;
     s->sink.fd = -1;
     g_sink = &s->sink;
     for (size_t i = 0; i < N_PROBE; i++) {

@@ -172,7 +172,7 @@ int s2s_read_file(const char *path, unsigned char **data, size_t *len, s2s_err *
 /* ---- hashing -------------------------------------------------------------------------------- */
 uint64_t s2s_fnv1a64(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = 14695981039346656037ULL; /* the published FNV-1a 64 offset basis */
     for (; *s; s++) {
         h ^= (unsigned char)*s;
         h *= 1099511628211ULL;

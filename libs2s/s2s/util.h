@@ -7,7 +7,7 @@
 #include "s2s/err.h"
 
 /* Version of the toolchain, recorded in every output's provenance. */
-#define S2S_VERSION "0.1.0"
+#define S2S_VERSION "0.2.0"
 
 /* ---- output files that appear only when complete -------------------------------------------
  * s2s_ofile_open("out.tar") writes to "out.tar.tmp-PID-N" in the same directory; commit renames
@@ -37,7 +37,9 @@ void s2s_buf_free(s2s_buf *b);
 int s2s_read_file(const char *path, unsigned char **data, size_t *len, s2s_err *err);
 
 /* ---- hashing -------------------------------------------------------------------------------- */
-/* FNV-1a 64-bit of a NUL-terminated string: stable across machines and versions. */
+/* FNV-1a 64-bit of a NUL-terminated string (offset basis 14695981039346656037, prime
+ * 1099511628211): stable across machines. Before 0.2.0 the offset basis lacked a digit
+ * (1469598103934665603), so parts and --voices picks of 0.1.x differ. */
 uint64_t s2s_fnv1a64(const char *s);
 
 /* SHA-256. */

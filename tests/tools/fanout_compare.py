@@ -25,9 +25,8 @@ def load(path):
 
 
 def fnv1a64(s):
-    # libs2s/util.c's s2s_fnv1a64 starts from 1469598103934665603 (the published FNV-1a 64 offset
-    # basis is 14695981039346656037); the partition of ids is defined by libs2s, so use its value.
-    h = 1469598103934665603
+    # the published FNV-1a 64 (libs2s/util.c's s2s_fnv1a64 since 0.2.0)
+    h = 14695981039346656037
     for b in s.encode():
         h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
     return h

@@ -192,6 +192,10 @@ static void test_parts(void **state)
     assert_true(s2s_part_parse("3/3", &p, &err) < 0);
     assert_true(s2s_part_parse("1/0", &p, &err) < 0);
     assert_true(s2s_part_parse("x", &p, &err) < 0);
+    /* the published FNV-1a 64 test vectors (the part rule is FNV-1a of the id) */
+    assert_true(s2s_fnv1a64("") == 0xcbf29ce484222325ULL);
+    assert_true(s2s_fnv1a64("a") == 0xaf63dc4c8601ec8cULL);
+    assert_true(s2s_fnv1a64("foobar") == 0x85944171f73967e8ULL);
 }
 
 static void test_gz_members(void **state)
