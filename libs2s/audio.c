@@ -207,6 +207,121 @@ static int wav_check_truncated(const bsrc *b, s2s_err *err) {
     return s2s_err_set(err, S2S_EFORMAT, "truncated WAV: no data chunk");
 }
 
+/* ---- plain PCM WAV: parsed here, samples read straight from the bytes ------------------------
+ * Only what libsndfile reads the same way is taken (s2s_wav_pcm_view in s2s/audio.h says what);
+ * anything else goes to libsndfile/libav as before, which also words the errors. */
+typedef struct {
+    size_t off, frames; /* byte offset of the first sample; frames */
+    int rate, ch, bits;
+} wavpcm;
+
+static uint16_t le16(const unsigned char *p) {
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static int wav_pcm_parse(const bsrc *b, wavpcm *w) {
+    static const unsigned char pcm_guid[16] = {0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00,
+                                               0x80, 0x00, 0x00, 0xaa, 0x00, 0x38, 0x9b, 0x71};
+    unsigned char h[40];
+    size_t size = b->size, off = 12;
+    int have_fmt = 0, align = 0;
+    memset(w, 0, sizeof *w);
+    if (size < 12 || bs_get(b, 0, h, 12) < 0 || memcmp(h, "RIFF", 4) != 0 ||
+        memcmp(h + 8, "WAVE", 4) != 0)
+        return 0;
+    while (size - off >= 8) {
+        if (bs_get(b, off, h, 8) < 0) return 0;
+        uint32_t len = le32(h + 4);
+        size_t room = size - off - 8;
+        if (memcmp(h, "data", 4) == 0) {
+            if (!have_fmt) return 0;
+            if (len > room) {
+                if (len < 0x7fff0000u) return 0; /* truncated: the decoder says so */
+                len = (uint32_t)(room < 0x7fff0000u ? room : 0x7fff0000u);
+            }
+            w->off = off + 8;
+            w->frames = len / (uint32_t)align;
+            return 1;
+        }
+        for (int i = 0; i < 4; i++)
+            if (h[i] < 0x20 || h[i] > 0x7e) return 0; /* libsndfile resynchronises: not here */
+        if (len > room) return 0;
+        if (memcmp(h, "fmt ", 4) == 0) {
+            if (have_fmt || len < 16 || bs_get(b, off + 8, h, len < 40 ? len : 40) < 0) return 0;
+            unsigned tag = le16(h), ch = le16(h + 2), bits = le16(h + 14);
+            uint32_t rate = le32(h + 4);
+            if (tag == 0xFFFE) {
+                if (len < 40 || le16(h + 16) < 22 || le16(h + 18) != bits ||
+                    memcmp(h + 24, pcm_guid, 16) != 0)
+                    return 0;
+            } else if (tag != 1) {
+                return 0;
+            }
+            if (ch < 1 || ch > 64 || rate < 1 || rate > INT_MAX ||
+                (bits != 8 && bits != 16 && bits != 24 && bits != 32) ||
+                le16(h + 12) != ch * bits / 8)
+                return 0;
+            w->rate = (int)rate;
+            w->ch = (int)ch;
+            w->bits = (int)bits;
+            align = (int)(ch * bits / 8);
+            have_fmt = 1;
+        }
+        if (len + (size_t)(len & 1) > room) break; /* a last chunk without its pad byte */
+        off += 8 + (size_t)len + (len & 1);
+    }
+    return 0;
+}
+
+int s2s_wav_pcm_view(const void *buf, size_t size, s2s_wav_pcm *out) {
+    memset(out, 0, sizeof *out);
+    wavpcm w;
+    bsrc b = {buf, 0, size};
+    if (!buf || !wav_pcm_parse(&b, &w)) return 0;
+    out->data = (const unsigned char *)buf + w.off;
+    out->frames = w.frames;
+    out->rate = w.rate;
+    out->channels = w.ch;
+    out->bits = w.bits;
+    return 1;
+}
+
+/* Frames src[0..n-1] (w->ch interleaved, w->bits wide) to mono float, with libsndfile's
+ * arithmetic (integer * power-of-two float scale, 32-bit through (float) first) and the
+ * reader's downmix (float sum in channel order, then / channels): bit-identical results. */
+static void pcm_to_float(const unsigned char *src, size_t n, int ch, int bits, float *dst) {
+    if (ch == 1 && bits == 16) {
+        for (size_t i = 0; i < n; i++)
+            dst[i] = (float)(int16_t)le16(src + 2 * i) * (1.0f / 32768.0f);
+        return;
+    }
+    size_t bw = (size_t)bits / 8;
+    for (size_t i = 0; i < n; i++) {
+        float s = 0;
+        for (int c = 0; c < ch; c++, src += bw) {
+            float x;
+            switch (bits) {
+            case 8:
+                x = (float)((int)src[0] - 128) * (1.0f / 128.0f);
+                break;
+            case 16:
+                x = (float)(int16_t)le16(src) * (1.0f / 32768.0f);
+                break;
+            case 24:
+                x = (float)(int32_t)((uint32_t)src[0] << 8 | (uint32_t)src[1] << 16 |
+                                     (uint32_t)src[2] << 24) *
+                    (1.0f / 2147483648.0f);
+                break;
+            default:
+                x = (float)(int32_t)le32(src) * (1.0f / 2147483648.0f);
+                break;
+            }
+            s = c == 0 ? x : s + x;
+        }
+        dst[i] = ch == 1 ? s : s / (float)ch;
+    }
+}
+
 /* Returns 1 if handled (result in rc), 0 if libsndfile cannot open it (fall back to libav). */
 /* ---- libavformat/libavcodec over a memory buffer -------------------------------------------- */
 typedef struct {
@@ -271,7 +386,7 @@ static int av_fail(s2s_err *err, int code, const char *what, int averr) {
 
 /* ---- streaming reader ------------------------------------------------------------------------ */
 struct s2s_audio_reader {
-    int kind; /* 1 libsndfile, 2 libav */
+    int kind; /* 1 libsndfile, 2 libav, 3 plain PCM WAV read here */
     int ch, is_flac, done;
     size_t count;
     /* libsndfile */
@@ -288,10 +403,16 @@ struct s2s_audio_reader {
     AVFrame *fr;
     int si, rate, frame_pos, have_frame, sent_eof;
     int64_t want; /* samples the container declares, -1 unknown */
+    /* plain PCM WAV */
+    bsrc src;
+    wavpcm wp;
+    size_t pos;         /* frames read */
+    unsigned char *raw; /* fd: bytes read with pread before conversion */
 };
 
 void s2s_audio_reader_close(s2s_audio_reader *r) {
     if (!r) return;
+    free(r->raw);
     if (r->sf) sf_close(r->sf);
     av_frame_free(&r->fr);
     av_packet_free(&r->pkt);
@@ -452,6 +573,21 @@ static s2s_audio_reader *reader_open(const bsrc *b, const char *name, s2s_audio 
         s2s_err_set(err, S2S_ENOMEM, "out of memory");
         return NULL;
     }
+    if (wav_pcm_parse(b, &r->wp)) { /* plain PCM WAV: no libsndfile, no copy */
+        r->kind = 3;
+        r->src = *b;
+        r->ch = r->wp.ch;
+        info->rate = r->wp.rate;
+        info->src_channels = r->wp.ch;
+        info->src_container = S2S_AUDIO_WAV;
+        info->src_format = r->wp.bits == 16 ? S2S_AUDIO_S16 : S2S_AUDIO_FMT_OTHER;
+        snprintf(info->codec, sizeof info->codec, "%s",
+                 r->wp.bits == 8    ? "pcm_u8"
+                 : r->wp.bits == 16 ? "pcm_s16le"
+                 : r->wp.bits == 24 ? "pcm_s24le"
+                                    : "pcm_s32le");
+        return r;
+    }
     int rc = b->size >= 4 && memcmp(head, "OggS", 4) == 0 ? ogg_check_truncated(b, err) : 0;
     if (rc == 0) rc = open_sndfile(r, b, head, info, err);
     if (rc == 0) {
@@ -575,9 +711,41 @@ static long read_sndfile(s2s_audio_reader *r, float *buf, size_t max, s2s_err *e
     return (long)n;
 }
 
+/* Plain PCM WAV: straight from memory, or through r->raw from a file. */
+static long read_pcm(s2s_audio_reader *r, float *buf, size_t max, s2s_err *err) {
+    enum { RAW = 1 << 16 };
+    size_t fb = (size_t)r->wp.ch * (size_t)r->wp.bits / 8, n = r->wp.frames - r->pos;
+    if (n > max) n = max;
+    if (!r->src.fd1) {
+        pcm_to_float(r->src.data + r->wp.off + r->pos * fb, n, r->wp.ch, r->wp.bits, buf);
+        r->pos += n;
+        return (long)n;
+    }
+    if (!r->raw && n && !(r->raw = malloc(RAW)))
+        return s2s_err_set(err, S2S_ENOMEM, "out of memory decoding audio");
+    size_t done = 0;
+    while (done < n) {
+        size_t k = n - done < RAW / fb ? n - done : RAW / fb;
+        if (bs_get(&r->src, r->wp.off + (r->pos + done) * fb, r->raw, k * fb) < 0)
+            return s2s_err_set(err, S2S_EIO, "cannot read the audio file");
+        pcm_to_float(r->raw, k, r->wp.ch, r->wp.bits, buf + done);
+        done += k;
+    }
+    r->pos += n;
+    return (long)n;
+}
+
 long s2s_audio_reader_read(s2s_audio_reader *r, float *buf, size_t max, s2s_err *err) {
     if (max > LONG_MAX) max = LONG_MAX;
-    long n = r->kind == 1 ? read_sndfile(r, buf, max, err) : read_libav(r, buf, max, err);
+    long n;
+    if (r->kind == 3) { /* integers: never NaN or infinite */
+        if ((n = read_pcm(r, buf, max, err)) < 0) return n;
+        r->count += (size_t)n;
+        if (n == 0 && r->count == 0)
+            return s2s_err_set(err, S2S_EDATA, "zero-length audio (no samples)");
+        return n;
+    }
+    n = r->kind == 1 ? read_sndfile(r, buf, max, err) : read_libav(r, buf, max, err);
     if (n < 0) return n;
     for (long i = 0; i < n; i++)
         /* NOLINTNEXTLINE(clang-analyzer-core.CallAndMessage): the decoders fill what they count */

@@ -73,8 +73,8 @@ long s2s_audio_reader_read(s2s_audio_reader *r, float *buf, size_t max, s2s_err 
 /* Same as s2s_audio_reader_open for a file: reads size bytes from offset 0 of fd with pread
  * (fd is not closed and must stay open until close; its file offset is not used). Memory
  * stays flat whatever the file's size: for members too large to hold in memory. */
-s2s_audio_reader *s2s_audio_reader_open_fd(int fd, size_t size, const char *name,
-                                           s2s_audio *info, s2s_err *err);
+s2s_audio_reader *s2s_audio_reader_open_fd(int fd, size_t size, const char *name, s2s_audio *info,
+                                           s2s_err *err);
 /* Samples returned so far. */
 size_t s2s_audio_reader_count(const s2s_audio_reader *r);
 /* Frees the reader. Safe with NULL. */
@@ -96,6 +96,30 @@ int s2s_audio_writer_finish(s2s_audio_writer *w, unsigned char **out, size_t *ou
                             s2s_err *err);
 /* Drops an unfinished file. Safe with NULL. */
 void s2s_audio_writer_abort(s2s_audio_writer *w);
+
+/* ---- plain PCM WAV in memory: a view of the samples, no decoding, no copy ------------------- */
+
+/* A view of the PCM samples of a WAV held in memory (no copy). */
+typedef struct {
+    const unsigned char *data; /* first sample: little-endian interleaved integers */
+    size_t frames;             /* sample frames (data holds frames * channels * bits/8 bytes) */
+    int rate, channels, bits;  /* bits: 8 (unsigned), 16, 24 or 32 (signed) */
+} s2s_wav_pcm;
+
+/* 1: buf is a well-formed RIFF/WAVE with integer PCM (format 1, or EXTENSIBLE with the PCM
+ * subformat) and *out views its samples; 0: anything else (float, another container, an
+ * oddity this parser does not take): decode it with s2s_audio_decode/libsndfile instead,
+ * which also gives the precise error for damaged data. Never reads past size.
+ * What it takes: "fmt " before "data"; chunks before "data" skipped with their pad byte when
+ * their length is odd (ids must be printable ASCII and each chunk must fit in the file); 1..64
+ * channels; block align = channels * bits / 8; EXTENSIBLE only with valid bits = bits. The
+ * frames are the data chunk's length / block align (a partial last frame is ignored, as
+ * libsndfile does). A data chunk longer than the file is refused (0: the decoder reports
+ * "truncated WAV"), except the placeholder lengths >= 0x7fff0000 of streaming writers, which
+ * mean "to the end of the file" (as libsndfile reads them). 0 frames is a valid view (the
+ * decoder reports "zero-length audio"). The samples agree bit for bit with libsndfile's
+ * (tests/unit/test_audio.c). *out is zeroed when 0 is returned. */
+int s2s_wav_pcm_view(const void *buf, size_t size, s2s_wav_pcm *out);
 
 /* Frees a->samples and zeroes the struct. Safe on a zeroed or already freed struct. */
 void s2s_audio_free(s2s_audio *a);

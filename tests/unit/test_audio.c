@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 #include <libavutil/log.h>
+#include <sndfile.h>
 
 #include "s2s/audio.h"
 
@@ -202,6 +203,343 @@ static void test_bad_inputs(void **state) {
     free(b);
 }
 
+/* ---- s2s_wav_pcm_view against libsndfile ---------------------------------------------------- */
+
+/* libsndfile read of buf, independent of audio.c: mono float (sum in channel order / channels,
+ * as the reader mixes down), *frames, *rate. Returns NULL if libsndfile refuses the file. */
+typedef struct {
+    const unsigned char *p;
+    sf_count_t n, pos;
+} vmem;
+static sf_count_t vm_len(void *u) {
+    return ((vmem *)u)->n;
+}
+static sf_count_t vm_seek(sf_count_t off, int wh, void *u) {
+    vmem *m = u;
+    sf_count_t b = wh == SEEK_SET ? 0 : wh == SEEK_CUR ? m->pos : m->n;
+    if (b + off < 0) return -1;
+    return m->pos = b + off;
+}
+static sf_count_t vm_read(void *ptr, sf_count_t n, void *u) {
+    vmem *m = u;
+    if (m->pos >= m->n) return 0;
+    if (n > m->n - m->pos) n = m->n - m->pos;
+    memcpy(ptr, m->p + m->pos, (size_t)n);
+    m->pos += n;
+    return n;
+}
+static sf_count_t vm_write(const void *p, sf_count_t n, void *u) {
+    (void)p, (void)n, (void)u;
+    return 0;
+}
+static sf_count_t vm_tell(void *u) {
+    return ((vmem *)u)->pos;
+}
+static float *sndfile_read(const unsigned char *buf, size_t size, size_t *frames, int *rate,
+                           int *ch) {
+    SF_VIRTUAL_IO io = {vm_len, vm_seek, vm_read, vm_write, vm_tell};
+    vmem m = {buf, (sf_count_t)size, 0};
+    SF_INFO info;
+    memset(&info, 0, sizeof info);
+    SNDFILE *sf = sf_open_virtual(&io, SFM_READ, &info, &m);
+    if (!sf) return NULL;
+    size_t n = (size_t)info.frames, c = (size_t)info.channels;
+    float *all = malloc((n ? n : 1) * c * sizeof *all), *mono = malloc((n ? n : 1) * sizeof *mono);
+    assert_non_null(all);
+    assert_non_null(mono);
+    size_t got = (size_t)sf_readf_float(sf, all, (sf_count_t)n);
+    sf_close(sf);
+    for (size_t i = 0; i < got; i++) {
+        float s = 0;
+        for (size_t k = 0; k < c; k++)
+            s += all[i * c + k];
+        mono[i] = c == 1 ? all[i] : s / (float)c;
+    }
+    free(all);
+    *frames = got;
+    *rate = info.samplerate;
+    *ch = info.channels;
+    return mono;
+}
+
+/* A WAV by hand: RIFF header, optional chunk `pre` (id, len bytes + pad), fmt, data. */
+typedef struct {
+    unsigned char b[65536];
+    size_t n;
+} wbuf;
+static void put(wbuf *w, const void *p, size_t n) {
+    assert_true(w->n + n <= sizeof w->b);
+    memcpy(w->b + w->n, p, n);
+    w->n += n;
+}
+static void put32(wbuf *w, uint32_t v) {
+    unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 24)};
+    put(w, b, 4);
+}
+static void put16(wbuf *w, unsigned v) {
+    unsigned char b[2] = {(unsigned char)v, (unsigned char)(v >> 8)};
+    put(w, b, 2);
+}
+static void chunk(wbuf *w, const char *id, const void *p, uint32_t len, int pad) {
+    put(w, id, 4);
+    put32(w, len);
+    put(w, p, len);
+    if (pad && (len & 1)) put(w, "", 1);
+}
+static void fmt(wbuf *w, int ext, int ch, int rate, int bits) {
+    unsigned align = (unsigned)(ch * bits / 8);
+    put(w, "fmt ", 4);
+    put32(w, ext ? 40 : 16);
+    put16(w, ext ? 0xFFFE : 1);
+    put16(w, (unsigned)ch);
+    put32(w, (uint32_t)rate);
+    put32(w, (uint32_t)rate * align);
+    put16(w, align);
+    put16(w, (unsigned)bits);
+    if (ext) {
+        static const unsigned char g[16] = {1,    0, 0, 0,    0, 0,    0x10, 0,
+                                            0x80, 0, 0, 0xaa, 0, 0x38, 0x9b, 0x71};
+        put16(w, 22);
+        put16(w, (unsigned)bits);
+        put32(w, 0); /* channel mask */
+        put(w, g, 16);
+    }
+}
+static void riff(wbuf *w) {
+    w->n = 0;
+    put(w, "RIFF\0\0\0\0WAVE", 12);
+}
+static void riff_size(wbuf *w) {
+    uint32_t v = (uint32_t)(w->n - 8);
+    memcpy(w->b + 4, &v, 4);
+}
+static unsigned char *noise(size_t n, unsigned seed) {
+    unsigned char *p = malloc(n ? n : 1);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        p[i] = (unsigned char)(seed >> 16);
+    }
+    return p;
+}
+
+/* view(buf) == expect; when 1, libsndfile reads the same rate, channels, frames and samples,
+ * and so does s2s_audio_decode (which goes through the view). */
+#define agree(b, n, e, f) agree_at(__LINE__, b, n, e, f)
+static void agree_at(int line, const unsigned char *buf, size_t size, int expect, size_t frames) {
+    s2s_wav_pcm v;
+    int got = s2s_wav_pcm_view(buf, size, &v);
+    if (got != expect) fail_msg("line %d: view gave %d, expected %d", line, got, expect);
+    if (!got) {
+        assert_null(v.data);
+        return;
+    }
+    assert_int_equal(v.frames, frames);
+    assert_true(v.data >= buf &&
+                v.data + v.frames * (size_t)v.channels * (size_t)v.bits / 8 <= buf + size);
+    size_t n;
+    int rate, ch;
+    float *ref = sndfile_read(buf, size, &n, &rate, &ch);
+    assert_non_null(ref);
+    assert_int_equal(n, v.frames);
+    assert_int_equal(rate, v.rate);
+    assert_int_equal(ch, v.channels);
+    s2s_audio a;
+    s2s_err err;
+    int rc = s2s_audio_decode(buf, size, "v.wav", &a, &err);
+    if (n == 0) {
+        assert_int_equal(rc, S2S_EDATA);
+        assert_non_null(strstr(err.msg, "zero-length"));
+    } else {
+        assert_int_equal(rc, 0);
+        assert_int_equal(a.n, n);
+        assert_int_equal(a.rate, rate);
+        assert_int_equal(a.src_channels, ch);
+        assert_memory_equal(a.samples, ref, n * sizeof *ref); /* bit for bit */
+    }
+    s2s_audio_free(&a);
+    free(ref);
+}
+
+static void test_wav_pcm_view_formats(void **state) {
+    (void)state;
+    /* what our tools write */
+    int16_t *p = pcm_tone(1001);
+    unsigned char *b;
+    size_t l;
+    s2s_err err;
+    assert_int_equal(s2s_audio_encode_s16(p, 1001, 22050, S2S_AUDIO_WAV, &b, &l, &err), 0);
+    agree(b, l, 1, 1001);
+    s2s_wav_pcm v;
+    assert_int_equal(s2s_wav_pcm_view(b, l, &v), 1);
+    assert_int_equal(v.bits, 16);
+    assert_int_equal(v.channels, 1);
+    assert_int_equal(v.rate, 22050);
+    assert_ptr_equal(v.data, b + 44);
+    assert_memory_equal(v.data, p, 2002); /* little-endian host */
+    /* every prefix: 0 or a view inside the prefix (ASan checks no byte past size is read) */
+    for (size_t k = 0; k < 60; k++)
+        assert_int_equal(s2s_wav_pcm_view(b, k, &v), 0);
+    for (size_t k = 60; k < l; k += 7)
+        assert_int_equal(s2s_wav_pcm_view(b, k, &v), 0); /* data chunk cut: refused */
+    free(b);
+    free(p);
+    /* float WAV: not ours to take */
+    float x[3] = {0.1f, 0.2f, 0.3f};
+    s2s_audio f = {x, 3, 8000, 0, 0, 0, ""};
+    assert_int_equal(s2s_audio_encode(&f, S2S_AUDIO_WAV, S2S_AUDIO_F32, &b, &l, &err), 0);
+    agree(b, l, 0, 0);
+    free(b);
+    p = pcm_tone(50);
+    assert_int_equal(s2s_audio_encode_s16(p, 50, 8000, S2S_AUDIO_FLAC, &b, &l, &err), 0);
+    agree(b, l, 0, 0); /* FLAC */
+    free(b);
+    free(p);
+    assert_int_equal(s2s_wav_pcm_view(NULL, 0, &v), 0);
+    /* every width, 1-3 channels, plain and EXTENSIBLE */
+    static wbuf w;
+    const int bits[] = {8, 16, 24, 32};
+    for (int bi = 0; bi < 4; bi++)
+        for (int ch = 1; ch <= 3; ch++)
+            for (int ext = 0; ext < 2; ext++) {
+                size_t frames = 333, len = frames * (size_t)ch * (size_t)bits[bi] / 8;
+                unsigned char *d = noise(len, (unsigned)(bi * 7 + ch * 3 + ext));
+                riff(&w);
+                fmt(&w, ext, ch, 11025 * ch, bits[bi]);
+                chunk(&w, "data", d, (uint32_t)len, 1);
+                riff_size(&w);
+                agree(w.b, w.n, 1, frames);
+                free(d);
+            }
+}
+
+static void test_wav_pcm_view_oddities(void **state) {
+    (void)state;
+    static wbuf w;
+    unsigned char *d = noise(4001, 9);
+    /* LIST chunk of odd length (with its pad byte) before the data, a fact chunk too */
+    riff(&w);
+    fmt(&w, 0, 1, 16000, 16);
+    chunk(&w, "LIST", "INFOISFT\5\0\0\0Lavf\0", 17, 1);
+    chunk(&w, "fact", "\x10\0\0\0", 4, 1);
+    chunk(&w, "data", d, 4000, 1);
+    riff_size(&w);
+    agree(w.b, w.n, 1, 2000);
+    /* LIST before fmt, and a chunk after the data */
+    riff(&w);
+    chunk(&w, "LIST", "INFOISFT\4\0\0\0abc\0", 16, 1);
+    fmt(&w, 0, 2, 16000, 16);
+    chunk(&w, "data", d, 4000, 1);
+    chunk(&w, "LIST", "INFOICMT\3\0\0\0ab\0", 15, 1);
+    riff_size(&w);
+    agree(w.b, w.n, 1, 1000);
+    /* odd data length (a partial frame, then the pad byte): the partial frame is ignored */
+    riff(&w);
+    fmt(&w, 0, 1, 16000, 16);
+    chunk(&w, "data", d, 4001, 1);
+    riff_size(&w);
+    agree(w.b, w.n, 1, 2000);
+    /* ... also without the pad byte at the end of the file */
+    riff(&w);
+    fmt(&w, 0, 1, 16000, 16);
+    chunk(&w, "data", d, 4001, 0);
+    riff_size(&w);
+    agree(w.b, w.n, 1, 2000);
+    /* 0 frames */
+    riff(&w);
+    fmt(&w, 0, 1, 16000, 16);
+    chunk(&w, "data", d, 0, 1);
+    riff_size(&w);
+    agree(w.b, w.n, 1, 0);
+    /* data larger than the file: refused, and the decoder names the truncation */
+    riff(&w);
+    fmt(&w, 0, 1, 16000, 16);
+    chunk(&w, "data", d, 4000, 1);
+    riff_size(&w);
+    uint32_t big = 4016; /* declares 16 bytes more than there are */
+    memcpy(w.b + 40, &big, 4);
+    agree(w.b, w.n, 0, 0);
+    s2s_audio a;
+    s2s_err err;
+    assert_int_equal(s2s_audio_decode(w.b, w.n, "t.wav", &a, &err), S2S_EFORMAT);
+    assert_non_null(strstr(err.msg, "truncated WAV: data chunk declares 4016 bytes, 4000 present"));
+    s2s_audio_free(&a);
+    /* a streaming writer's placeholder lengths: to the end of the file, as libsndfile reads */
+    const uint32_t ph[] = {0xFFFFFFFFu, 0x7FFFFFFFu, 0x7fff0000u};
+    for (int i = 0; i < 3; i++) {
+        riff(&w);
+        fmt(&w, 0, 1, 16000, 16);
+        chunk(&w, "data", d, 3999, 0);
+        memcpy(w.b + 40, &ph[i], 4);
+        memcpy(w.b + 4, &ph[i], 4);
+        agree(w.b, w.n, 1, 1999);
+    }
+    /* data before fmt; no data; a chunk id that is not text; fmt oddities: refused */
+    riff(&w);
+    chunk(&w, "data", d, 4000, 1);
+    fmt(&w, 0, 1, 16000, 16);
+    agree(w.b, w.n, 0, 0);
+    riff(&w);
+    fmt(&w, 0, 1, 16000, 16);
+    agree(w.b, w.n, 0, 0);
+    riff(&w);
+    fmt(&w, 0, 1, 16000, 16);
+    chunk(&w, "\1\2\3\4", d, 10, 1);
+    chunk(&w, "data", d, 4000, 1);
+    agree(w.b, w.n, 0, 0);
+    riff(&w);
+    fmt(&w, 0, 1, 16000, 12); /* 12 bits */
+    chunk(&w, "data", d, 4000, 1);
+    agree(w.b, w.n, 0, 0);
+    riff(&w);
+    fmt(&w, 1, 1, 16000, 16);
+    w.b[12 + 8 + 18] = 12; /* EXTENSIBLE, 12 valid bits of 16 */
+    chunk(&w, "data", d, 4000, 1);
+    agree(w.b, w.n, 0, 0);
+    riff(&w);
+    fmt(&w, 1, 1, 16000, 16);
+    w.b[12 + 8 + 24] = 3; /* EXTENSIBLE, float subformat */
+    chunk(&w, "data", d, 4000, 1);
+    agree(w.b, w.n, 0, 0);
+    free(d);
+}
+
+/* Random damage to the header of a small WAV with a LIST chunk: whenever the view takes the
+ * result, libsndfile reads the same thing (agree() checks it). */
+static void test_wav_pcm_view_mutations(void **state) {
+    (void)state;
+    static wbuf w, m;
+    unsigned char *d = noise(600, 5);
+    riff(&w);
+    fmt(&w, 0, 2, 16000, 16);
+    chunk(&w, "LIST", "INFOISFT\5\0\0\0Lavf\0", 17, 1);
+    chunk(&w, "data", d, 600, 1);
+    riff_size(&w);
+    unsigned seed = 1;
+    int taken = 0;
+    for (int it = 0; it < 3000; it++) {
+        m = w;
+        int k = 1 + it % 3;
+        for (int j = 0; j < k; j++) {
+            seed = seed * 1103515245u + 12345u;
+            size_t pos = (seed >> 8) % 90;
+            seed = seed * 1103515245u + 12345u;
+            m.b[pos] =
+                (seed >> 20) & 1 ? (unsigned char)(seed >> 8) : m.b[pos] ^ (1u << (seed % 8));
+        }
+        s2s_wav_pcm v;
+        int got = s2s_wav_pcm_view(m.b, m.n, &v);
+        if (got) {
+            agree(m.b, m.n, 1, v.frames);
+            taken++;
+        }
+    }
+    assert_true(taken > 100); /* the test exercised both answers */
+    assert_true(taken < 3000);
+    free(d);
+}
+
 static void test_names(void **state) {
     (void)state;
     assert_true(s2s_audio_is_audio_name("ctx.wav"));
@@ -224,6 +562,9 @@ int main(void) {
         cmocka_unit_test(test_stereo_downmix_and_streaming),
         cmocka_unit_test(test_bad_inputs),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_wav_pcm_view_formats),
+        cmocka_unit_test(test_wav_pcm_view_oddities),
+        cmocka_unit_test(test_wav_pcm_view_mutations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
