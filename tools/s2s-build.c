@@ -12,6 +12,7 @@
 #include <ftw.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,7 +39,8 @@ static void on_signal(int sig) {
 
 static void usage(FILE *fp) {
     fprintf(fp,
-            "Usage: s2s-build RECIPE -o DIR [-j N] [--shard I/N] [--root DIR] [--keep-temp]\n"
+            "Usage: s2s-build RECIPE -o DIR [-j N] [--shard I/N] [--codebook FILE] [--root DIR]\n"
+            "                 [--keep-temp]\n"
             "\n"
             "Builds the dataset a recipe describes into DIR: imports the text sources, speaks\n"
             "contexts and candidates (s2s-synth), resamples (s2s-resample), learns or applies a\n"
@@ -67,7 +69,13 @@ static void usage(FILE *fp) {
             "      --shard I/N    build only part I of N (items by a hash of their id) into\n"
             "                     DIR, shards named NAME-pIofN-%%06d.tar; combine parts with\n"
             "                     `s2s-shard merge PART... -o DIR`. Needs a codebook file, not\n"
-            "                     'codebook = train K' (each part would learn its own).\n"
+            "                     'codebook = train K' (each part would learn its own):\n"
+            "                     give --codebook FILE.\n"
+            "      --codebook FILE  tokenize with the codebook FILE whatever the recipe's\n"
+            "                     'codebook =' says (e.g. the one a whole build trained, for\n"
+            "                     its parts). dataset.json records the recipe with that line\n"
+            "                     replaced by 'codebook = ABSOLUTE-PATH', so parts built with\n"
+            "                     the same FILE merge.\n"
             "      --root DIR     directory the recipe's sources are under (else the recipe's\n"
             "                     root, else $S2S_CORPORA)\n"
             "      --keep-temp    keep DIR/.build (journal, items, staging) after success\n"
@@ -77,9 +85,8 @@ static void usage(FILE *fp) {
             "  s2s-build samples -o out/samples\n"
             "  s2s-build sstorycloze --root ../shared/corpora -o out/sstorycloze -j 2\n"
             "  # parts need one codebook file (docs/fanout.md): train it once, then\n"
-            "  scripts/fanout/recipe-with-codebook.sh scmmlu units.cb parts/scmmlu.recipe\n"
-            "  parallel s2s-build parts/scmmlu.recipe --root CORPORA --shard {}/4 -o parts/{} \\\n"
-            "      ::: 0 1 2 3\n"
+            "  parallel s2s-build scmmlu --root CORPORA --codebook units.cb --shard {}/4 \\\n"
+            "      -o parts/{} ::: 0 1 2 3\n"
             "  s2s-shard merge parts/[0-9]* -o out/scmmlu\n"
             "\n"
             "Exit status: 0 built (or already up to date), 1 a step failed (its message says\n"
@@ -658,14 +665,64 @@ static int do_build(build *b, s2s_err *err) {
     return rc;
 }
 
+/* --codebook FILE: the recipe tokenizes with FILE (absolute), and its recorded text says so. */
+static int override_codebook(s2s_recipe *r, const char *file, s2s_err *err) {
+    char abs[PATH_MAX];
+    if (!realpath(file, abs) || access(abs, R_OK) != 0)
+        return s2s_err_errno(err, "--codebook %s", file);
+    struct stat st;
+    if (stat(abs, &st) != 0 || !S_ISREG(st.st_mode))
+        return s2s_err_set(err, S2S_EINVAL, "--codebook %s: not a regular file", file);
+    char *path = strdup(abs);
+    /* the text with line codebook_line replaced (or the line appended) */
+    const char *t = r->text;
+    size_t n = strlen(t), cap = n + strlen(abs) + 32;
+    char *text = malloc(cap);
+    if (!path || !text) {
+        free(path), free(text);
+        return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    }
+    size_t o = 0;
+    long line = 1;
+    int done = 0;
+    for (const char *p = t; *p;) {
+        const char *e = strchr(p, '\n');
+        size_t len = e ? (size_t)(e - p) + 1 : strlen(p);
+        if (line == r->codebook_line) {
+            o += (size_t)snprintf(text + o, cap - o, "codebook = %s\n", abs);
+            done = 1;
+        } else {
+            memcpy(text + o, p, len);
+            o += len;
+        }
+        p += len;
+        line++;
+    }
+    text[o] = 0;
+    if (!done) {
+        if (o && text[o - 1] != '\n') text[o++] = '\n';
+        snprintf(text + o, cap - o, "codebook = %s\n", abs);
+    }
+    free(r->text);
+    r->text = text;
+    free(r->codebook_path);
+    r->codebook_path = path;
+    r->codebook_train_k = 0;
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    const char *out = NULL, *root = NULL, *shard = NULL;
+    const char *out = NULL, *root = NULL, *shard = NULL, *codebook = NULL;
     int jobs = 2, keep = 0;
-    static const struct option opts[] = {
-        {"output", required_argument, 0, 'o'}, {"jobs", required_argument, 0, 'j'},
-        {"shard", required_argument, 0, 'S'},  {"root", required_argument, 0, 'R'},
-        {"keep-temp", no_argument, 0, 'K'},    {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},      {0, 0, 0, 0}};
+    static const struct option opts[] = {{"output", required_argument, 0, 'o'},
+                                         {"jobs", required_argument, 0, 'j'},
+                                         {"shard", required_argument, 0, 'S'},
+                                         {"root", required_argument, 0, 'R'},
+                                         {"keep-temp", no_argument, 0, 'K'},
+                                         {"codebook", required_argument, 0, 'C'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"version", no_argument, 0, 'V'},
+                                         {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "o:j:h", opts, NULL)) != -1) {
         switch (c) {
@@ -683,6 +740,9 @@ int main(int argc, char **argv) {
             break;
         case 'K':
             keep = 1;
+            break;
+        case 'C':
+            codebook = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -723,11 +783,16 @@ int main(int argc, char **argv) {
         return err.code == S2S_EIO || s2s_exit_status(err.code) == 1 ? 2
                                                                      : s2s_exit_status(err.code);
     }
+    if (codebook && override_codebook(r, codebook, &err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        s2s_recipe_free(r);
+        return err.code == S2S_ENOMEM ? 3 : 2;
+    }
     if (shard && r->codebook_train_k) {
         fprintf(stderr,
                 "%s: %s:%ld: --shard needs a codebook file: with 'codebook = train %d' each part "
-                "would learn different units. Train one first (s2s-tokenize train) and name it "
-                "in the recipe.\n",
+                "would learn different units. Train one first (s2s-tokenize train, or a whole "
+                "build, which keeps DIR/codebook-NAME-kK.cb) and give it with --codebook FILE.\n",
                 prog, r->path, r->codebook_line, r->codebook_train_k);
         s2s_recipe_free(r);
         return 2;
