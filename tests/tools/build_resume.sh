@@ -74,10 +74,20 @@ n=$(ls "$T/A"/rs-*.tar | wc -l)
 [ "$n" = 5 ] || fail "expected 5 shards in the clean build, got $n"
 [ ! -e "$T/A/.build" ] || fail "clean build left .build"
 
+# The interrupted builds run a copy of s2s-build whose s2s-pack waits 0.3 s before it starts
+# (s2s-build runs the tools beside itself): every shard then takes at least that long, so an
+# interrupt sent within 50 ms of "N shards done" always lands before the last one, however fast
+# the tools or loaded the machine. The bytes must not change (compared with A below).
+mkdir "$T/paced"
+cp "$BIN/s2s-build" "$T/paced/"
+for t in s2s-import s2s-synth s2s-resample s2s-tokenize s2s-shard; do ln -s "$BIN/$t" "$T/paced/$t"; done
+printf '#!/bin/sh\nsleep 0.3\nexec "%s/s2s-pack" "$@"\n' "$BIN" >"$T/paced/s2s-pack"
+chmod +x "$T/paced/s2s-pack"
+
 # 2. SIGKILL while the codebook's speech is made (after the first chunk's speech is complete)
-build() { "$BIN/s2s-build" "$1" --root "$T" -o "$2"; }
+build() { "$T/paced/s2s-build" "$1" --root "$T" -o "$2"; }
 start() { # RECIPE DIR LOG: the build in the background, its own pid in $pid (not a subshell's)
-    "$BIN/s2s-build" "$1" --root "$T" -o "$2" 2>"$3" &
+    "$T/paced/s2s-build" "$1" --root "$T" -o "$2" 2>"$3" &
     pid=$!
     PIDS+=("$pid")
 }
