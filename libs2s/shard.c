@@ -3,6 +3,8 @@
 #define _GNU_SOURCE /* fopencookie */
 #include "s2s/shard.h"
 
+#include <FLAC/stream_decoder.h>
+#include <FLAC/stream_encoder.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -125,34 +127,26 @@ int s2s_gunzip(const void *in, size_t n, unsigned char **out, size_t *out_n, s2s
     return 0;
 }
 
-/* ---- FLAC through libsndfile virtual I/O --------------------------------------------------- */
-/* When s2s/audio.h lands, these two helpers can become calls into it. */
+/* ---- FLAC: libFLAC directly ----------------------------------------------------------------
+ * The encoder is fed the WAV's integer samples straight (no float, no libsndfile buffers), with
+ * the STREAMINFO MD5 off (the shard's SHA-256 and the index's CRC-32 per member already cover
+ * the bytes; docs/shards.md), verify off, the streamable subset on where the rate allows it.
+ * One encoder object is reused across members (flac_enc). Only WAV forms that are not plain
+ * integer PCM (WAVE_FORMAT_EXTENSIBLE oddities, A-law...) are read through libsndfile. */
 
+/* libsndfile virtual I/O over a read-only buffer (the fallback WAV reader). */
 typedef struct vio {
-    const unsigned char *rd; /* read-only source, or NULL when writing */
-    s2s_buf *wr;
+    const unsigned char *rd;
     sf_count_t len, pos;
 } vio;
 
 static sf_count_t vio_len(void *u) {
-    vio *v = u;
-    return v->rd ? v->len : (sf_count_t)v->wr->len;
+    return ((vio *)u)->len;
 }
 
 static sf_count_t vio_seek(sf_count_t off, int whence, void *u) {
     vio *v = u;
-    sf_count_t len = vio_len(u), np;
-    switch (whence) {
-    case SEEK_SET:
-        np = off;
-        break;
-    case SEEK_CUR:
-        np = v->pos + off;
-        break;
-    default:
-        np = len + off;
-        break;
-    }
+    sf_count_t np = whence == SEEK_SET ? off : whence == SEEK_CUR ? v->pos + off : v->len + off;
     if (np < 0) return -1;
     v->pos = np;
     return np;
@@ -160,27 +154,16 @@ static sf_count_t vio_seek(sf_count_t off, int whence, void *u) {
 
 static sf_count_t vio_read(void *p, sf_count_t n, void *u) {
     vio *v = u;
-    const unsigned char *src = v->rd ? v->rd : v->wr->data;
-    sf_count_t len = vio_len(u);
-    if (v->pos >= len) return 0;
-    if (n > len - v->pos) n = len - v->pos;
-    memcpy(p, src + v->pos, (size_t)n);
+    if (v->pos >= v->len) return 0;
+    if (n > v->len - v->pos) n = v->len - v->pos;
+    memcpy(p, v->rd + v->pos, (size_t)n);
     v->pos += n;
     return n;
 }
 
 static sf_count_t vio_write(const void *p, sf_count_t n, void *u) {
-    vio *v = u;
-    if (!v->wr) return 0;
-    size_t end = (size_t)(v->pos + n);
-    if (end > v->wr->len) {
-        if (s2s_buf_reserve(v->wr, end - v->wr->len, NULL) < 0) return 0;
-        memset(v->wr->data + v->wr->len, 0, end - v->wr->len);
-        v->wr->len = end;
-    }
-    memcpy(v->wr->data + v->pos, p, (size_t)n);
-    v->pos += n;
-    return n;
+    (void)p, (void)n, (void)u;
+    return 0;
 }
 
 static sf_count_t vio_tell(void *u) {
@@ -189,71 +172,217 @@ static sf_count_t vio_tell(void *u) {
 
 static SF_VIRTUAL_IO vio_ops = {vio_len, vio_seek, vio_read, vio_write, vio_tell};
 
-int s2s_flac_encode(const void *wav, size_t n, int level, unsigned char **out, size_t *out_n,
-                    s2s_err *err) {
-    *out = NULL;
-    *out_n = 0;
+/* A reusable FLAC encoder: the libFLAC object and the int32 staging buffer. */
+typedef struct flac_enc {
+    FLAC__StreamEncoder *e;
+    FLAC__int32 *ibuf;
+    size_t icap; /* samples */
+    s2s_buf *out;
+    size_t pos;
+    int oom;
+} flac_enc;
+
+enum { FLAC_CHUNK = 8192 }; /* frames per process call */
+
+/* Exported by libFLAC (1.3 and later) but declared only in its private headers; the flac CLI's
+ * --no-md5-sum declares it the same way (src/share/private.h). */
+extern FLAC__bool FLAC__stream_encoder_set_do_md5(FLAC__StreamEncoder *encoder, FLAC__bool value);
+
+static void flac_enc_free(flac_enc *fe) {
+    if (!fe) return;
+    if (fe->e) FLAC__stream_encoder_delete(fe->e);
+    free(fe->ibuf);
+    memset(fe, 0, sizeof *fe);
+}
+
+static FLAC__StreamEncoderWriteStatus enc_write(const FLAC__StreamEncoder *e,
+                                                const FLAC__byte buffer[], size_t bytes,
+                                                uint32_t samples, uint32_t frame, void *u) {
+    (void)e, (void)samples, (void)frame;
+    flac_enc *fe = u;
+    s2s_buf *b = fe->out;
+    if (fe->pos + bytes > b->len && s2s_buf_reserve(b, fe->pos + bytes - b->len, NULL) < 0) {
+        fe->oom = 1;
+        return FLAC__STREAM_ENCODER_WRITE_STATUS_FATAL_ERROR;
+    }
+    memcpy(b->data + fe->pos, buffer, bytes);
+    fe->pos += bytes;
+    if (fe->pos > b->len) b->len = fe->pos;
+    return FLAC__STREAM_ENCODER_WRITE_STATUS_OK;
+}
+
+static FLAC__StreamEncoderSeekStatus enc_seek(const FLAC__StreamEncoder *e, FLAC__uint64 off,
+                                              void *u) {
+    (void)e;
+    flac_enc *fe = u;
+    if (off > fe->out->len) return FLAC__STREAM_ENCODER_SEEK_STATUS_ERROR;
+    fe->pos = (size_t)off;
+    return FLAC__STREAM_ENCODER_SEEK_STATUS_OK;
+}
+
+static FLAC__StreamEncoderTellStatus enc_tell(const FLAC__StreamEncoder *e, FLAC__uint64 *off,
+                                              void *u) {
+    (void)e;
+    *off = ((flac_enc *)u)->pos;
+    return FLAC__STREAM_ENCODER_TELL_STATUS_OK;
+}
+
+/* Where the samples come from: a plain integer-PCM WAV's bytes (s2s_wav_pcm_view), or
+ * libsndfile for any other WAV form. */
+typedef struct pcm_in {
+    const unsigned char *raw; /* interleaved little-endian PCM, or NULL: read through sf */
+    unsigned in_bits;         /* 8 (unsigned), 16, 24 */
+    SNDFILE *sf;
+    unsigned sf_shift; /* sf_readf_int gives 32-bit-scaled ints: >> this */
+} pcm_in;
+
+/* Encodes frames x channels samples at out_bits (16 or 24) into *out (appended from its
+ * current length 0). */
+static int flac_encode_pcm(flac_enc *fe, pcm_in *in, uint64_t frames, unsigned rate,
+                           unsigned channels, unsigned out_bits, int level, s2s_buf *out,
+                           s2s_err *err) {
+    if (frames == 0)
+        return s2s_err_set(err, S2S_EDATA, "empty audio (0 frames): nothing to encode");
+    if (channels < 1 || channels > 8 || rate < 1 || rate > 1048575)
+        return s2s_err_set(err, S2S_EUNSUP, "FLAC cannot store %u Hz, %u channels", rate, channels);
+    if (!fe->e && !(fe->e = FLAC__stream_encoder_new()))
+        return s2s_err_set(err, S2S_ENOMEM, "FLAC: out of memory");
+    size_t need = (size_t)FLAC_CHUNK * channels;
+    if (fe->icap < need) {
+        FLAC__int32 *nb = realloc(fe->ibuf, need * sizeof *nb);
+        if (!nb) return s2s_err_set(err, S2S_ENOMEM, "FLAC: out of memory");
+        fe->ibuf = nb;
+        fe->icap = need;
+    }
+    FLAC__StreamEncoder *e = fe->e;
+    /* finish() resets every setting to its default: set them all for each stream */
+    FLAC__stream_encoder_set_channels(e, channels);
+    FLAC__stream_encoder_set_bits_per_sample(e, out_bits);
+    FLAC__stream_encoder_set_sample_rate(e, rate);
+    FLAC__stream_encoder_set_compression_level(e, (uint32_t)level);
+    FLAC__stream_encoder_set_do_md5(e, false);
+    FLAC__stream_encoder_set_verify(e, false);
+    FLAC__stream_encoder_set_streamable_subset(e, FLAC__format_sample_rate_is_subset(rate));
+    FLAC__stream_encoder_set_total_samples_estimate(e, frames);
+    out->len = 0;
+    /* a guess of the output size saves most of the growth steps */
+    size_t guess = (size_t)(frames * channels * (out_bits / 8) / 2 + 8192);
+    if (s2s_buf_reserve(out, guess, err) < 0) return S2S_ENOMEM;
+    fe->out = out;
+    fe->pos = 0;
+    fe->oom = 0;
+    FLAC__StreamEncoderInitStatus is =
+        FLAC__stream_encoder_init_stream(e, enc_write, enc_seek, enc_tell, NULL, fe);
+    if (is != FLAC__STREAM_ENCODER_INIT_STATUS_OK) {
+        FLAC__stream_encoder_finish(e);
+        return s2s_err_set(err, S2S_EUNSUP, "cannot open a FLAC encoder (%u Hz, %u channels): %s",
+                           rate, channels, FLAC__StreamEncoderInitStatusString[is]);
+    }
+    int rc = 0;
+    uint64_t done = 0;
+    const unsigned char *src = in->raw;
+    while (done < frames) {
+        size_t k = frames - done < FLAC_CHUNK ? (size_t)(frames - done) : FLAC_CHUNK;
+        size_t ns = k * channels;
+        FLAC__int32 *d = fe->ibuf;
+        if (src && in->in_bits == 16) {
+            for (size_t i = 0; i < ns; i++)
+                d[i] = (int16_t)(uint16_t)(src[2 * i] | (unsigned)src[2 * i + 1] << 8);
+            src += 2 * ns;
+        } else if (src && in->in_bits == 24) {
+            for (size_t i = 0; i < ns; i++) {
+                uint32_t v =
+                    src[3 * i] | (uint32_t)src[3 * i + 1] << 8 | (uint32_t)src[3 * i + 2] << 16;
+                d[i] = (FLAC__int32)(v ^ 0x800000u) - 0x800000; /* sign-extend 24 bits */
+            }
+            src += 3 * ns;
+        } else if (src) { /* 8-bit WAV is unsigned; stored as 16-bit (x - 128) * 256 */
+            for (size_t i = 0; i < ns; i++)
+                d[i] = ((FLAC__int32)src[i] - 128) * 256;
+            src += ns;
+        } else {
+            sf_count_t got = sf_readf_int(in->sf, (int *)d, (sf_count_t)k);
+            if (got != (sf_count_t)k) {
+                rc = s2s_err_set(err, S2S_EFORMAT, "WAV truncated: %llu of %llu frames",
+                                 (unsigned long long)(done + (got > 0 ? (uint64_t)got : 0)),
+                                 (unsigned long long)frames);
+                break;
+            }
+            for (size_t i = 0; i < ns; i++)
+                d[i] >>= in->sf_shift; /* arithmetic shift of a scaled integer: exact */
+        }
+        if (!FLAC__stream_encoder_process_interleaved(e, d, (uint32_t)k)) {
+            rc = fe->oom ? s2s_err_set(err, S2S_ENOMEM, "FLAC: out of memory")
+                         : s2s_err_set(
+                               err, S2S_EIO, "FLAC encoder failed: %s",
+                               FLAC__StreamEncoderStateString[FLAC__stream_encoder_get_state(e)]);
+            break;
+        }
+        done += k;
+    }
+    if (!FLAC__stream_encoder_finish(e) && rc == 0)
+        rc = fe->oom ? s2s_err_set(err, S2S_ENOMEM, "FLAC: out of memory")
+                     : s2s_err_set(err, S2S_EIO, "FLAC encoder failed at the end of the stream");
+    fe->out = NULL;
+    if (rc == 0 && (out->len < 42 || memcmp(out->data, "fLaC", 4) != 0))
+        rc = s2s_err_set(err, S2S_EIO, "FLAC encoder produced no FLAC stream");
+    return rc;
+}
+
+/* WAV bytes -> FLAC bytes in *out (its length is reset), with a reusable encoder. */
+static int flac_encode_wav(flac_enc *fe, const void *wav, size_t n, int level, s2s_buf *out,
+                           s2s_err *err) {
     if (level < 0 || level > 8)
         return s2s_err_set(err, S2S_EINVAL, "FLAC level %d out of range 0-8", level);
-    vio in = {wav, NULL, (sf_count_t)n, 0};
+    pcm_in in;
+    memset(&in, 0, sizeof in);
+#ifdef S2S_HAVE_WAV_PCM_VIEW
+    s2s_wav_pcm v;
+    if (s2s_wav_pcm_view(wav, n, &v) == 1 && (v.bits == 8 || v.bits == 16 || v.bits == 24)) {
+        in.raw = v.data;
+        in.in_bits = v.bits;
+        if (!in.raw && v.frames) return s2s_err_set(err, S2S_EFORMAT, "WAV without data");
+        return flac_encode_pcm(fe, &in, v.frames, v.rate, v.channels, v.bits == 24 ? 24 : 16, level,
+                               out, err);
+    }
+#endif
+    vio vi = {wav, (sf_count_t)n, 0};
     SF_INFO ii;
     memset(&ii, 0, sizeof ii);
-    SNDFILE *si = sf_open_virtual(&vio_ops, SFM_READ, &ii, &in);
+    SNDFILE *si = sf_open_virtual(&vio_ops, SFM_READ, &ii, &vi);
     if (!si) return s2s_err_set(err, S2S_EFORMAT, "not a readable WAV: %s", sf_strerror(NULL));
-    int sub = ii.format & SF_FORMAT_SUBMASK, osub;
+    int sub = ii.format & SF_FORMAT_SUBMASK;
+    unsigned ob;
     if (sub == SF_FORMAT_PCM_16 || sub == SF_FORMAT_PCM_S8 || sub == SF_FORMAT_PCM_U8)
-        osub = SF_FORMAT_PCM_16;
+        ob = 16;
     else if (sub == SF_FORMAT_PCM_24)
-        osub = SF_FORMAT_PCM_24;
+        ob = 24;
     else {
         sf_close(si);
         return s2s_err_set(err, S2S_EUNSUP,
                            "WAV sample format 0x%x is not 8/16/24-bit PCM (FLAC stores integers)",
                            sub);
     }
-    s2s_buf ob = {0};
-    vio o = {NULL, &ob, 0, 0};
-    SF_INFO oi;
-    memset(&oi, 0, sizeof oi);
-    oi.samplerate = ii.samplerate;
-    oi.channels = ii.channels;
-    oi.format = SF_FORMAT_FLAC | osub;
-    SNDFILE *so = sf_open_virtual(&vio_ops, SFM_WRITE, &oi, &o);
-    if (!so) {
-        sf_close(si);
-        return s2s_err_set(err, S2S_EUNSUP, "cannot open a FLAC encoder (%d Hz, %d channels): %s",
-                           ii.samplerate, ii.channels, sf_strerror(NULL));
-    }
-    double q = level / 8.0;
-    sf_command(so, SFC_SET_COMPRESSION_LEVEL, &q, sizeof q);
-    int rc = 0;
-    enum { CHUNK = 8192 };
-    int *buf = malloc(sizeof(int) * CHUNK * (size_t)ii.channels);
-    if (!buf) rc = s2s_err_set(err, S2S_ENOMEM, "FLAC: out of memory");
-    sf_count_t total = 0;
-    while (rc == 0) {
-        sf_count_t k = sf_readf_int(si, buf, CHUNK);
-        if (k <= 0) break;
-        total += k;
-        if (sf_writef_int(so, buf, k) != k)
-            rc = s2s_err_set(err, S2S_EIO, "FLAC encoder failed: %s", sf_strerror(so));
-    }
-    if (rc == 0 && total != ii.frames)
-        rc = s2s_err_set(err, S2S_EFORMAT, "WAV truncated: %lld of %lld frames", (long long)total,
-                         (long long)ii.frames);
-    free(buf);
+    in.sf = si;
+    in.sf_shift = 32 - ob;
+    int rc = flac_encode_pcm(fe, &in, ii.frames > 0 ? (uint64_t)ii.frames : 0,
+                             (unsigned)ii.samplerate, (unsigned)ii.channels, ob, level, out, err);
     sf_close(si);
-    if (sf_close(so) != 0 && rc == 0) rc = s2s_err_set(err, S2S_EIO, "FLAC encoder failed");
+    return rc;
+}
+
+int s2s_flac_encode(const void *wav, size_t n, int level, unsigned char **out, size_t *out_n,
+                    s2s_err *err) {
+    *out = NULL;
+    *out_n = 0;
+    flac_enc fe;
+    memset(&fe, 0, sizeof fe);
+    s2s_buf ob = {0};
+    int rc = flac_encode_wav(&fe, wav, n, level, &ob, err);
+    flac_enc_free(&fe);
     if (rc < 0) {
         s2s_buf_free(&ob);
         return rc;
-    }
-    /* libsndfile writes nothing at all for 0 frames: refuse rather than store a non-FLAC */
-    if (ob.len < 4 || memcmp(ob.data, "fLaC", 4) != 0) {
-        s2s_buf_free(&ob);
-        return s2s_err_set(err, S2S_EDATA, "%s",
-                           total == 0 ? "empty audio (0 frames): nothing to encode"
-                                      : "FLAC encoder produced no FLAC stream");
     }
     *out = s2s_buf_steal(&ob, out_n);
     return 0;
@@ -268,97 +397,203 @@ static void le32(unsigned char *p, uint32_t v) {
     le16(p + 2, v >> 16);
 }
 
+/* Decoder state: the input buffer, the WAV being built. */
+typedef struct flac_dec {
+    const unsigned char *in;
+    size_t n, pos;
+    s2s_buf w;
+    unsigned channels, bits, rate, obps; /* obps: output bytes per sample, 2 or 3 */
+    uint64_t total, got;                 /* total 0 = unknown */
+    int have_info, fault;
+    char why[160];
+} flac_dec;
+
+static FLAC__StreamDecoderReadStatus dec_read(const FLAC__StreamDecoder *d, FLAC__byte buffer[],
+                                              size_t *bytes, void *u) {
+    (void)d;
+    flac_dec *f = u;
+    size_t k = f->n - f->pos;
+    if (k == 0) {
+        *bytes = 0;
+        return FLAC__STREAM_DECODER_READ_STATUS_END_OF_STREAM;
+    }
+    if (k > *bytes) k = *bytes;
+    memcpy(buffer, f->in + f->pos, k);
+    f->pos += k;
+    *bytes = k;
+    return FLAC__STREAM_DECODER_READ_STATUS_CONTINUE;
+}
+
+static void dec_meta(const FLAC__StreamDecoder *d, const FLAC__StreamMetadata *m, void *u) {
+    (void)d;
+    flac_dec *f = u;
+    if (m->type != FLAC__METADATA_TYPE_STREAMINFO || f->have_info) return;
+    f->have_info = 1;
+    f->channels = m->data.stream_info.channels;
+    f->bits = m->data.stream_info.bits_per_sample;
+    f->rate = m->data.stream_info.sample_rate;
+    f->total = m->data.stream_info.total_samples;
+    f->obps = f->bits <= 16 ? 2 : 3;
+}
+
+static FLAC__StreamDecoderWriteStatus dec_write(const FLAC__StreamDecoder *d, const FLAC__Frame *fr,
+                                                const FLAC__int32 *const buf[], void *u) {
+    (void)d;
+    flac_dec *f = u;
+    const FLAC__FrameHeader *h = &fr->header;
+    if (!f->have_info) {
+        snprintf(f->why, sizeof f->why, "audio frame before STREAMINFO");
+    } else if (f->bits < 4 || f->bits > 24) {
+        snprintf(f->why, sizeof f->why, "%u-bit FLAC is not supported (4-24 bits)", f->bits);
+    } else if (f->rate == 0) {
+        snprintf(f->why, sizeof f->why, "FLAC stream without a sample rate");
+    } else if (h->channels != f->channels || h->bits_per_sample != f->bits) {
+        snprintf(f->why, sizeof f->why,
+                 "a frame at sample %llu has %u channels, %u bits; STREAMINFO says %u, %u",
+                 (unsigned long long)f->got, h->channels, h->bits_per_sample, f->channels, f->bits);
+    } else if (f->total && f->got + h->blocksize > f->total) {
+        snprintf(f->why, sizeof f->why, "more samples than STREAMINFO's %llu",
+                 (unsigned long long)f->total);
+    }
+    if (f->why[0]) {
+        f->fault = 1;
+        return FLAC__STREAM_DECODER_WRITE_STATUS_ABORT;
+    }
+    size_t bytes = (size_t)h->blocksize * h->channels * f->obps;
+    if (f->w.len + bytes > 0xffffffffULL - 64) {
+        snprintf(f->why, sizeof f->why, "FLAC too long for a WAV");
+        f->fault = 1;
+        return FLAC__STREAM_DECODER_WRITE_STATUS_ABORT;
+    }
+    if (f->w.len + bytes + 1 > f->w.cap) {
+        /* grow with what actually decodes: the header's count is not trusted for the size */
+        size_t want = f->w.cap * 2;
+        uint64_t full = 44 + f->total * f->channels * f->obps + 1;
+        if (f->total && want > full) want = (size_t)full;
+        if (want < f->w.len + bytes + 1) want = f->w.len + bytes + 1;
+        if (s2s_buf_reserve(&f->w, want - f->w.len, NULL) < 0) {
+            snprintf(f->why, sizeof f->why, "out of memory");
+            f->fault = 2;
+            return FLAC__STREAM_DECODER_WRITE_STATUS_ABORT;
+        }
+    }
+    unsigned char *p = f->w.data + f->w.len;
+    unsigned ch = h->channels, bs = h->blocksize;
+    if (f->obps == 2) {
+        unsigned sh = 16 - f->bits;
+        if (ch == 1) {
+            const FLAC__int32 *s = buf[0];
+            for (unsigned i = 0; i < bs; i++) {
+                uint32_t v = (uint32_t)s[i] << sh;
+                p[2 * i] = v & 255;
+                p[2 * i + 1] = (v >> 8) & 255;
+            }
+        } else {
+            for (unsigned i = 0; i < bs; i++)
+                for (unsigned c = 0; c < ch; c++) {
+                    uint32_t v = (uint32_t)buf[c][i] << sh;
+                    p[0] = v & 255;
+                    p[1] = (v >> 8) & 255;
+                    p += 2;
+                }
+        }
+    } else {
+        unsigned sh = 24 - f->bits;
+        for (unsigned i = 0; i < bs; i++)
+            for (unsigned c = 0; c < ch; c++) {
+                uint32_t v = (uint32_t)buf[c][i] << sh;
+                p[0] = v & 255;
+                p[1] = (v >> 8) & 255;
+                p[2] = (v >> 16) & 255;
+                p += 3;
+            }
+    }
+    f->w.len += bytes;
+    f->got += bs;
+    return FLAC__STREAM_DECODER_WRITE_STATUS_CONTINUE;
+}
+
+static void dec_error(const FLAC__StreamDecoder *d, FLAC__StreamDecoderErrorStatus st, void *u) {
+    (void)d;
+    flac_dec *f = u;
+    if (!f->fault) {
+        f->fault = 1;
+        snprintf(f->why, sizeof f->why, "%s after %llu samples",
+                 FLAC__StreamDecoderErrorStatusString[st], (unsigned long long)f->got);
+    }
+}
+
 int s2s_flac_decode(const void *flac, size_t n, unsigned char **out, size_t *out_n, s2s_err *err) {
     *out = NULL;
     *out_n = 0;
     if (n < 4 || memcmp(flac, "fLaC", 4) != 0)
         return s2s_err_set(err, S2S_EFORMAT, "not FLAC data (no \"fLaC\" signature)");
-    vio in = {flac, NULL, (sf_count_t)n, 0};
-    SF_INFO ii;
-    memset(&ii, 0, sizeof ii);
-    SNDFILE *si = sf_open_virtual(&vio_ops, SFM_READ, &ii, &in);
-    if (!si) return s2s_err_set(err, S2S_EFORMAT, "FLAC data unreadable: %s", sf_strerror(NULL));
-    int sub = ii.format & SF_FORMAT_SUBMASK;
-    unsigned bps = sub == SF_FORMAT_PCM_24 ? 3 : 2;
-    uint64_t bytes = (uint64_t)ii.frames * (uint64_t)ii.channels * bps;
-    if (ii.channels <= 0 || bytes > 0xffffffffULL - 64) {
-        sf_close(si);
-        return s2s_err_set(err, S2S_EUNSUP, "FLAC too long for a WAV (%lld frames)",
-                           (long long)ii.frames);
+    flac_dec f;
+    memset(&f, 0, sizeof f);
+    f.in = flac;
+    f.n = n;
+    FLAC__StreamDecoder *d = FLAC__stream_decoder_new();
+    if (!d) return s2s_err_set(err, S2S_ENOMEM, "FLAC decode: out of memory");
+    /* first size: the input's, up to 1 MiB; then doubling (never trusting the header) */
+    size_t first = n * 3 < (1u << 20) ? n * 3 + 64 : (1u << 20);
+    int rc = 0;
+    if (s2s_buf_reserve(&f.w, first, err) < 0) {
+        FLAC__stream_decoder_delete(d);
+        return S2S_ENOMEM;
     }
-    /* The header's frame count is not trusted for the allocation (a 130-byte file may claim
-     * gigabytes): start small and grow with what actually decodes. */
-    size_t wcap = 44 + (bytes < (1u << 20) ? (size_t)bytes : (1u << 20)) + 1;
-    unsigned char *w = malloc(wcap);
-    int *buf = malloc(sizeof(int) * 8192 * (size_t)ii.channels);
-    if (!w || !buf) {
-        free(w);
-        free(buf);
-        sf_close(si);
-        return s2s_err_set(err, S2S_ENOMEM, "FLAC decode: out of memory");
+    f.w.len = 44;
+    if (FLAC__stream_decoder_init_stream(d, dec_read, NULL, NULL, NULL, NULL, dec_write, dec_meta,
+                                         dec_error, &f) != FLAC__STREAM_DECODER_INIT_STATUS_OK) {
+        rc = s2s_err_set(err, S2S_ENOMEM, "FLAC decode: cannot start the decoder");
+    } else {
+        FLAC__bool ok = FLAC__stream_decoder_process_until_end_of_stream(d);
+        FLAC__StreamDecoderState st = FLAC__stream_decoder_get_state(d);
+        if (f.fault == 2)
+            rc = s2s_err_set(err, S2S_ENOMEM, "FLAC decode: out of memory");
+        else if (f.fault)
+            rc = s2s_err_set(err, S2S_EFORMAT, "FLAC data damaged: %s", f.why);
+        else if (!ok || st != FLAC__STREAM_DECODER_END_OF_STREAM)
+            rc = s2s_err_set(err, S2S_EFORMAT, "FLAC data damaged: %s after %llu samples",
+                             FLAC__StreamDecoderStateString[st], (unsigned long long)f.got);
+        else if (!f.have_info)
+            rc = s2s_err_set(err, S2S_EFORMAT, "FLAC data damaged: no STREAMINFO");
+        else if (f.bits < 4 || f.bits > 24)
+            rc = s2s_err_set(err, S2S_EUNSUP, "%u-bit FLAC is not supported (4-24 bits)", f.bits);
+        else if (f.rate == 0)
+            rc = s2s_err_set(err, S2S_EUNSUP, "FLAC stream without a sample rate");
+        else if (f.total && f.got != f.total)
+            rc = s2s_err_set(err, S2S_EFORMAT, "FLAC data damaged: decoded %llu of %llu frames",
+                             (unsigned long long)f.got, (unsigned long long)f.total);
+        else if (f.pos != n)
+            rc = s2s_err_set(err, S2S_EFORMAT, "FLAC data damaged: %zu bytes after the stream",
+                             n - f.pos);
     }
+    FLAC__stream_decoder_finish(d);
+    FLAC__stream_decoder_delete(d);
+    if (rc < 0) {
+        s2s_buf_free(&f.w);
+        return rc;
+    }
+    if (f.w.len + 1 > f.w.cap && s2s_buf_reserve(&f.w, 1, err) < 0) {
+        s2s_buf_free(&f.w);
+        return S2S_ENOMEM;
+    }
+    uint32_t bytes = (uint32_t)(f.w.len - 44);
+    unsigned char *w = f.w.data;
     memcpy(w, "RIFF", 4);
-    le32(w + 4, (uint32_t)(36 + bytes));
+    le32(w + 4, 36 + bytes);
     memcpy(w + 8, "WAVEfmt ", 8);
     le32(w + 16, 16);
     le16(w + 20, 1);
-    le16(w + 22, (unsigned)ii.channels);
-    le32(w + 24, (uint32_t)ii.samplerate);
-    le32(w + 28, (uint32_t)ii.samplerate * (uint32_t)ii.channels * bps);
-    le16(w + 32, (unsigned)ii.channels * bps);
-    le16(w + 34, bps * 8);
+    le16(w + 22, f.channels);
+    le32(w + 24, f.rate);
+    le32(w + 28, f.rate * f.channels * f.obps);
+    le16(w + 32, f.channels * f.obps);
+    le16(w + 34, f.obps * 8);
     memcpy(w + 36, "data", 4);
-    le32(w + 40, (uint32_t)bytes);
-    unsigned char *p = w + 44;
-    sf_count_t got = 0;
-    for (;;) {
-        sf_count_t k = sf_readf_int(si, buf, 8192);
-        if (k <= 0) break;
-        if (got + k > ii.frames) k = ii.frames - got;
-        size_t need = (size_t)(p - w) + (size_t)k * (size_t)ii.channels * bps + 1;
-        if (need > wcap) {
-            size_t nc = wcap;
-            while (nc < need)
-                nc *= 2;
-            if (nc > 44 + (size_t)bytes + 1) nc = 44 + (size_t)bytes + 1;
-            size_t off = (size_t)(p - w);
-            unsigned char *nw = realloc(w, nc);
-            if (!nw) {
-                free(w);
-                free(buf);
-                sf_close(si);
-                return s2s_err_set(err, S2S_ENOMEM, "FLAC decode: out of memory");
-            }
-            w = nw;
-            wcap = nc;
-            p = w + off;
-        }
-        for (sf_count_t i = 0; i < k * ii.channels; i++) {
-            uint32_t v = (uint32_t)buf[i];
-            if (bps == 2) {
-                le16(p, (v >> 16) & 0xffff);
-                p += 2;
-            } else {
-                p[0] = (v >> 8) & 255;
-                p[1] = (v >> 16) & 255;
-                p[2] = (v >> 24) & 255;
-                p += 3;
-            }
-        }
-        got += k;
-        if (got >= ii.frames) break;
-    }
-    int errn = sf_error(si);
-    sf_close(si);
-    free(buf);
-    if (got != ii.frames || errn) {
-        free(w);
-        return s2s_err_set(err, S2S_EFORMAT, "FLAC data damaged: decoded %lld of %lld frames",
-                           (long long)got, (long long)ii.frames);
-    }
-    w[44 + bytes] = 0;
-    *out = w;
-    *out_n = 44 + (size_t)bytes;
+    le32(w + 40, bytes);
+    w[f.w.len] = 0;
+    *out = s2s_buf_steal(&f.w, out_n);
     return 0;
 }
 
