@@ -1,28 +1,32 @@
-/* features.c — Kaldi-compatible log-mel filterbank over libavutil's real FFT. */
+/* features.c — Kaldi-compatible log-mel filterbank, own deterministic FFT (no libm, no CPU
+ * dispatch in the results). */
 #include "s2s/features.h"
 
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <libavutil/mem.h>
-#include <libavutil/tx.h>
+#define FB_B 16 /* frames per group (the kernel below) */
+#define DC_P 8  /* partial sums of the DC mean */
 
 struct s2s_fbank {
     s2s_fbank_opts o;
-    size_t frame, hop, nfft;
-    float *win;   /* frame */
-    float *buf;   /* nfft (av_malloc'd: av_tx wants aligned buffers) */
-    float *spec;  /* nfft + 2 (N/2+1 complex) */
-    float *power; /* nfft/2 */
-    float *tmp;   /* frame: scaled, DC-free samples */
+    size_t frame, hop, nfft, M; /* M = nfft / 2: the complex FFT's size */
+    float *win;                 /* frame */
+    /* Scratch of the kernel, 64-byte aligned, FB_B lanes (frames) per row: */
+    float *T;         /* frame rows: samples; then (nfft/2 rows) the power spectra */
+    float *zr, *zi;   /* M rows: the complex FFT */
+    float *E;         /* n_mels rows: mel energies, then their logs */
+    float *twr, *twi; /* M/2: e^{-2 pi i t / M} */
+    float *pcr, *pci; /* M: e^{-2 pi i k / nfft} (real-FFT post-processing) */
+    uint32_t *rev;    /* M: bit reversal */
+    int impl;         /* 0 portable, 1 AVX2 (s2s_fbank_set_impl) */
     /* Sparse mel matrix: filter m covers bins first[m] .. first[m]+len[m]-1. */
     size_t *first, *len;
     float **w;
     double *center_hz;
-    AVTXContext *tx;
-    av_tx_fn fn;
 };
 
 void s2s_fbank_opts_default(s2s_fbank_opts *o) {
@@ -166,12 +170,24 @@ void s2s_fbank_free(s2s_fbank *fb) {
     free(fb->len);
     free(fb->center_hz);
     free(fb->win);
-    free(fb->power);
-    free(fb->tmp);
-    av_free(fb->buf);
-    av_free(fb->spec);
-    av_tx_uninit(&fb->tx);
+    free(fb->T);
+    free(fb->zr);
+    free(fb->zi);
+    free(fb->E);
+    free(fb->twr);
+    free(fb->twi);
+    free(fb->pcr);
+    free(fb->pci);
+    free(fb->rev);
     free(fb);
+}
+
+/* n floats, 64-byte aligned, zeroed. */
+static float *alloc64(size_t n) {
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p) memset(p, 0, bytes);
+    return p;
 }
 
 s2s_fbank *s2s_fbank_new(const s2s_fbank_opts *o, s2s_err *err) {
@@ -187,27 +203,45 @@ s2s_fbank *s2s_fbank_new(const s2s_fbank_opts *o, s2s_err *err) {
     fb->nfft = 2;
     while (fb->nfft < fb->frame)
         fb->nfft *= 2;
-    size_t nb = fb->nfft / 2;
+    size_t nb = fb->nfft / 2, M = nb;
     int nm = o->n_mels;
+    fb->M = M;
     fb->win = malloc(fb->frame * sizeof *fb->win);
-    fb->power = malloc(nb * sizeof *fb->power);
-    fb->tmp = malloc(fb->frame * sizeof *fb->tmp);
-    fb->buf = av_malloc(fb->nfft * sizeof *fb->buf);
-    fb->spec = av_malloc((fb->nfft + 2) * sizeof *fb->spec);
+    fb->T = alloc64(fb->frame * FB_B);
+    fb->zr = alloc64(M * FB_B);
+    fb->zi = alloc64(M * FB_B);
+    fb->E = alloc64((size_t)nm * FB_B);
+    fb->twr = alloc64(M / 2 + 1);
+    fb->twi = alloc64(M / 2 + 1);
+    fb->pcr = alloc64(M);
+    fb->pci = alloc64(M);
+    fb->rev = malloc(M * sizeof *fb->rev);
     fb->first = calloc((size_t)nm, sizeof *fb->first);
     fb->len = calloc((size_t)nm, sizeof *fb->len);
     fb->w = calloc((size_t)nm, sizeof *fb->w);
     fb->center_hz = calloc((size_t)nm, sizeof *fb->center_hz);
-    if (!fb->win || !fb->power || !fb->tmp || !fb->buf || !fb->spec || !fb->first || !fb->len ||
-        !fb->w || !fb->center_hz)
+    if (!fb->win || !fb->T || !fb->zr || !fb->zi || !fb->E || !fb->twr || !fb->twi || !fb->pcr ||
+        !fb->pci || !fb->rev || !fb->first || !fb->len || !fb->w || !fb->center_hz)
         goto nomem;
-    float scale = 1.0f;
-    int r = av_tx_init(&fb->tx, &fb->fn, AV_TX_FLOAT_RDFT, 0, (int)fb->nfft, &scale, 0);
-    if (r < 0 || !fb->tx) {
-        s2s_err_set(err, r == AVERROR(ENOMEM) ? S2S_ENOMEM : S2S_EUNSUP,
-                    "av_tx_init: cannot make a real FFT of size %zu (error %d)", fb->nfft, r);
-        s2s_fbank_free(fb);
-        return NULL;
+    /* FFT tables: twiddles computed in double, rounded to float once. */
+    for (size_t t = 0; t < M / 2; t++) {
+        double a = -2.0 * M_PI * (double)t / (double)M;
+        fb->twr[t] = (float)cos(a);
+        fb->twi[t] = (float)sin(a);
+    }
+    for (size_t k = 0; k < M; k++) {
+        double a = -2.0 * M_PI * (double)k / (double)fb->nfft;
+        fb->pcr[k] = (float)cos(a);
+        fb->pci[k] = (float)sin(a);
+    }
+    int bits = 0;
+    while (((size_t)1 << bits) < M)
+        bits++;
+    for (size_t i = 0; i < M; i++) {
+        uint32_t r = 0;
+        for (int b = 0; b < bits; b++)
+            if (i >> b & 1) r |= 1u << (bits - 1 - b);
+        fb->rev[i] = r;
     }
     /* Window, in double then rounded, as Kaldi's FeatureWindowFunction. */
     double a = 2.0 * M_PI / (double)(fb->frame - 1);
@@ -252,6 +286,7 @@ s2s_fbank *s2s_fbank_new(const s2s_fbank_opts *o, s2s_err *err) {
             fb->w[m][i - first] = (float)v;
         }
     }
+    s2s_fbank_set_impl(fb, -1);
     return fb;
 nomem:
     s2s_fbank_free(fb);
@@ -287,66 +322,189 @@ double s2s_fbank_mel_center_hz(const s2s_fbank *fb, int m) {
     return m >= 0 && m < fb->o.n_mels ? fb->center_hz[m] : 0.0;
 }
 
-/* One frame: x[0..frame-1] -> out[0..n_mels-1]. Loops are written so that O3 vectorises them
- * without reordering any floating-point operation (the DC mean is a plain sum in double); this
- * halved the cost of the features relative to -O2 (perf on bench/tokenize.sh). */
-__attribute__((optimize("O3"))) static void one_frame(s2s_fbank *fb, const float *restrict x,
-                                                      float *restrict out) {
-    size_t L = fb->frame, nb = fb->nfft / 2;
-    float *restrict b = fb->buf;
-    float *restrict pw = fb->power;
-    const float *restrict win = fb->win;
-    float sc = (float)fb->o.scale, c = (float)fb->o.preemph;
-    float *restrict t = fb->tmp;
-    for (size_t i = 0; i < L; i++)
-        t[i] = x[i] * sc;
-    if (fb->o.remove_dc) {
-        double sum = 0;
-        for (size_t i = 0; i < L; i++)
-            sum += t[i];
-        float mean = (float)(sum / (double)L);
-        for (size_t i = 0; i < L; i++)
-            t[i] -= mean;
+/* ---- the frame kernel -------------------------------------------------------------------
+ * Frames are computed in groups of FB_B = 16, one frame per vector lane: every array of the
+ * kernel holds, per row, the same quantity for the 16 frames of a group (structure of arrays),
+ * and every step is written with GCC's vector types over whole rows. Each lane therefore does
+ * exactly the scalar operations of the algorithm of docs/tokenize.md, in a fixed order (sums
+ * included: the DC mean is a sequential sum in double, as in the scalar code); the vector width
+ * of the CPU changes the speed and never a bit of the result. GCC in ISO C mode never contracts
+ * a*b+c into an FMA, so the AVX2 copy of the kernel (chosen at run time) and the portable one
+ * (SSE2) give the same floats on every x86-64 CPU (tests/unit/test_features.c compares them).
+ * The FFT is our own (radix-2, decimation in time, twiddles rounded to float from double
+ * cos/sin once), not libavutil's, whose SIMD variants are picked by the CPU. */
+#define LN2_D 0.6931471805599453094
+
+/* log(x) for x > 0 finite and normal (the mel energies, floored at FLT_EPSILON and capped at
+ * FLT_MAX), computed in double and rounded once: x = 2^k z with z in [0.699, 1.398),
+ * log z = 2 atanh(r), r = (z-1)/(z+1), |r| < 0.178, by its series to r^19 (truncation < 1e-16
+ * relative). The double is within ~3e-16 relative of log x, so the float is the correctly
+ * rounded log unless log x lies that close to a midpoint between two floats (tests compare it
+ * with log() in double: docs/tokenize.md). No libm: no dependence on the C library's version. */
+static inline __attribute__((always_inline)) double det_logd(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    uint32_t tmp = u - 0x3f330000u;
+    int32_t k = (int32_t)tmp >> 23; /* arithmetic shift (GCC, clang) */
+    uint32_t iz = u - (tmp & 0xff800000u);
+    float z;
+    memcpy(&z, &iz, sizeof z);
+    double m = (double)z, r = (m - 1.0) / (m + 1.0), r2 = r * r;
+    double p = 1.0 / 19;
+    p = p * r2 + 1.0 / 17;
+    p = p * r2 + 1.0 / 15;
+    p = p * r2 + 1.0 / 13;
+    p = p * r2 + 1.0 / 11;
+    p = p * r2 + 1.0 / 9;
+    p = p * r2 + 1.0 / 7;
+    p = p * r2 + 1.0 / 5;
+    p = p * r2 + 1.0 / 3;
+    p = p * r2 + 1.0;
+    return (double)k * LN2_D + 2.0 * r * p;
+}
+
+float s2s_fbank_log(float x) {
+    if (!(x > 0)) return x == 0 ? -INFINITY : NAN;
+    if (x < FLT_MIN) /* subnormal: scale by 2^24 first */
+        return (float)(det_logd(x * 16777216.0f) - 24 * LN2_D);
+    return x <= FLT_MAX ? (float)det_logd(x) : x; /* +inf unchanged */
+}
+
+/* The kernel, written once in features_kernel.inc over a native vector type of VW floats
+ * (FB_B / VW vectors per row), instantiated for SSE2 (VW 4, the portable x86-64 baseline) and
+ * for AVX2 (VW 8). */
+typedef float vf4 __attribute__((vector_size(16)));
+typedef int32_t vi4 __attribute__((vector_size(16)));
+typedef double vd4 __attribute__((vector_size(32)));
+typedef float vf8 __attribute__((vector_size(32)));
+typedef int32_t vi8 __attribute__((vector_size(32)));
+typedef double vd8 __attribute__((vector_size(64)));
+
+#define KFN group_generic
+#define KATTR __attribute__((optimize("O3")))
+#define VW 4
+#define VF vf4
+#define VI vi4
+#include "features_kernel.inc"
+#undef KFN
+#undef KATTR
+#undef VW
+#undef VF
+#undef VI
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define FB_HAVE_AVX2 1
+#define KFN group_avx2
+#define KATTR __attribute__((target("avx2"), optimize("O3")))
+#define VW 8
+#define VF vf8
+#define VI vi8
+#include "features_kernel.inc"
+#undef KFN
+#undef KATTR
+#undef VW
+#undef VF
+#undef VI
+#else
+#define FB_HAVE_AVX2 0
+#endif
+
+int s2s_fbank_set_impl(s2s_fbank *fb, int impl) {
+    if (impl < 0) {
+#if FB_HAVE_AVX2
+        __builtin_cpu_init();
+        impl = __builtin_cpu_supports("avx2") ? 1 : 0;
+#else
+        impl = 0;
+#endif
     }
-    /* Kaldi's pre-emphasis, w[i] -= c w[i-1] from the end, w[0] -= c w[0]; then the window. */
-    b[0] = (t[0] - c * t[0]) * win[0];
-    for (size_t i = 1; i < L; i++)
-        b[i] = (t[i] - c * t[i - 1]) * win[i];
-    for (size_t i = L; i < fb->nfft; i++)
-        b[i] = 0;
-    fb->fn(fb->tx, fb->spec, b, sizeof(float));
-    const float *restrict s = fb->spec;
-    for (size_t k = 0; k < nb; k++)
-        pw[k] = s[2 * k] * s[2 * k] + s[2 * k + 1] * s[2 * k + 1];
-    for (int m = 0; m < fb->o.n_mels; m++) {
-        const float *w = fb->w[m], *p = pw + fb->first[m];
-        float e = 0;
-        for (size_t i = 0; i < fb->len[m]; i++)
-            e += w[i] * p[i];
-        out[m] = logf(e > FLT_EPSILON ? e : FLT_EPSILON);
+    if (impl == 1) {
+#if FB_HAVE_AVX2
+        __builtin_cpu_init();
+        if (!__builtin_cpu_supports("avx2")) return S2S_EUNSUP;
+#else
+        return S2S_EUNSUP;
+#endif
+    } else if (impl != 0) {
+        return S2S_EINVAL;
     }
+    fb->impl = impl;
+    return impl;
+}
+
+static long frames_run(s2s_fbank *fb, const float *xf, const int16_t *xs, size_t n, size_t t0,
+                       size_t count, float *out) {
+    size_t nf = s2s_fbank_n_frames(fb, n), D = (size_t)fb->o.n_mels;
+    if (t0 >= nf) return 0;
+    if (count > nf - t0) count = nf - t0;
+    for (size_t t = 0; t < count; t += FB_B) {
+        size_t g = count - t < FB_B ? count - t : FB_B;
+#if FB_HAVE_AVX2
+        if (fb->impl == 1) {
+            group_avx2(fb, xf, xs, t0 + t, g, out + t * D);
+            continue;
+        }
+#endif
+        group_generic(fb, xf, xs, t0 + t, g, out + t * D);
+    }
+    return (long)count;
+}
+
+long s2s_fbank_frames(s2s_fbank *fb, const float *x, size_t n, size_t t0, size_t count,
+                      float *out) {
+    return frames_run(fb, x, NULL, n, t0, count, out);
+}
+
+long s2s_fbank_frames_s16(s2s_fbank *fb, const int16_t *x, size_t n, size_t t0, size_t count,
+                          float *out) {
+    return frames_run(fb, NULL, x, n, t0, count, out);
+}
+
+int s2s_fbank_cmvn(float *out, size_t nf, size_t D) {
+    if (nf == 0) return 0;
+    for (size_t d = 0; d < D; d++) {
+        double s = 0, ss = 0;
+        for (size_t t = 0; t < nf; t++) {
+            double v = out[t * D + d];
+            s += v;
+            ss += v * v;
+        }
+        double mean = s / (double)nf, var = ss / (double)nf - mean * mean;
+        double inv = var > 1e-10 ? 1.0 / sqrt(var) : 1.0;
+        for (size_t t = 0; t < nf; t++)
+            out[t * D + d] = (float)((out[t * D + d] - mean) * inv);
+    }
+    return 0;
+}
+
+/* Index of the first sample that is NaN or infinite, or n. Vectorisable: an OR over the
+ * exponent tests of blocks of 64 samples, the exact index looked for only in a bad block. */
+static size_t first_nonfinite(const float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        uint32_t bad = 0;
+        for (size_t j = 0; j < 64; j++) {
+            uint32_t u;
+            memcpy(&u, &x[i + j], sizeof u);
+            bad |= (uint32_t)((u & 0x7f800000u) == 0x7f800000u);
+        }
+        if (bad) break;
+    }
+    for (; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return n;
 }
 
 long s2s_fbank_compute(s2s_fbank *fb, const float *x, size_t n, float *out, s2s_err *err) {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i]))
-            return s2s_err_set(err, S2S_EDATA, "sample %zu is not a finite number", i);
-    size_t nf = s2s_fbank_n_frames(fb, n), D = (size_t)fb->o.n_mels;
-    for (size_t t = 0; t < nf; t++)
-        one_frame(fb, x + t * fb->hop, out + t * D);
-    if (fb->o.cmvn && nf > 0) {
-        for (size_t d = 0; d < D; d++) {
-            double s = 0, ss = 0;
-            for (size_t t = 0; t < nf; t++) {
-                double v = out[t * D + d];
-                s += v;
-                ss += v * v;
-            }
-            double mean = s / (double)nf, var = ss / (double)nf - mean * mean;
-            double inv = var > 1e-10 ? 1.0 / sqrt(var) : 1.0;
-            for (size_t t = 0; t < nf; t++)
-                out[t * D + d] = (float)((out[t * D + d] - mean) * inv);
-        }
-    }
-    return (long)nf;
+    size_t bad = first_nonfinite(x, n);
+    if (bad < n) return s2s_err_set(err, S2S_EDATA, "sample %zu is not a finite number", bad);
+    long nf = frames_run(fb, x, NULL, n, 0, SIZE_MAX, out);
+    if (fb->o.cmvn) s2s_fbank_cmvn(out, (size_t)nf, (size_t)fb->o.n_mels);
+    return nf;
+}
+
+long s2s_fbank_compute_s16(s2s_fbank *fb, const int16_t *x, size_t n, float *out) {
+    long nf = frames_run(fb, NULL, x, n, 0, SIZE_MAX, out);
+    if (fb->o.cmvn) s2s_fbank_cmvn(out, (size_t)nf, (size_t)fb->o.n_mels);
+    return nf;
 }

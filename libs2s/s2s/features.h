@@ -16,6 +16,7 @@
 #include "s2s/err.h"
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum { S2S_WIN_POVEY = 0, S2S_WIN_HAMMING = 1, S2S_WIN_HANN = 2 };
 
@@ -70,8 +71,34 @@ size_t s2s_fbank_n_frames(const s2s_fbank *fb, size_t n);
 
 /* Computes the features of x[0..n-1] (mono, at opts.rate) into out, row-major:
  * out[t * n_mels + m] for t < s2s_fbank_n_frames(fb, n). out is the caller's and must hold that
- * many floats. Returns the number of frames (>= 0); S2S_EDATA if a sample is NaN/infinite. */
+ * many floats. Returns the number of frames (>= 0); S2S_EDATA if a sample is NaN/infinite.
+ * CMVN is applied when the options ask for it. */
 long s2s_fbank_compute(s2s_fbank *fb, const float *x, size_t n, float *out, s2s_err *err);
+
+/* Same for 16-bit samples x[0..n-1] (native byte order), read as x / 32768: the same floats as
+ * s2s_fbank_compute on the decoded audio, without the float copy. Cannot fail. */
+long s2s_fbank_compute_s16(s2s_fbank *fb, const int16_t *x, size_t n, float *out);
+
+/* Frames t0 .. t0+count-1 of x[0..n-1] only (count is cut to the frames that exist), into
+ * out[(t - t0) * n_mels + m], WITHOUT CMVN and without checking x for NaN: for computing a long
+ * member in chunks with flat memory. Frame t of a chunk is bit for bit frame t of
+ * s2s_fbank_compute (without CMVN). Returns the number of frames written. */
+long s2s_fbank_frames(s2s_fbank *fb, const float *x, size_t n, size_t t0, size_t count, float *out);
+long s2s_fbank_frames_s16(s2s_fbank *fb, const int16_t *x, size_t n, size_t t0, size_t count,
+                          float *out);
+
+/* Per-utterance mean/variance normalisation of out[nf][dim] in place (what opts.cmvn does).
+ * Returns 0. */
+int s2s_fbank_cmvn(float *out, size_t nf, size_t dim);
+
+/* The natural log used for the mel energies (deterministic, no libm: docs/tokenize.md gives its
+ * accuracy). log of 0 is -inf, of a negative number or NaN is NaN, of +inf is +inf. */
+float s2s_fbank_log(float x);
+
+/* Chooses the kernel: 0 portable C, 1 AVX2, -1 the best the CPU has (what s2s_fbank_new does).
+ * Both give bit-identical features; this exists for the test that proves it. Returns the
+ * kernel chosen, S2S_EUNSUP if the CPU (or build) lacks it, S2S_EINVAL for another value. */
+int s2s_fbank_set_impl(s2s_fbank *fb, int impl);
 
 /* The triangular mel weights of filter m over FFT bins (length s2s_fbank_fft_len/2), for tests
  * and plots; borrowed pointer, first non-zero bin in *first, count in *len. */

@@ -1,6 +1,7 @@
 /* test_features.c — libs2s/features.c: frame counts, pure tones land in the right mel bin, the
  * whole pipeline against a slow direct-DFT reference written here from Kaldi's definitions,
  * CMVN, settings as JSON, errors. */
+#include <float.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -286,10 +287,140 @@ static void test_json_and_errors(void **state) {
     s2s_fbank_free(fb);
 }
 
+/* Random 16-bit "speech": a random walk with bursts, so frames differ and some are silent. */
+static int16_t *rand_s16(size_t n, uint64_t seed) {
+    int16_t *x = malloc(n * sizeof *x);
+    assert_non_null(x);
+    s2s_rng r;
+    s2s_rng_seed(&r, seed);
+    double v = 0;
+    for (size_t i = 0; i < n; i++) {
+        double step = (double)(s2s_rng_next(&r) >> 11) / 9007199254740992.0 - 0.5;
+        v = 0.97 * v + step * ((i / 4000) % 3 == 0 ? 20.0 : 8000.0);
+        long s = lrint(v);
+        x[i] = (int16_t)(s > 32767 ? 32767 : s < -32768 ? -32768 : s);
+    }
+    return x;
+}
+
+/* The portable kernel, the AVX2 one, the 16-bit and the float entry points and chunked
+ * computation all give the same bits; several option sets (FFT sizes, windows, scale). */
+static void test_paths_bit_identical(void **state) {
+    (void)state;
+    for (int variant = 0; variant < 5; variant++) {
+        s2s_fbank_opts o;
+        s2s_fbank_opts_default(&o);
+        if (variant == 1) {
+            o.n_mels = 23;
+            o.window = S2S_WIN_HAMMING;
+            o.frame_ms = 32; /* 512 samples: frame = FFT size */
+        } else if (variant == 2) {
+            o.rate = 8000;
+            o.scale = 1000;
+            o.remove_dc = 0;
+            o.preemph = 0;
+        } else if (variant == 3) {
+            o.rate = 1000;
+            o.frame_ms = 4; /* 4 samples: a 4-point FFT */
+            o.hop_ms = 2;
+            o.n_mels = 1;
+            o.low_hz = 0;
+        } else if (variant == 4) {
+            o.rate = 1000;
+            o.frame_ms = 2; /* 2 samples: the 1-point complex FFT */
+            o.hop_ms = 1;
+            o.n_mels = 2;
+            o.low_hz = 0;
+        }
+        s2s_fbank *fb = make(&o);
+        size_t n = 40000 + (size_t)variant * 77, D = (size_t)o.n_mels;
+        size_t nf = s2s_fbank_n_frames(fb, n);
+        int16_t *xs = rand_s16(n, 7 + (uint64_t)variant);
+        float *xf = malloc(n * sizeof *xf);
+        float *a = malloc(nf * D * sizeof *a), *b = malloc(nf * D * sizeof *b);
+        assert_true(xf && a && b);
+        for (size_t i = 0; i < n; i++)
+            xf[i] = (float)xs[i] / 32768.0f;
+        s2s_err err;
+        assert_int_equal(s2s_fbank_set_impl(fb, 0), 0);
+        assert_int_equal(s2s_fbank_compute(fb, xf, n, a, &err), (long)nf);
+        int have_avx2 = s2s_fbank_set_impl(fb, 1) == 1;
+        if (have_avx2) {
+            assert_int_equal(s2s_fbank_compute(fb, xf, n, b, &err), (long)nf);
+            if (memcmp(a, b, nf * D * sizeof *a) != 0)
+                fail_msg("variant %d: AVX2 and portable features differ", variant);
+        } else {
+            print_message("no AVX2 on this CPU: only the portable kernel tested\n");
+        }
+        /* 16-bit input: same floats as the float input */
+        memset(b, 0, nf * D * sizeof *b);
+        assert_int_equal(s2s_fbank_compute_s16(fb, xs, n, b), (long)nf);
+        if (memcmp(a, b, nf * D * sizeof *a) != 0)
+            fail_msg("variant %d: 16-bit and float input differ", variant);
+        /* chunks of 37 frames (not a multiple of the group size) */
+        memset(b, 0, nf * D * sizeof *b);
+        for (size_t t = 0; t < nf; t += 37) {
+            long got = variant & 1 ? s2s_fbank_frames(fb, xf, n, t, 37, b + t * D)
+                                   : s2s_fbank_frames_s16(fb, xs, n, t, 37, b + t * D);
+            assert_int_equal(got, (long)(nf - t < 37 ? nf - t : 37));
+        }
+        assert_int_equal(s2s_fbank_frames_s16(fb, xs, n, nf, 5, b), 0);
+        if (memcmp(a, b, nf * D * sizeof *a) != 0)
+            fail_msg("variant %d: chunked and whole computation differ", variant);
+        for (size_t i = 0; i < nf * D; i++)
+            assert_true(isfinite(a[i]));
+        assert_int_equal(s2s_fbank_set_impl(fb, 7), S2S_EINVAL);
+        free(xs);
+        free(xf);
+        free(a);
+        free(b);
+        s2s_fbank_free(fb);
+    }
+}
+
+/* The deterministic log against log() in double: every result is within 1 ulp of the
+ * correctly rounded value, and in practice equal to it (counted). */
+static void test_log_accuracy(void **state) {
+    (void)state;
+    s2s_rng r;
+    s2s_rng_seed(&r, 42);
+    size_t n = 0, exact = 0;
+    double worst = 0;
+    for (int i = 0; i < 3000000; i++) {
+        uint32_t u;
+        float x;
+        if (i < 1000000) /* uniform over the bit patterns of positive normal floats */
+            u = 0x00800000u + (uint32_t)(s2s_rng_next(&r) % (0x7f800000u - 0x00800000u));
+        else if (i < 2000000) /* near 1 (relative accuracy of small logs) */
+            u = 0x3f000000u + (uint32_t)(s2s_rng_next(&r) % 0x01000000u);
+        else /* the range of mel energies: FLT_EPSILON .. 1e13 */
+            u = 0x34000000u + (uint32_t)(s2s_rng_next(&r) % (0x55800000u - 0x34000000u));
+        memcpy(&x, &u, 4);
+        double ref = log((double)x);
+        float got = s2s_fbank_log(x), cr = (float)ref;
+        n++;
+        exact += got == cr;
+        double ulp = fabs(nextafterf(cr, INFINITY) - cr);
+        double e = fabs((double)got - ref) / ulp;
+        if (e > worst) worst = e;
+    }
+    print_message("s2s_fbank_log: %zu of %zu equal to (float)log(double), max error %.4f ulp\n",
+                  exact, n, worst);
+    assert_true(worst < 0.5001);
+    assert_true(exact == n);
+    assert_true(s2s_fbank_log(1.0f) == 0.0f);
+    assert_true(isinf(s2s_fbank_log(0.0f)) && s2s_fbank_log(0.0f) < 0);
+    assert_true(isnan(s2s_fbank_log(-1.0f)));
+    assert_true(isinf(s2s_fbank_log(INFINITY)));
+    assert_true(fabsf(s2s_fbank_log(1e-40f) - (float)log(1e-40)) <= 1e-5f); /* subnormal */
+    assert_true(s2s_fbank_log(FLT_MAX) == (float)log((double)FLT_MAX));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_frame_counts), cmocka_unit_test(test_pure_tones),
-        cmocka_unit_test(test_reference_dft), cmocka_unit_test(test_cmvn),
-        cmocka_unit_test(test_json_and_errors)};
+        cmocka_unit_test(test_frame_counts),    cmocka_unit_test(test_pure_tones),
+        cmocka_unit_test(test_reference_dft),   cmocka_unit_test(test_cmvn),
+        cmocka_unit_test(test_json_and_errors), cmocka_unit_test(test_paths_bit_identical),
+        cmocka_unit_test(test_log_accuracy)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
