@@ -12,7 +12,7 @@
 #define CB_MAGIC "s2s-codebook 1\n"
 #define CB_MAX_K 65536
 #define CB_MAX_DIM 4096
-#define KPAD 16 /* centroids padded to a multiple of 16 floats: whole AVX-512 vectors */
+#define KPAD 8 /* centroids padded to a multiple of 8 floats: whole AVX2 vectors */
 
 void s2s_kmeans_opts_default(s2s_kmeans_opts *o) {
     o->k = 100;
@@ -23,51 +23,85 @@ void s2s_kmeans_opts_default(s2s_kmeans_opts *o) {
 }
 
 /* ---- the search kernel --------------------------------------------------------------------
- * Scores of 4 frames against all centres at once: acc_f[k] = ||c_k||^2 - 2 x_f . c_k, summed
- * over d in order 0..dim-1, each k independently: the loop over k vectorises (no reduction is
- * reordered, so every SIMD width gives the same floats). ct is dim x kp (dimension-major).
- * target_clones builds an AVX2 copy picked at load time; O3 turns the vectoriser on fully.
- * Measured (bench/tokenize.sh, K=100, D=80): see docs/tokenize.md. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
-    !defined(__SANITIZE_ADDRESS__)
-#define S2S_CLONES __attribute__((target_clones("avx2", "default")))
+ * kmeans_kernel.inc scores 4 frames against all centres: acc_f[k] = ||c_k||^2 - 2 x_f . c_k,
+ * summed over d in order 0..dim-1 for each (frame, centre) (no sum is reordered, so every
+ * vector width gives the same floats; GCC in ISO C mode does not contract into FMA). It is
+ * built for SSE2 (the x86-64 baseline) and AVX2, picked at run time; tests/unit/test_kmeans.c
+ * checks that both give the same bits. */
+typedef float kvf4 __attribute__((vector_size(16)));
+typedef float kvf8 __attribute__((vector_size(32)));
+
+#define KFN score4_generic
+#define KATTR __attribute__((optimize("O3")))
+#define VW 4
+#define VF kvf4
+#include "kmeans_kernel.inc"
+#undef KFN
+#undef KATTR
+#undef VW
+#undef VF
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define KM_HAVE_AVX2 1
+#define KFN score4_avx2
+#define KATTR __attribute__((target("avx2"), optimize("O3")))
+#define VW 8
+#define VF kvf8
+#include "kmeans_kernel.inc"
+#undef KFN
+#undef KATTR
+#undef VW
+#undef VF
 #else
-#define S2S_CLONES
+#define KM_HAVE_AVX2 0
 #endif
 
-S2S_CLONES __attribute__((optimize("O3"))) static void
-score4(const float *restrict ct, const float *restrict norm, size_t kp, size_t dim,
-       const float *restrict x0, const float *restrict x1, const float *restrict x2,
-       const float *restrict x3, float *restrict a0, float *restrict a1, float *restrict a2,
-       float *restrict a3) {
-    for (size_t k = 0; k < kp; k++) {
-        a0[k] = norm[k];
-        a1[k] = norm[k];
-        a2[k] = norm[k];
-        a3[k] = norm[k];
-    }
-    for (size_t d = 0; d < dim; d++) {
-        const float *restrict row = ct + d * kp;
-        float v0 = -2.0f * x0[d], v1 = -2.0f * x1[d], v2 = -2.0f * x2[d], v3 = -2.0f * x3[d];
-        for (size_t k = 0; k < kp; k++) {
-            float r = row[k];
-            a0[k] += v0 * r;
-            a1[k] += v1 * r;
-            a2[k] += v2 * r;
-            a3[k] += v3 * r;
-        }
-    }
+/* 1 if the AVX2 kernel can run here. */
+static int have_avx2(void) {
+#if KM_HAVE_AVX2
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") ? 1 : 0;
+#else
+    return 0;
+#endif
 }
 
-/* Index of the smallest score (first on ties) among the real k; *best its value. */
-static int32_t argmin(const float *a, size_t k, float *best) {
+static void score4(int impl, const float *ct, const float *norm, size_t kp, size_t dim,
+                   const float *const *xs, float *const *as) {
+#if KM_HAVE_AVX2
+    if (impl == 1) {
+        score4_avx2(ct, norm, kp, dim, xs, as);
+        return;
+    }
+#endif
+    (void)impl;
+    score4_generic(ct, norm, kp, dim, xs, as);
+}
+
+/* Index of the smallest score (first on ties) among a[0..kp-1] (kp a multiple of 8; the
+ * padding scores 3e38 and never wins); *best its value. The minimum is found over 8 lanes
+ * (min is exact, so the order does not matter), then its first index. */
+static int32_t argmin(const float *a, size_t kp, float *best) {
+    float m[8];
+    memcpy(m, a, sizeof m);
+    for (size_t i = 8; i < kp; i += 8)
+        for (size_t l = 0; l < 8; l++)
+            m[l] = a[i + l] < m[l] ? a[i + l] : m[l];
+    float bv = m[0];
+    for (size_t l = 1; l < 8; l++)
+        bv = m[l] < bv ? m[l] : bv;
     size_t bi = 0;
-    float bv = a[0];
-    for (size_t i = 1; i < k; i++)
-        if (a[i] < bv) {
-            bv = a[i];
-            bi = i;
-        }
+    while (bi < kp && !(a[bi] == bv))
+        bi++;
+    if (bi == kp) { /* NaN scores: the plain scan */
+        bi = 0;
+        bv = a[0];
+        for (size_t i = 1; i < kp; i++)
+            if (a[i] < bv) {
+                bv = a[i];
+                bi = i;
+            }
+    }
     if (best) *best = bv;
     return (int32_t)bi;
 }
@@ -76,6 +110,7 @@ static int32_t argmin(const float *a, size_t k, float *best) {
 typedef struct search {
     size_t k, kp, dim;
     float *ct, *norm;
+    int impl; /* 0 portable, 1 AVX2 */
 } search;
 
 static void search_fill(search *s, const float *c) {
@@ -94,6 +129,7 @@ static int search_init(search *s, size_t k, size_t dim) {
     s->k = k;
     s->dim = dim;
     s->kp = (k + KPAD - 1) / KPAD * KPAD;
+    s->impl = have_avx2();
     s->ct = malloc(s->kp * dim * sizeof *s->ct);
     s->norm = malloc(s->kp * sizeof *s->norm);
     return s->ct && s->norm ? 0 : -1;
@@ -109,15 +145,15 @@ static void search_free(search *s) {
 static void search_run(const search *s, const float *x, size_t n, int32_t *units, float *best,
                        float *acc) {
     size_t kp = s->kp, dim = s->dim;
-    float *a[4] = {acc, acc + kp, acc + 2 * kp, acc + 3 * kp};
+    float *const a[4] = {acc, acc + kp, acc + 2 * kp, acc + 3 * kp};
     for (size_t i = 0; i < n; i += 4) {
         size_t m = n - i < 4 ? n - i : 4;
         const float *xs[4];
         for (size_t j = 0; j < 4; j++)
             xs[j] = x + (i + (j < m ? j : 0)) * dim;
-        score4(s->ct, s->norm, kp, dim, xs[0], xs[1], xs[2], xs[3], a[0], a[1], a[2], a[3]);
+        score4(s->impl, s->ct, s->norm, kp, dim, xs, a);
         for (size_t j = 0; j < m; j++)
-            units[i + j] = argmin(a[j], s->k, best ? &best[i + j] : NULL);
+            units[i + j] = argmin(a[j], kp, best ? &best[i + j] : NULL);
     }
 }
 
@@ -593,15 +629,25 @@ const json_t *s2s_codebook_info(const s2s_codebook *cb) {
     return cb->info;
 }
 
-int s2s_codebook_assign(const s2s_codebook *cb, const float *x, size_t n, int32_t *units,
-                        s2s_err *err) {
+int s2s_codebook_assign_impl(const s2s_codebook *cb, const float *x, size_t n, int32_t *units,
+                             float *best, int impl, s2s_err *err) {
+    search s = cb->s;
+    if (impl == 1 && !have_avx2())
+        return s2s_err_set(err, S2S_EUNSUP, "the AVX2 kernel cannot run on this CPU");
+    if (impl < -1 || impl > 1) return s2s_err_set(err, S2S_EINVAL, "unknown kernel %d", impl);
+    if (impl >= 0) s.impl = impl;
     float stack[4 * 1024]; /* enough for k <= 1024 */
     size_t need = 4 * cb->s.kp;
     float *acc = need <= 4 * 1024 ? stack : malloc(need * sizeof *acc);
     if (!acc) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
-    search_run(&cb->s, x, n, units, NULL, acc);
+    search_run(&s, x, n, units, best, acc);
     if (acc != stack) free(acc);
     return 0;
+}
+
+int s2s_codebook_assign(const s2s_codebook *cb, const float *x, size_t n, int32_t *units,
+                        s2s_err *err) {
+    return s2s_codebook_assign_impl(cb, x, n, units, NULL, -1, err);
 }
 
 char *s2s_units_format(const int32_t *units, size_t n, size_t *len) {
@@ -622,4 +668,36 @@ char *s2s_units_format(const int32_t *units, size_t n, size_t *len) {
     *p = 0;
     if (len) *len = (size_t)(p - s);
     return s;
+}
+
+size_t s2s_units_text_max(size_t n, size_t k) {
+    size_t digits = 1;
+    for (size_t v = k > 0 ? k - 1 : 0; v >= 10; v /= 10)
+        digits++;
+    return n * (digits + 1) + 2;
+}
+
+size_t s2s_units_format_to(const int32_t *units, size_t n, int leading_space, char *out) {
+    char *p = out;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 || leading_space) *p++ = ' ';
+        uint32_t v = (uint32_t)units[i];
+        if (v < 10) {
+            *p++ = (char)('0' + v);
+        } else if (v < 100) {
+            p[0] = (char)('0' + v / 10);
+            p[1] = (char)('0' + v % 10);
+            p += 2;
+        } else {
+            char tmp[12];
+            int t = 0;
+            do {
+                tmp[t++] = (char)('0' + v % 10);
+                v /= 10;
+            } while (v);
+            while (t)
+                *p++ = tmp[--t];
+        }
+    }
+    return (size_t)(p - out);
 }

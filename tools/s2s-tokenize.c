@@ -146,20 +146,97 @@ static int grow(float **buf, size_t *cap, size_t n, s2s_err *err) {
 }
 
 /* ================================ tokenize =================================================== */
+enum { TOK_CHUNK = 1024 }; /* frames computed and assigned at a time (memory flat per member) */
+
 typedef struct tok_ctx {
     const s2s_codebook *cb;
     s2s_fbank *fb;
-    float *feat;
+    float *feat; /* TOK_CHUNK x dim, or a whole member with CMVN */
     size_t cap;
-    int32_t *units;
-    size_t ucap;
+    int32_t *units; /* TOK_CHUNK */
+    int16_t *pcm;   /* aligned copy of a WAV's samples when its data is misaligned */
+    size_t pcm_cap;
     uint64_t frames;   /* total, for the summary */
     uint64_t no_audio; /* samples without an audio member (left untouched) */
 } tok_ctx;
 
+/* Features and units of one member's audio (16-bit samples xs, or floats xf), as text: the
+ * frames are computed and assigned TOK_CHUNK at a time (all at once with CMVN, which needs the
+ * utterance's statistics), into *txt (malloc'd, the caller frees). */
+static int tok_audio(tok_ctx *t, const int16_t *xs, const float *xf, size_t n, size_t *nf_out,
+                     char **txt, size_t *txt_len, s2s_err *err) {
+    size_t dim = s2s_codebook_dim(t->cb), nf = s2s_fbank_n_frames(t->fb, n);
+    int cmvn = s2s_fbank_get_opts(t->fb)->cmvn;
+    size_t chunk = cmvn ? (nf ? nf : 1) : TOK_CHUNK;
+    if (grow(&t->feat, &t->cap, chunk * dim, err) < 0) return err->code;
+    if (!t->units) {
+        t->units = malloc(TOK_CHUNK * sizeof *t->units);
+        if (!t->units) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    }
+    char *out = malloc(s2s_units_text_max(nf, s2s_codebook_k(t->cb)));
+    if (!out) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    size_t len = 0;
+    for (size_t t0 = 0; t0 < nf; t0 += chunk) {
+        long got = xs ? s2s_fbank_frames_s16(t->fb, xs, n, t0, chunk, t->feat)
+                      : s2s_fbank_frames(t->fb, xf, n, t0, chunk, t->feat);
+        if (cmvn) s2s_fbank_cmvn(t->feat, (size_t)got, dim);
+        for (size_t u0 = 0; u0 < (size_t)got; u0 += TOK_CHUNK) {
+            size_t m = (size_t)got - u0 < TOK_CHUNK ? (size_t)got - u0 : TOK_CHUNK;
+            int rc = s2s_codebook_assign(t->cb, t->feat + u0 * dim, m, t->units, err);
+            if (rc < 0) {
+                free(out);
+                return rc;
+            }
+            len += s2s_units_format_to(t->units, m, len > 0, out + len);
+        }
+    }
+    out[len] = 0;
+    *nf_out = nf;
+    *txt = out;
+    *txt_len = len;
+    return 0;
+}
+
+/* One audio member -> its units text. Plain 16-bit mono PCM WAV is read in place (no decoding,
+ * no copy); anything else is decoded to float first. The bytes are the same either way. */
+static int tok_member(tok_ctx *t, const s2s_sample *s, const s2s_member *m, size_t *nf, char **txt,
+                      size_t *len, s2s_err *err) {
+    int rate = s2s_fbank_get_opts(t->fb)->rate;
+    s2s_wav_pcm v;
+    if (s2s_wav_pcm_view(m->data, m->size, &v) == 1 && v.channels == 1 && v.bits == 16 &&
+        v.frames > 0) {
+        if (v.rate != rate)
+            return s2s_err_set(err, S2S_EDATA,
+                               "sample %s %s: audio is at %d Hz but the features need %d Hz: run "
+                               "s2s-resample --rate %d first",
+                               s->key, m->suffix, v.rate, rate, rate);
+        const int16_t *xs = (const int16_t *)(const void *)v.data;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (((uintptr_t)v.data & 1) != 0) /* misaligned: copy */
+#endif
+        {
+            if (v.frames > t->pcm_cap) {
+                int16_t *p = realloc(t->pcm, v.frames * sizeof *p);
+                if (!p) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+                t->pcm = p;
+                t->pcm_cap = v.frames;
+            }
+            for (size_t i = 0; i < v.frames; i++)
+                t->pcm[i] = (int16_t)(uint16_t)(v.data[2 * i] | v.data[2 * i + 1] << 8);
+            xs = t->pcm;
+        }
+        return tok_audio(t, xs, NULL, v.frames, nf, txt, len, err);
+    }
+    s2s_audio a;
+    memset(&a, 0, sizeof a);
+    int rc = decode_member(s, m, rate, &a, err);
+    if (rc == 0) rc = tok_audio(t, NULL, a.samples, a.n, nf, txt, len, err);
+    s2s_audio_free(&a);
+    return rc;
+}
+
 static int tok_sample(tok_ctx *t, s2s_sample *s, s2s_err *err) {
     const s2s_fbank_opts *fo = s2s_codebook_fbank_opts(t->cb);
-    size_t dim = s2s_codebook_dim(t->cb);
     json_t *frames = json_object();
     if (!frames) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
     size_t n0 = s->n_members, naudio = 0;
@@ -167,42 +244,15 @@ static int tok_sample(tok_ctx *t, s2s_sample *s, s2s_err *err) {
     for (size_t i = 0; i < n0 && rc == 0; i++) {
         size_t sl;
         if (!audio_member(s->members[i].suffix, &sl)) continue;
-        s2s_audio a;
-        memset(&a, 0, sizeof a);
-        if ((rc = decode_member(s, &s->members[i], fo->rate, &a, err)) < 0) {
-            s2s_audio_free(&a);
-            break;
-        }
-        size_t nf = s2s_fbank_n_frames(t->fb, a.n);
-        if ((rc = grow(&t->feat, &t->cap, nf * dim, err)) < 0) {
-            s2s_audio_free(&a);
-            break;
-        }
-        if (nf > t->ucap) {
-            int32_t *u = realloc(t->units, nf * sizeof *u);
-            if (!u) {
-                s2s_audio_free(&a);
-                rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
-                break;
-            }
-            t->units = u;
-            t->ucap = nf;
-        }
-        long got = s2s_fbank_compute(t->fb, a.samples, a.n, t->feat, err);
-        s2s_audio_free(&a);
-        if (got < 0) {
-            rc = s2s_err_prefix(err, "sample %s %s: ", s->key, s->members[i].suffix);
-            break;
-        }
-        if ((rc = s2s_codebook_assign(t->cb, t->feat, nf, t->units, err)) < 0) break;
-        size_t len;
-        char *txt = s2s_units_format(t->units, nf, &len);
+        size_t nf = 0, len = 0;
+        char *txt = NULL;
+        if ((rc = tok_member(t, s, &s->members[i], &nf, &txt, &len, err)) < 0) break;
         char stem[256], suffix[270];
         if (sl >= sizeof stem) sl = sizeof stem - 1;
         memcpy(stem, s->members[i].suffix, sl);
         stem[sl] = 0;
         snprintf(suffix, sizeof suffix, "%s.units", stem);
-        if (!txt || json_object_set_new(frames, stem, json_integer((json_int_t)nf)) < 0) {
+        if (json_object_set_new(frames, stem, json_integer((json_int_t)nf)) < 0) {
             free(txt);
             rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
             break;
@@ -428,6 +478,7 @@ static int run_tokenize(s2s_reader *r, s2s_writer *w, const s2s_codebook *cb, in
         s2s_fbank_free(ctx[i].fb);
         free(ctx[i].feat);
         free(ctx[i].units);
+        free(ctx[i].pcm);
     }
     free(ctx);
     return rc;

@@ -80,9 +80,22 @@ const json_t *s2s_codebook_info(const s2s_codebook *cb);
 int s2s_codebook_assign(const s2s_codebook *cb, const float *x, size_t n, int32_t *units,
                         s2s_err *err);
 
+/* s2s_codebook_assign with a chosen kernel, for the test that proves the kernels agree:
+ * impl 0 portable C, 1 AVX2, -1 the best the CPU has (what s2s_codebook_assign uses). best
+ * (optional) gets each frame's winning score ||c||^2 - 2 x.c. Returns 0, S2S_EUNSUP (kernel not
+ * available here), S2S_EINVAL (other impl) or S2S_ENOMEM. */
+int s2s_codebook_assign_impl(const s2s_codebook *cb, const float *x, size_t n, int32_t *units,
+                             float *best, int impl, s2s_err *err);
+
 /* Formats units as text (docs/stream.md): decimal integers separated by single spaces, no
  * newline; n = 0 gives an empty string. Returns a malloc'd string (length in *len) or NULL on
  * ENOMEM. */
 char *s2s_units_format(const int32_t *units, size_t n, size_t *len);
+/* The same text written into out (not NUL-terminated), preceded by one space when
+ * leading_space (to continue a text chunk by chunk). Returns the bytes written. out must hold
+ * s2s_units_text_max(n, k) bytes when every unit is below k. */
+size_t s2s_units_format_to(const int32_t *units, size_t n, int leading_space, char *out);
+/* Bytes that always suffice for the text of n units below k, plus a terminating NUL. */
+size_t s2s_units_text_max(size_t n, size_t k);
 
 #endif

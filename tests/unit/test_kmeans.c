@@ -290,6 +290,14 @@ static void test_train_errors_and_units_text(void **state) {
     assert_string_equal(s, "");
     assert_int_equal(len, 0);
     free(s);
+    /* chunked: the same text */
+    char buf[64];
+    assert_true(s2s_units_text_max(5, 1234568) <= sizeof buf);
+    assert_int_equal(s2s_units_text_max(3, 100), 3 * 3 + 2);
+    size_t l2 = s2s_units_format_to(u, 2, 0, buf);
+    l2 += s2s_units_format_to(u + 2, 3, 1, buf + l2);
+    buf[l2] = 0;
+    assert_string_equal(buf, "0 17 5 99 1234567");
 }
 
 /* Threads only split per-frame work: the centres are the same bytes for any count. */
@@ -316,12 +324,86 @@ static void test_threads_same_result(void **state) {
     free(x);
 }
 
+/* The portable and the AVX2 kernels give the same units and the same score bits, equal to the
+ * scalar definition (||c||^2 in double rounded to float, then + (-2 x[d]) c[d] for d in
+ * order), on random data with exact ties (values on a 0.5 grid, duplicated centres: the lowest
+ * index must win). */
+static void test_kernels_bit_identical(void **state) {
+    (void)state;
+    s2s_rng r;
+    s2s_rng_seed(&r, 11);
+    const size_t ks[3] = {100, 37, 8}, dims[3] = {80, 8, 3};
+    for (int v = 0; v < 3; v++) {
+        size_t k = ks[v], D = dims[v], N = 1003;
+        float *c = malloc(k * D * sizeof *c), *x = malloc(N * D * sizeof *x);
+        float *b0 = malloc(N * sizeof *b0), *b1 = malloc(N * sizeof *b1);
+        int32_t *u0 = malloc(N * sizeof *u0), *u1 = malloc(N * sizeof *u1);
+        assert_true(c && x && b0 && b1 && u0 && u1);
+        for (size_t i = 0; i < k * D; i++)
+            c[i] = (float)(s2s_rng_below(&r, 9)) * 0.5f - 2.0f;
+        memcpy(c + (k - 1) * D, c + 1 * D, D * sizeof *c); /* centre k-1 = centre 1 */
+        for (size_t i = 0; i < N * D; i++)
+            x[i] = v == 0 ? (float)(gauss(&r) * 2) : (float)(s2s_rng_below(&r, 9)) * 0.5f - 2.0f;
+        s2s_fbank_opts fo;
+        s2s_fbank_opts_default(&fo);
+        fo.n_mels = (int)D;
+        s2s_err err;
+        s2s_err_clear(&err);
+        s2s_codebook *cb = s2s_codebook_new(c, k, D, &fo, NULL, &err);
+        assert_non_null(cb);
+        assert_int_equal(s2s_codebook_assign_impl(cb, x, N, u0, b0, 0, &err), 0);
+        int rc = s2s_codebook_assign_impl(cb, x, N, u1, b1, 1, &err);
+        if (rc == 0) {
+            assert_memory_equal(u0, u1, N * sizeof *u0);
+            assert_memory_equal(b0, b1, N * sizeof *b0);
+        } else {
+            assert_int_equal(rc, S2S_EUNSUP);
+            print_message("no AVX2 on this CPU: only the portable kernel tested\n");
+        }
+        assert_int_equal(s2s_codebook_assign_impl(cb, x, N, u1, NULL, 5, &err), S2S_EINVAL);
+        size_t ties = 0;
+        for (size_t i = 0; i < N; i++) {
+            float best = 0;
+            int32_t bi = -1;
+            size_t nbest = 0;
+            for (size_t j = 0; j < k; j++) {
+                double n2 = 0;
+                for (size_t d = 0; d < D; d++)
+                    n2 += (double)c[j * D + d] * c[j * D + d];
+                float a = (float)n2;
+                for (size_t d = 0; d < D; d++)
+                    a += -2.0f * x[i * D + d] * c[j * D + d];
+                if (bi < 0 || a < best) {
+                    best = a;
+                    bi = (int32_t)j;
+                    nbest = 1;
+                } else if (a == best) {
+                    nbest++;
+                }
+            }
+            ties += nbest > 1;
+            if (u0[i] != bi || memcmp(&b0[i], &best, sizeof best) != 0)
+                fail_msg("k %zu frame %zu: unit %d score %a, scalar definition %d %a", k, i, u0[i],
+                         (double)b0[i], bi, (double)best);
+        }
+        if (v > 0) assert_true(ties > 0); /* the grid data does make ties */
+        s2s_codebook_free(cb);
+        free(c);
+        free(x);
+        free(b0);
+        free(b1);
+        free(u0);
+        free(u1);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_recovers_clusters),
                                        cmocka_unit_test(test_same_seed_same_bytes),
                                        cmocka_unit_test(test_assign_brute_force),
                                        cmocka_unit_test(test_file_round_trip_and_errors),
                                        cmocka_unit_test(test_train_errors_and_units_text),
-                                       cmocka_unit_test(test_threads_same_result)};
+                                       cmocka_unit_test(test_threads_same_result),
+                                       cmocka_unit_test(test_kernels_bit_identical)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
