@@ -291,7 +291,20 @@ int s2s_wav_pcm_view(const void *buf, size_t size, s2s_wav_pcm *out) {
  * reader's downmix (float sum in channel order, then / channels): bit-identical results. */
 static void pcm_to_float(const unsigned char *src, size_t n, int ch, int bits, float *dst) {
     if (ch == 1 && bits == 16) {
-        for (size_t i = 0; i < n; i++)
+        size_t i = 0;
+#if defined(__SSE2__)
+        /* 8 at a time: sign-extend to 32 bits, convert (exact), scale by 2^-15 (exact): the
+         * same floats as the loop below. x86 is little-endian, as the file. */
+        const __m128 scale = _mm_set1_ps(1.0f / 32768.0f);
+        for (; i + 8 <= n; i += 8) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(src + 2 * i));
+            __m128i lo = _mm_srai_epi32(_mm_unpacklo_epi16(v, v), 16);
+            __m128i hi = _mm_srai_epi32(_mm_unpackhi_epi16(v, v), 16);
+            _mm_storeu_ps(dst + i, _mm_mul_ps(_mm_cvtepi32_ps(lo), scale));
+            _mm_storeu_ps(dst + i + 4, _mm_mul_ps(_mm_cvtepi32_ps(hi), scale));
+        }
+#endif
+        for (; i < n; i++)
             dst[i] = (float)(int16_t)le16(src + 2 * i) * (1.0f / 32768.0f);
         return;
     }
@@ -820,12 +833,17 @@ static void f2s16_block(const float *x, short *out, size_t n) {
         out[i] = f2s16(x[i]);
 }
 
+/* 16-bit mono WAV is written here (the 44-byte header libsndfile writes, then the samples);
+ * float WAV and FLAC through libsndfile. */
 struct s2s_audio_writer {
-    SNDFILE *sf;
-    membuf m;
-    int format;
+    SNDFILE *sf; /* NULL: 16-bit WAV written here */
+    membuf m;    /* libsndfile's output, or ours: data/cap (memory) or fd1 */
+    int format, rate;
+    size_t n; /* samples written (16-bit WAV) */
     short blk[8192];
 };
+
+enum { WAV_HDR = 44 };
 
 void s2s_audio_writer_abort(s2s_audio_writer *w) {
     if (!w) return;
@@ -864,6 +882,8 @@ static s2s_audio_writer *writer_new(int fd, int rate, int container, int sample_
     w->m.writable = 1;
     w->m.fd1 = fd + 1;
     w->format = sample_format;
+    w->rate = rate;
+    if (container == S2S_AUDIO_WAV && sample_format == S2S_AUDIO_S16) return w;
     SF_INFO info;
     memset(&info, 0, sizeof info);
     info.samplerate = rate;
@@ -894,13 +914,95 @@ s2s_audio_writer *s2s_audio_writer_new_fd(int fd, int rate, int container, int s
     return writer_new(fd, rate, container, sample_format, err);
 }
 
+/* 16-bit WAV in memory: room for the header and `more` samples after the n written. */
+static int wav_room(s2s_audio_writer *w, size_t more, s2s_err *err) {
+    if (more > (UINT32_MAX - WAV_HDR) / 2 - w->n)
+        return s2s_err_set(err, S2S_EINVAL, "too long for a WAV file (4 GB)");
+    size_t need = WAV_HDR + 2 * (w->n + more);
+    if (need <= (size_t)w->m.cap) return 0;
+    size_t cap = w->m.cap ? (size_t)w->m.cap : 65536;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    unsigned char *d = realloc(w->m.data, cap);
+    if (!d) return s2s_err_set(err, S2S_ENOMEM, "out of memory encoding audio");
+    w->m.data = d;
+    w->m.cap = (sf_count_t)cap;
+    return 0;
+}
+
+int s2s_audio_writer_reserve(s2s_audio_writer *w, size_t n, s2s_err *err) {
+    if (w->sf || w->m.fd1 || n > (UINT32_MAX - WAV_HDR) / 2 - w->n) return 0; /* only a hint */
+    size_t need = WAV_HDR + 2 * (w->n + n);
+    if (need <= (size_t)w->m.cap) return 0;
+    unsigned char *d = realloc(w->m.data, need);
+    if (!d) return s2s_err_set(err, S2S_ENOMEM, "out of memory encoding audio");
+    w->m.data = d;
+    w->m.cap = (sf_count_t)need;
+    return 0;
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+static void to_le16(short *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        s[i] = (short)__builtin_bswap16((uint16_t)s[i]);
+}
+#else
+static void to_le16(short *s, size_t n) {
+    (void)s, (void)n;
+}
+#endif
+
+/* 16-bit WAV: appends s[0..n-1] (NULL: x[0..n-1] converted with f2s16). */
+static int wav_put(s2s_audio_writer *w, const short *s, const float *x, size_t n, s2s_err *err) {
+    if (!w->m.fd1) {
+        int rc = wav_room(w, n, err);
+        if (rc < 0) return rc;
+        short *dst = (short *)(void *)(w->m.data + WAV_HDR + 2 * w->n);
+        if (s)
+            memcpy(dst, s, n * sizeof *s);
+        else
+            f2s16_block(x, dst, n);
+        to_le16(dst, n);
+        w->n += n;
+        return 0;
+    }
+    const size_t cap = sizeof w->blk / sizeof w->blk[0];
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < cap ? n - done : cap;
+        if (k > (UINT32_MAX - WAV_HDR) / 2 - w->n)
+            return s2s_err_set(err, S2S_EINVAL, "too long for a WAV file (4 GB)");
+        if (s)
+            memcpy(w->blk, s + done, k * sizeof *s);
+        else
+            f2s16_block(x + done, w->blk, k);
+        to_le16(w->blk, k);
+        if (fd_write_at(w->m.fd1 - 1, w->blk, 2 * k, WAV_HDR + 2 * w->n) < 0)
+            return s2s_err_errno(err, "encoding audio failed: writing the file");
+        w->n += k;
+        done += k;
+    }
+    return 0;
+}
+
+/* The header libsndfile writes for 16-bit mono PCM WAV (SF_FORMAT_WAV | SF_FORMAT_PCM_16). */
+static void wav_header(unsigned char *h, int rate, size_t n) {
+    uint32_t data = (uint32_t)(2 * n), r = (uint32_t)rate, v[] = {36 + data, 16, r, 2 * r, data};
+    memcpy(h, "RIFF\0\0\0\0WAVEfmt \0\0\0\0\1\0\1\0\0\0\0\0\0\0\0\0\2\0\20\0data\0\0\0\0", 44);
+    const int at[] = {4, 16, 24, 28, 40};
+    for (int i = 0; i < 5; i++)
+        for (int b = 0; b < 4; b++)
+            h[at[i] + b] = (unsigned char)(v[i] >> (8 * b));
+}
+
 static int write_s16(s2s_audio_writer *w, const short *s, size_t n, s2s_err *err) {
+    if (!w->sf) return wav_put(w, s, NULL, n, err);
     if (sf_writef_short(w->sf, s, (sf_count_t)n) != (sf_count_t)n)
         return s2s_err_set(err, S2S_EIO, "encoding audio failed: %s", sf_strerror(w->sf));
     return 0;
 }
 
 int s2s_audio_writer_write(s2s_audio_writer *w, const float *x, size_t n, s2s_err *err) {
+    if (!w->sf) return wav_put(w, NULL, x, n, err);
     if (w->format == S2S_AUDIO_F32) {
         if (sf_writef_float(w->sf, x, (sf_count_t)n) != (sf_count_t)n)
             return s2s_err_set(err, S2S_EIO, "encoding audio failed: %s", sf_strerror(w->sf));
@@ -921,6 +1023,22 @@ int s2s_audio_writer_finish(s2s_audio_writer *w, unsigned char **out, size_t *ou
                             s2s_err *err) {
     *out = NULL;
     *outsize = 0;
+    if (!w->sf) { /* 16-bit WAV: the header now that the length is known */
+        int rc = w->m.fd1 ? 0 : wav_room(w, 0, err);
+        unsigned char h[WAV_HDR];
+        wav_header(h, w->rate, w->n);
+        if (rc == 0 && !w->m.fd1) memcpy(w->m.data, h, WAV_HDR);
+        if (rc == 0 && w->m.fd1 && fd_write_at(w->m.fd1 - 1, h, WAV_HDR, 0) < 0)
+            rc = s2s_err_errno(err, "encoding audio failed: writing the file");
+        if (rc < 0) {
+            s2s_audio_writer_abort(w);
+            return rc;
+        }
+        *out = w->m.fd1 ? NULL : w->m.data;
+        *outsize = WAV_HDR + 2 * w->n;
+        free(w);
+        return 0;
+    }
     int bad = sf_close(w->sf) != 0;
     w->sf = NULL;
     if (bad) {

@@ -1,20 +1,16 @@
-/* resample.c — one streaming handle over libswresample (soxr engine) and libsamplerate. */
+/* resample.c — one streaming handle over libsoxr (called directly) and libsamplerate. */
 #include "s2s/resample.h"
 
 #include <samplerate.h>
+#include <soxr.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <libavutil/channel_layout.h>
-#include <libavutil/error.h>
-#include <libavutil/opt.h>
-#include <libswresample/swresample.h>
-
 struct s2s_resampler {
     int engine, in_rate, out_rate, flushed;
     SRC_STATE *src;
-    SwrContext *swr;
+    soxr_t sox;
     /* carry[0..n_carry-1]: converted, not yet handed out; the first `given` of them were handed
      * out by the previous call and are dropped at the start of the next. */
     float *carry;
@@ -22,7 +18,7 @@ struct s2s_resampler {
     int64_t total_in, total_out;
 };
 
-static const char *const engine_names[] = {"swr", "src"};
+static const char *const engine_names[] = {"soxr", "src"};
 static const char *const quality_names[] = {"best", "medium", "fastest"};
 
 const char *s2s_resample_engine_name(int e) {
@@ -34,6 +30,7 @@ const char *s2s_resample_quality_name(int q) {
 int s2s_resample_parse_engine(const char *s) {
     for (int i = 0; s && i < 2; i++)
         if (strcmp(s, engine_names[i]) == 0) return i;
+    if (s && strcmp(s, "swr") == 0) return S2S_RS_SOXR; /* the name before 0.2.0: same samples */
     return -1;
 }
 int s2s_resample_parse_quality(const char *s) {
@@ -60,11 +57,11 @@ static int reserve(s2s_resampler *r, size_t extra, s2s_err *err) {
     return 0;
 }
 
-/* Soxr precision (bits) for our qualities. Sox's own default (-h) is 20 bits; measured here
- * (docs/resample.md) 24 bits rejects the stop band by 155 dB against sox's 148 and 20 bits' 138,
- * at 1.3 s of CPU per hour of 22.05 kHz speech against 1.0 s for 20 bits, so 24 is the default
- * (medium); 28 = sox -v; 20 = sox -h's precision, the fastest that still matches sox's passband. */
-static const double swr_precision[] = {28, 24, 20};
+/* Soxr precision (bits) for our qualities: best 28 (sox -v), medium 20 (sox's default -h, the
+ * default: the output is 16-bit, whose own floor is ~98 dB, and 20 bits runs soxr's
+ * single-precision SSE code, ~30 % less CPU than 24), fastest 16 (sox -m's precision).
+ * Measured effect of each: docs/resample.md. */
+static const double soxr_precision[] = {28, 20, 16};
 static const int src_types[] = {SRC_SINC_BEST_QUALITY, SRC_SINC_MEDIUM_QUALITY, SRC_SINC_FASTEST};
 
 s2s_resampler *s2s_resampler_new(int engine, int quality, int in_rate, int out_rate, s2s_err *err) {
@@ -96,23 +93,22 @@ s2s_resampler *s2s_resampler_new(int engine, int quality, int in_rate, int out_r
         }
         return r;
     }
-    AVChannelLayout mono = AV_CHANNEL_LAYOUT_MONO;
-    int e = swr_alloc_set_opts2(&r->swr, &mono, AV_SAMPLE_FMT_FLT, out_rate, &mono,
-                                AV_SAMPLE_FMT_FLT, in_rate, 0, NULL);
-    if (e >= 0) e = av_opt_set(r->swr, "resampler", "soxr", 0);
-    if (e >= 0) e = av_opt_set_double(r->swr, "precision", swr_precision[quality], 0);
-    /* soxr's 0 dB passband edge; 0.95 of Nyquist as in sox's rate effect (swr's soxr default is
-     * 0.91, which cuts 7.3-7.6 kHz of 16 kHz speech that sox keeps). */
-    if (e >= 0) e = av_opt_set_double(r->swr, "cutoff", 0.95, 0);
-    /* cheby: flat passband (soxr's default rolls off by up to 0.01 dB, which alone limits a
-     * 7 kHz tone to ~80 dB SNR) — measured free in time, see docs/resample.md. */
-    if (e >= 0) e = av_opt_set_int(r->swr, "cheby", 1, 0);
-    if (e >= 0) e = swr_init(r->swr);
-    if (e < 0) {
-        char b[AV_ERROR_MAX_STRING_SIZE] = "";
-        av_strerror(e, b, sizeof b);
-        s2s_err_set(err, S2S_EUNSUP, "libswresample with soxr: %s", b);
-        swr_free(&r->swr);
+    /* As libswresample's soxr resampler sets it up (resampler=soxr precision=P cutoff=0.95
+     * cheby=1), so the samples are those of the 0.1 releases, which went through it: recipe
+     * (P - 2) / 4, flat passband (ROLLOFF_NONE) and the high-precision clock; the passband up to
+     * 95 % of the output Nyquist frequency as in sox's rate effect (soxr's own default for
+     * 20 bits is 91 %, which cuts 7.3-7.6 kHz of 16 kHz speech that sox keeps). */
+    double prec = soxr_precision[quality];
+    soxr_quality_spec_t q =
+        soxr_quality_spec((unsigned long)((prec - 2) / 4), SOXR_HI_PREC_CLOCK | SOXR_ROLLOFF_NONE);
+    q.precision = prec;
+    q.passband_end = 0.95;
+    soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
+    soxr_runtime_spec_t rt = soxr_runtime_spec(1);
+    soxr_error_t e = NULL;
+    r->sox = soxr_create(in_rate, out_rate, 1, &e, &io, &q, &rt);
+    if (!r->sox) {
+        s2s_err_set(err, S2S_EUNSUP, "libsoxr: %s", e ? e : "cannot create the resampler");
         free(r);
         return NULL;
     }
@@ -122,14 +118,14 @@ s2s_resampler *s2s_resampler_new(int engine, int quality, int in_rate, int out_r
 void s2s_resampler_free(s2s_resampler *r) {
     if (!r) return;
     if (r->src) src_delete(r->src);
-    swr_free(&r->swr);
+    soxr_delete(r->sox);
     free(r->carry);
     free(r);
 }
 
 /* Runs the engine on in[0..n-1] (in NULL: end of input), appending to carry. */
 static int run(s2s_resampler *r, const float *in, size_t n, int eof, s2s_err *err) {
-    if (!r->src && !r->swr) { /* equal rates */
+    if (!r->src && !r->sox) { /* equal rates */
         if (reserve(r, n, err) < 0) return S2S_ENOMEM;
         if (n) memcpy(r->carry + r->n_carry, in, n * sizeof *in);
         r->n_carry += n;
@@ -161,23 +157,22 @@ static int run(s2s_resampler *r, const float *in, size_t n, int eof, s2s_err *er
         }
         return 0;
     }
+    /* soxr takes what fits the output room and keeps the rest of its input to itself only up to
+     * that room: loop until everything is taken (and, at the end, until nothing more comes). */
     size_t used = 0;
     for (;;) {
-        size_t chunk = n - used > 65536 ? 65536 : n - used;
-        int want = swr_get_out_samples(r->swr, (int)chunk);
-        if (want < 0) want = 0;
-        if (reserve(r, (size_t)want + 256, err) < 0) return S2S_ENOMEM;
-        uint8_t *o = (uint8_t *)(r->carry + r->n_carry);
-        const uint8_t *i = (const uint8_t *)(in + used);
-        int got = swr_convert(r->swr, &o, want + 256, chunk || !eof ? &i : NULL, (int)chunk);
-        if (got < 0) {
-            char b[AV_ERROR_MAX_STRING_SIZE] = "";
-            av_strerror(got, b, sizeof b);
-            return s2s_err_set(err, S2S_EUNSUP, "libswresample: %s", b);
-        }
-        r->n_carry += (size_t)got;
-        used += chunk;
-        if (used >= n && (!eof || got == 0)) break;
+        size_t room = (size_t)((double)(n - used) * ratio) + 1024;
+        if (reserve(r, room, err) < 0) return S2S_ENOMEM;
+        size_t idone = 0, odone = 0;
+        soxr_error_t e =
+            eof ? soxr_process(r->sox, NULL, 0, NULL, r->carry + r->n_carry, room, &odone)
+                : soxr_process(r->sox, in + used, n - used, &idone, r->carry + r->n_carry, room,
+                               &odone);
+        if (e) return s2s_err_set(err, S2S_EUNSUP, "libsoxr: %s", e);
+        used += idone;
+        r->n_carry += odone;
+        if (eof ? odone == 0 : used >= n) break;
+        if (!idone && !odone) return s2s_err_set(err, S2S_EUNSUP, "libsoxr made no progress");
     }
     return 0;
 }

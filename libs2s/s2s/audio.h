@@ -6,8 +6,9 @@
  * WAV codecs, ...) through libavformat/libavcodec reading from the memory buffer.
  *
  * Encoding writes mono float or 16-bit samples as WAV (16-bit PCM or 32-bit float) or FLAC
- * (16-bit) through libsndfile, deterministically: no PEAK chunk, no timestamps, no strings, so
- * the same samples give the same bytes.
+ * (16-bit), deterministically: no PEAK chunk, no timestamps, no strings, so the same samples
+ * give the same bytes. 16-bit WAV is written here (libsndfile's 44-byte header, then the
+ * samples, no copy through libsndfile), float WAV and FLAC through libsndfile.
  *
  * libav prints its own warnings on stderr unless the program lowers its (process-wide) log
  * level, e.g. av_log_set_level(AV_LOG_QUIET): the library leaves that global alone.
@@ -89,6 +90,9 @@ s2s_audio_writer *s2s_audio_writer_new(int rate, int container, int sample_forma
  * the file's length. The bytes are the same as in memory. fd is not closed. */
 s2s_audio_writer *s2s_audio_writer_new_fd(int fd, int rate, int container, int sample_format,
                                           s2s_err *err);
+/* Room for n more samples in an in-memory 16-bit WAV (one allocation instead of a growing
+ * buffer); only a hint: no effect on other writers or on the bytes. Returns 0 or S2S_ENOMEM. */
+int s2s_audio_writer_reserve(s2s_audio_writer *w, size_t n, s2s_err *err);
 /* Appends x[0..n-1] (mono). */
 int s2s_audio_writer_write(s2s_audio_writer *w, const float *x, size_t n, s2s_err *err);
 /* Ends the file: *out (malloc'd, caller frees), *outsize. Frees w, also on failure. */

@@ -1,9 +1,15 @@
 /* s2s/resample.h — streaming sample-rate conversion of float mono audio, two engines.
  *
- * S2S_RS_SWR: libswresample with its soxr engine (resampler=soxr), the passband set to 95 % of
- *   the output Nyquist like sox's rate effect, flat passband (soxr "cheby"). Quality = soxr
- *   precision in bits: best 28 (as sox -v), medium 24 (the default: better than sox's default
- *   -h in passband SNR and stop-band rejection, and faster), fastest 20 (sox -h's precision).
+ * S2S_RS_SOXR: libsoxr, called directly, set up as libswresample's soxr resampler was in 0.1
+ *   (same samples for the same precision): passband up to 95 % of the output Nyquist like sox's
+ *   rate effect, flat passband (soxr "cheby"). Quality = soxr precision in bits: best 28 (as
+ *   sox -v), medium 20 (the default; sox's default -h precision: the output is 16-bit anyway),
+ *   fastest 16 (sox -m's). Engine name "soxr"; "swr" (0.1's name) is parsed as an alias.
+ *   libsoxr reads SOXR_* environment variables (SIMD use, DFT sizes, coefficient interpolation,
+ *   threads) that change its output: a program that wants reproducible bytes unsets them
+ *   (s2s-resample does). At <= 20 bits soxr runs its single-precision SSE code on every x86-64
+ *   CPU; at 28 bits its double-precision code, whose AVX path is picked at run time (see
+ *   docs/resample.md for what that does to the bytes).
  * S2S_RS_SRC: libsamplerate, quality best/medium/fastest = SRC_SINC_BEST_QUALITY /
  *   SRC_SINC_MEDIUM_QUALITY / SRC_SINC_FASTEST.
  * Measured speed and quality of each: docs/resample.md (bench/resample.sh).
@@ -17,11 +23,12 @@
 #include "s2s/err.h"
 #include <stddef.h>
 
-enum { S2S_RS_SWR = 0, S2S_RS_SRC = 1 };                         /* engines */
+enum { S2S_RS_SOXR = 0, S2S_RS_SRC = 1 };                        /* engines */
+#define S2S_RS_SWR S2S_RS_SOXR                                   /* 0.1's name of the soxr engine */
 enum { S2S_RS_BEST = 0, S2S_RS_MEDIUM = 1, S2S_RS_FASTEST = 2 }; /* qualities */
 
 /* The default engine and quality (chosen by measurement, see docs/resample.md). */
-#define S2S_RS_DEFAULT_ENGINE S2S_RS_SWR
+#define S2S_RS_DEFAULT_ENGINE S2S_RS_SOXR
 #define S2S_RS_DEFAULT_QUALITY S2S_RS_MEDIUM
 
 typedef struct s2s_resampler s2s_resampler;
@@ -51,7 +58,8 @@ int s2s_resample_buffer(int engine, int quality, const float *in, size_t n, int 
 /* Expected output length for n input samples: round(n * out_rate / in_rate). */
 size_t s2s_resample_out_len(size_t n, int in_rate, int out_rate);
 
-/* Names: "swr"/"src" and "best"/"medium"/"fastest"; parse returns the enum or -1. */
+/* Names: "soxr"/"src" and "best"/"medium"/"fastest"; parse returns the enum or -1 ("swr" is
+ * parsed as "soxr"). */
 const char *s2s_resample_engine_name(int engine);
 const char *s2s_resample_quality_name(int quality);
 int s2s_resample_parse_engine(const char *s);

@@ -62,17 +62,17 @@ typedef struct {
 } case_t;
 
 /* Thresholds, from what each converter is specified to do (docs/resample.md has the measured
- * figures). soxr (flat passband up to 95 % of Nyquist): a float tone comes out at about
- * 6 dB x precision: 20 bits (fastest) ~130 dB, so > 110; 24 and 28 bits reach the float floor
- * (~150), so > 120. libsamplerate best reaches the float floor too (> 120); medium's and
- * fastest's SNR spec is 97 dB with narrower bands (90 %, 80 %): > 80 and > 70 for tones inside.
+ * figures). soxr (flat passband up to 95 % of Nyquist): 20 bits (medium) runs in single
+ * precision, ~131 dB on a tone, so > 120; 28 bits (best) reaches the float floor (~150), so
+ * > 120; 16 bits (fastest) > 110. libsamplerate best reaches the float floor too (> 120); medium's
+ * and fastest's SNR spec is 97 dB with narrower bands (90 %, 80 %): > 80 and > 70 for tones inside.
  * Stop band: a 9 kHz tone (-9 dBFS) resampled to 16 kHz must vanish: soxr rejects ~6 dB x
- * precision (20 bits: ~125 dB), so below -110 dB (24/28 bits: -120); libsamplerate specifies
+ * precision (16 bits: below -110 dB; 20 and 28 bits: -120); libsamplerate specifies
  * 97 dB for all three converters, so below -90. */
 static const case_t cases[] = {
-    {S2S_RS_SWR, S2S_RS_MEDIUM, 120, -120},  {S2S_RS_SWR, S2S_RS_BEST, 120, -120},
-    {S2S_RS_SWR, S2S_RS_FASTEST, 110, -110}, {S2S_RS_SRC, S2S_RS_BEST, 120, -100},
-    {S2S_RS_SRC, S2S_RS_MEDIUM, 80, -100},   {S2S_RS_SRC, S2S_RS_FASTEST, 70, -90},
+    {S2S_RS_SOXR, S2S_RS_MEDIUM, 120, -120},  {S2S_RS_SOXR, S2S_RS_BEST, 120, -120},
+    {S2S_RS_SOXR, S2S_RS_FASTEST, 110, -110}, {S2S_RS_SRC, S2S_RS_BEST, 120, -100},
+    {S2S_RS_SRC, S2S_RS_MEDIUM, 80, -100},    {S2S_RS_SRC, S2S_RS_FASTEST, 70, -90},
 };
 
 static void run_case(const case_t *c, int in_rate, int out_rate, double f) {
@@ -168,7 +168,7 @@ static void test_equal_rates_and_tiny(void **state) {
     size_t m;
     s2s_err err;
     assert_int_equal(
-        s2s_resample_buffer(S2S_RS_SWR, S2S_RS_MEDIUM, x, 5, 16000, 16000, &y, &m, &err), 0);
+        s2s_resample_buffer(S2S_RS_SOXR, S2S_RS_MEDIUM, x, 5, 16000, 16000, &y, &m, &err), 0);
     assert_int_equal(m, 5);
     assert_memory_equal(x, y, sizeof x);
     free(y);
@@ -186,19 +186,20 @@ static void test_errors_and_names(void **state) {
     (void)state;
     s2s_err err;
     s2s_err_clear(&err);
-    assert_null(s2s_resampler_new(S2S_RS_SWR, S2S_RS_MEDIUM, 0, 16000, &err));
+    assert_null(s2s_resampler_new(S2S_RS_SOXR, S2S_RS_MEDIUM, 0, 16000, &err));
     assert_int_equal(err.code, S2S_EINVAL);
     assert_non_null(strstr(err.msg, "sample rates"));
     assert_null(s2s_resampler_new(7, S2S_RS_MEDIUM, 8000, 16000, &err));
     assert_int_equal(err.code, S2S_EINVAL);
     assert_null(s2s_resampler_new(S2S_RS_SRC, 9, 8000, 16000, &err));
-    assert_int_equal(s2s_resample_parse_engine("swr"), S2S_RS_SWR);
+    assert_int_equal(s2s_resample_parse_engine("soxr"), S2S_RS_SOXR);
+    assert_int_equal(s2s_resample_parse_engine("swr"), S2S_RS_SOXR); /* 0.1's name */
     assert_int_equal(s2s_resample_parse_engine("src"), S2S_RS_SRC);
     assert_int_equal(s2s_resample_parse_engine("sox"), -1);
     assert_int_equal(s2s_resample_parse_quality("best"), S2S_RS_BEST);
     assert_int_equal(s2s_resample_parse_quality("fastest"), S2S_RS_FASTEST);
     assert_int_equal(s2s_resample_parse_quality(NULL), -1);
-    assert_string_equal(s2s_resample_engine_name(S2S_RS_DEFAULT_ENGINE), "swr");
+    assert_string_equal(s2s_resample_engine_name(S2S_RS_DEFAULT_ENGINE), "soxr");
     assert_string_equal(s2s_resample_quality_name(S2S_RS_DEFAULT_QUALITY), "medium");
     assert_null(s2s_resample_quality_name(3));
 }
