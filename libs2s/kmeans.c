@@ -141,16 +141,21 @@ static void search_free(search *s) {
 }
 
 /* Nearest centre for n frames; best[i] (optional) gets the score ||c||^2 - 2 x.c. acc holds
- * 4 * kp floats. */
+ * 4 * (kp + dim) floats. */
 static void search_run(const search *s, const float *x, size_t n, int32_t *units, float *best,
                        float *acc) {
     size_t kp = s->kp, dim = s->dim;
     float *const a[4] = {acc, acc + kp, acc + 2 * kp, acc + 3 * kp};
+    float *v = acc + 4 * kp; /* 4 x dim: -2 x of the 4 frames (exact), once for all blocks */
     for (size_t i = 0; i < n; i += 4) {
         size_t m = n - i < 4 ? n - i : 4;
         const float *xs[4];
-        for (size_t j = 0; j < 4; j++)
-            xs[j] = x + (i + (j < m ? j : 0)) * dim;
+        for (size_t j = 0; j < 4; j++) {
+            const float *xj = x + (i + (j < m ? j : 0)) * dim;
+            for (size_t d = 0; d < dim; d++)
+                v[j * dim + d] = -2.0f * xj[d];
+            xs[j] = v + j * dim;
+        }
         score4(s->impl, s->ct, s->norm, kp, dim, xs, a);
         for (size_t j = 0; j < m; j++)
             units[i + j] = argmin(a[j], kp, best ? &best[i + j] : NULL);
@@ -198,7 +203,7 @@ static void *par_main(void *arg) {
 }
 
 /* Runs job `what` over frames [0, n) in `threads` contiguous parts; a part whose thread cannot
- * start runs in the calling thread. accs: one 4*kp scratch per part. */
+ * start runs in the calling thread. accs: one 4*(kp+dim) scratch per part. */
 static void par_for(const par_ctx *c, int what, size_t n, int threads, float **accs) {
     enum { MAXT = 64 };
     par_job jobs[MAXT];
@@ -262,13 +267,13 @@ int s2s_kmeans_train(const float *x, size_t n, size_t dim, const s2s_kmeans_opts
     }
     int nt = o->threads < 1 ? 1 : o->threads > 64 ? 64 : o->threads;
     float *accs[64];
-    float *acc = malloc((size_t)nt * 4 * s.kp * sizeof *acc);
+    float *acc = malloc((size_t)nt * 4 * (s.kp + dim) * sizeof *acc);
     if (!acc) {
         rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
         goto out;
     }
     for (int t = 0; t < nt; t++)
-        accs[t] = acc + (size_t)t * 4 * s.kp;
+        accs[t] = acc + (size_t)t * 4 * (s.kp + dim);
     par_ctx pc = {&s, x, NULL, dim, as, best, mind};
     /* k-means++ (Arthur & Vassilvitskii 2007): each next centre drawn with probability
      * proportional to the squared distance to the nearest centre so far. */
@@ -636,8 +641,8 @@ int s2s_codebook_assign_impl(const s2s_codebook *cb, const float *x, size_t n, i
         return s2s_err_set(err, S2S_EUNSUP, "the AVX2 kernel cannot run on this CPU");
     if (impl < -1 || impl > 1) return s2s_err_set(err, S2S_EINVAL, "unknown kernel %d", impl);
     if (impl >= 0) s.impl = impl;
-    float stack[4 * 1024]; /* enough for k <= 1024 */
-    size_t need = 4 * cb->s.kp;
+    float stack[4 * 1024]; /* enough for k + dim <= 1024 */
+    size_t need = 4 * (cb->s.kp + cb->s.dim);
     float *acc = need <= 4 * 1024 ? stack : malloc(need * sizeof *acc);
     if (!acc) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
     search_run(&s, x, n, units, best, acc);

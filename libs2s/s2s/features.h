@@ -95,9 +95,10 @@ int s2s_fbank_cmvn(float *out, size_t nf, size_t dim);
  * accuracy). log of 0 is -inf, of a negative number or NaN is NaN, of +inf is +inf. */
 float s2s_fbank_log(float x);
 
-/* Chooses the kernel: 0 portable C, 1 AVX2, -1 the best the CPU has (what s2s_fbank_new does).
- * Both give bit-identical features; this exists for the test that proves it. Returns the
- * kernel chosen, S2S_EUNSUP if the CPU (or build) lacks it, S2S_EINVAL for another value. */
+/* Chooses the kernel: 0 portable C (SSE2), 1 AVX2, 2 AVX-512, -1 the best the CPU has (what
+ * s2s_fbank_new does). All give bit-identical features; this exists for the test that proves
+ * it. Returns the kernel chosen, S2S_EUNSUP if the CPU (or build) lacks it, S2S_EINVAL for
+ * another value. */
 int s2s_fbank_set_impl(s2s_fbank *fb, int impl);
 
 /* The triangular mel weights of filter m over FFT bins (length s2s_fbank_fft_len/2), for tests

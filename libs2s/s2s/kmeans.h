@@ -76,7 +76,7 @@ const char *s2s_codebook_hash(const s2s_codebook *cb);
 const json_t *s2s_codebook_info(const s2s_codebook *cb);
 
 /* Nearest centre of each of n frames x[n][dim] into units[n] (ties: lowest index).
- * Thread-safe: the codebook is only read. Returns 0 or S2S_ENOMEM (scratch for k > 1024). */
+ * Thread-safe: the codebook is only read. Returns 0 or S2S_ENOMEM (scratch for k + dim > 1024). */
 int s2s_codebook_assign(const s2s_codebook *cb, const float *x, size_t n, int32_t *units,
                         s2s_err *err);
 

@@ -344,14 +344,27 @@ static void test_paths_bit_identical(void **state) {
         s2s_err err;
         assert_int_equal(s2s_fbank_set_impl(fb, 0), 0);
         assert_int_equal(s2s_fbank_compute(fb, xf, n, a, &err), (long)nf);
-        int have_avx2 = s2s_fbank_set_impl(fb, 1) == 1;
-        if (have_avx2) {
+        for (int impl = 1; impl <= 2; impl++) {
+            int rc = s2s_fbank_set_impl(fb, impl);
+            if (rc != impl) {
+                assert_int_equal(rc, S2S_EUNSUP);
+                print_message("kernel %d not available on this CPU: not tested\n", impl);
+                continue;
+            }
+            memset(b, 0, nf * D * sizeof *b);
             assert_int_equal(s2s_fbank_compute(fb, xf, n, b, &err), (long)nf);
             if (memcmp(a, b, nf * D * sizeof *a) != 0)
-                fail_msg("variant %d: AVX2 and portable features differ", variant);
-        } else {
-            print_message("no AVX2 on this CPU: only the portable kernel tested\n");
+                fail_msg("variant %d: kernel %d and the portable one differ", variant, impl);
         }
+        /* the rest with the best kernel, and the 16-bit path of every kernel */
+        for (int impl = 0; impl <= 2; impl++) {
+            if (s2s_fbank_set_impl(fb, impl) != impl) continue;
+            memset(b, 0, nf * D * sizeof *b);
+            assert_int_equal(s2s_fbank_compute_s16(fb, xs, n, b), (long)nf);
+            if (memcmp(a, b, nf * D * sizeof *a) != 0)
+                fail_msg("variant %d: kernel %d, 16-bit input differs", variant, impl);
+        }
+        assert_true(s2s_fbank_set_impl(fb, -1) >= 0);
         /* 16-bit input: same floats as the float input */
         memset(b, 0, nf * D * sizeof *b);
         assert_int_equal(s2s_fbank_compute_s16(fb, xs, n, b), (long)nf);
@@ -370,6 +383,12 @@ static void test_paths_bit_identical(void **state) {
         for (size_t i = 0; i < nf * D; i++)
             assert_true(isfinite(a[i]));
         assert_int_equal(s2s_fbank_set_impl(fb, 7), S2S_EINVAL);
+        assert_int_equal(s2s_fbank_set_impl(fb, 0), 0);
+        memset(b, 0, nf * D * sizeof *b);
+        for (size_t t = 0; t < nf; t += 16) /* portable kernel, 16-bit, whole groups */
+            s2s_fbank_frames_s16(fb, xs, n, t, 16, b + t * D);
+        if (memcmp(a, b, nf * D * sizeof *a) != 0)
+            fail_msg("variant %d: portable kernel, 16-bit input differs", variant);
         free(xs);
         free(xf);
         free(a);
