@@ -9,7 +9,8 @@
 #     computed at 16000 Hz (what a perfect resampler gives);
 #   stop-band rejection: a 8500 -> 11000 Hz chirp (all above the new Nyquist): input power over
 #     output power.
-# Usage: bench/resample.sh [BUILD_DIR]   (env: MINUTES, REPS). Speech is cached in bench/out/.
+# Usage: bench/resample.sh [BUILD_DIR]   (env: MINUTES, REPS; SRC_BEST=0 leaves out the slow
+# libsamplerate best row). Speech is cached in bench/out/.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$SRC/build}
@@ -109,14 +110,15 @@ printf '| sox (default quality -h) | %.2f | %.2f | 1.00 | %s | %s |\n' "$w_sox" 
 read -r w c <<< "$(timeit "$REPS" run_ffmpeg)"
 read -r snr rej <<< "$(quality q_ffmpeg)"
 printf '| ffmpeg aresample=resampler=soxr | %.2f | %.2f | %.2f | %s | %s |\n' "$w" "$c" "$(awk -v a="$c_sox" -v b="$c" 'BEGIN {print a / b}')" "$snr" "$rej"
-for eq in "swr medium" "swr best" "swr fastest" "src best" "src medium" "src fastest"; do
+for eq in "soxr medium" "soxr best" "soxr fastest" "src best" "src medium" "src fastest"; do
   set -- $eq
   reps=$REPS
   [ "$eq" = "src best" ] && reps=1
+  [ "$eq" = "src best" ] && [ "${SRC_BEST:-1}" = 0 ] && continue
   read -r w c <<< "$(timeit "$reps" run_ours "$1" "$2")"
   read -r snr rej <<< "$(quality q_ours "$1" "$2")"
   tag=""
-  [ "$eq" = "swr medium" ] && tag=" (default)"
+  [ "$eq" = "soxr medium" ] && tag=" (default)"
   printf '| s2s-resample --engine %s --quality %s%s | %.2f | %.2f | %.2f | %s | %s |\n' "$1" "$2" "$tag" \
     "$w" "$c" "$(awk -v a="$c_sox" -v b="$c" 'BEGIN {print a / b}')" "$snr" "$rej"
 done
