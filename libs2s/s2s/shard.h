@@ -30,8 +30,10 @@ int s2s_gzip(const void *in, size_t n, int level, unsigned char **out, size_t *o
  * CRC-32 or length is an error). *out is malloc'd and NUL-terminated (not counted). */
 int s2s_gunzip(const void *in, size_t n, unsigned char **out, size_t *out_n, s2s_err *err);
 
-/* WAV bytes (8/16/24-bit PCM, any rate/channels) -> FLAC bytes at level 0-8 (lossless; 8- and
- * 16-bit input give 16-bit FLAC, 24-bit gives 24-bit). Float or 32-bit WAV: S2S_EUNSUP. */
+/* WAV bytes (8/16/24-bit PCM, 1-8 channels) -> FLAC bytes (lossless; 8- and 16-bit input give
+ * 16-bit FLAC, 24-bit gives 24-bit). level 0: the built-in encoder (s2s/flacenc.h); 1-8:
+ * libFLAC at that level. No MD5 in STREAMINFO. Float or 32-bit WAV: S2S_EUNSUP; 0 frames:
+ * S2S_EDATA. */
 int s2s_flac_encode(const void *wav, size_t n, int level, unsigned char **out, size_t *out_n,
                     s2s_err *err);
 /* FLAC bytes -> canonical 44-byte-header PCM WAV (16-bit, or 24-bit for 24-bit FLAC). */
@@ -47,12 +49,13 @@ typedef struct s2s_pack_opts {
     uint64_t max_bytes;  /* shard size limit in bytes (a bigger single sample gets a shard of
                             its own); 0 = no limit */
     int gzip_level;      /* 0-9 (default 6) */
-    int flac_level;      /* 0-8 (default 5) */
+    int flac_level;      /* 0 = the built-in fast encoder (s2s/flacenc.h, default); 1-8 =
+                            libFLAC's levels */
     const char *part;    /* "I/N" when only a part of the stream is packed (recorded in
                             dataset.json build.params); NULL otherwise */
 } s2s_pack_opts;
 
-/* Defaults: per_shard 1000, max_bytes 0, gzip 6, flac 5, pattern NULL. */
+/* Defaults: per_shard 1000, max_bytes 0, gzip 6, flac 0, pattern NULL. */
 void s2s_pack_opts_init(s2s_pack_opts *o);
 
 /* Checks a shard name pattern: one %d conversion ("%d", "%06d"), "%%" for a literal '%',

@@ -146,6 +146,127 @@ static void test_flac_roundtrip(void **state) {
     }
 }
 
+/* A PCM WAV of n frames at 8/16/24 bits; kind 0 chirp + noise, 1 white noise (verbatim
+ * blocks), 2 constant, 3 full-scale square wave (the largest residuals: RICE2 parameters). */
+static unsigned char *make_wav_bits(unsigned n, unsigned ch, unsigned rate, unsigned bits, int kind,
+                                    size_t *len) {
+    size_t bw = bits / 8, bytes = (size_t)n * ch * bw;
+    unsigned char *w = calloc(1, 44 + bytes + 1);
+    assert_non_null(w);
+    memcpy(w, "RIFF", 4);
+    put32(w + 4, (unsigned)(36 + bytes));
+    memcpy(w + 8, "WAVEfmt ", 8);
+    put32(w + 16, 16);
+    put16(w + 20, 1);
+    put16(w + 22, ch);
+    put32(w + 24, rate);
+    put32(w + 28, rate * ch * (unsigned)bw);
+    put16(w + 32, ch * (unsigned)bw);
+    put16(w + 34, bits);
+    memcpy(w + 36, "data", 4);
+    put32(w + 40, (unsigned)bytes);
+    uint32_t x = 777;
+    long full = (1L << (bits - 1)) - 1;
+    for (size_t i = 0; i < (size_t)n * ch; i++) {
+        x = x * 1103515245u + 12345u;
+        long v;
+        if (kind == 0)
+            v = (long)((i * i / 7) % 4000) - 2000 + (long)((x >> 16) % 32);
+        else if (kind == 1)
+            v = (long)(x >> 8) % (2 * full) - full;
+        else if (kind == 2)
+            v = -1234;
+        else
+            v = (i / ch) % 2 ? full : -full - 1;
+        if (v > full) v = full;
+        if (v < -full - 1) v = -full - 1;
+        unsigned char *p = w + 44 + i * bw;
+        if (bits == 8)
+            p[0] = (unsigned char)(v + 128);
+        else {
+            uint32_t u = (uint32_t)v;
+            for (size_t b = 0; b < bw; b++)
+                p[b] = (u >> (8 * b)) & 255;
+        }
+    }
+    *len = 44 + bytes;
+    return w;
+}
+
+/* The built-in encoder (level 0): lossless for every block shape, width, channel count and
+ * sample-rate coding of the frame header; decodes with libFLAC (our decoder) to the input. */
+static void test_flac_builtin(void **state) {
+    (void)state;
+    struct {
+        unsigned n, ch, rate, bits;
+        int kind;
+    } cs[] = {
+        {1, 1, 16000, 16, 0},     {7, 1, 16000, 16, 0},     {9, 1, 16000, 16, 1},
+        {4095, 1, 16000, 16, 0},  {4096, 1, 16000, 16, 0},  {4097, 1, 16000, 16, 0},
+        {20000, 1, 16000, 16, 1}, {20000, 1, 16000, 16, 2}, {20000, 1, 16000, 16, 3},
+        {9000, 2, 44100, 16, 0},  {9000, 3, 22050, 16, 1},  {5000, 8, 48000, 16, 0},
+        {9000, 1, 11025, 16, 0},  {9000, 1, 96000, 24, 0},  {9000, 2, 7350, 24, 3},
+        {9000, 1, 50000, 24, 1},  {9000, 1, 384000, 16, 0}, {9000, 1, 100001, 16, 0},
+        {9000, 1, 16000, 8, 0},   {9000, 2, 8000, 8, 3},    {300, 1, 16000, 24, 2},
+        {70000, 1, 16000, 16, 0},
+    };
+    for (size_t t = 0; t < sizeof cs / sizeof *cs; t++) {
+        size_t wl, fn, bn;
+        unsigned char *wav =
+            make_wav_bits(cs[t].n, cs[t].ch, cs[t].rate, cs[t].bits, cs[t].kind, &wl);
+        unsigned char *fl, *back;
+        s2s_err err;
+        if (s2s_flac_encode(wav, wl, 0, &fl, &fn, &err) != 0)
+            fail_msg("case %zu: encode: %s", t, err.msg);
+        assert_memory_equal(fl, "fLaC", 4);
+        if (s2s_flac_decode(fl, fn, &back, &bn, &err) != 0)
+            fail_msg("case %zu: decode: %s", t, err.msg);
+        if (cs[t].bits != 8) {
+            assert_int_equal(bn, wl);
+            if (memcmp(back, wav, wl) != 0) fail_msg("case %zu: samples differ", t);
+        } else { /* 8-bit WAV comes back as 16-bit: (x - 128) * 256 */
+            assert_int_equal(bn, 44 + (wl - 44) * 2);
+            for (size_t i = 0; i < wl - 44; i++) {
+                int v = (int16_t)(back[44 + 2 * i] | back[45 + 2 * i] << 8);
+                if (v != (wav[44 + i] - 128) * 256) fail_msg("case %zu: sample %zu", t, i);
+            }
+        }
+        /* libFLAC at level 5 stores the same samples */
+        unsigned char *fl5, *back5;
+        size_t fn5, bn5;
+        assert_int_equal(s2s_flac_encode(wav, wl, 5, &fl5, &fn5, &err), 0);
+        assert_int_equal(s2s_flac_decode(fl5, fn5, &back5, &bn5, &err), 0);
+        assert_int_equal(bn5, bn);
+        assert_memory_equal(back5, back, bn);
+        /* any cut is caught */
+        unsigned char *b2;
+        size_t bn2;
+        assert_true(s2s_flac_decode(fl, fn - 1, &b2, &bn2, &err) < 0);
+        free(fl5);
+        free(back5);
+        free(wav);
+        free(fl);
+        free(back);
+    }
+}
+
+/* The built-in encoder's bytes are part of the dataset's identity: same samples, same bytes on
+ * every build (-O0, -O2, ASan) and CPU. A change of this hash is a change of shard bytes
+ * (docs/shards.md must say so). */
+static void test_flac_builtin_golden(void **state) {
+    (void)state;
+    size_t wl, fn;
+    unsigned char *wav = make_wav_bits(30000, 1, 16000, 16, 0, &wl), *fl;
+    s2s_err err;
+    assert_int_equal(s2s_flac_encode(wav, wl, 0, &fl, &fn, &err), 0);
+    char hex[65];
+    s2s_sha256_hex(fl, fn, hex);
+    printf("flacenc golden: %zu bytes, %s\n", fn, hex);
+    assert_string_equal(hex, "d42b9c8db1767e8b5bfaa4c91254eaa73a7e961413042fd537841877a95dcf91");
+    free(fl);
+    free(wav);
+}
+
 static void test_flac_empty(void **state) {
     (void)state;
     size_t wl, n;
@@ -473,6 +594,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gzip_roundtrip),  cmocka_unit_test(test_flac_roundtrip),
         cmocka_unit_test(test_flac_empty),      cmocka_unit_test(test_pattern),
+        cmocka_unit_test(test_flac_builtin),    cmocka_unit_test(test_flac_builtin_golden),
         cmocka_unit_test(test_pack_verify_get), cmocka_unit_test(test_abort_leaves_nothing),
         cmocka_unit_test(test_index_syntax),    cmocka_unit_test(test_dataset_json),
     };

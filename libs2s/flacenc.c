@@ -1,0 +1,463 @@
+/* flacenc.c — a small, fast FLAC encoder (s2s/flacenc.h). Fixed predictors of order 0-2,
+ * Rice-coded residuals, fixed 4096-sample blocks; integer arithmetic only. The format is
+ * RFC 9639; the choices (which predictor, which partition order and parameters) are made from
+ * exact integer sums, so the bytes never depend on the compiler's vectorisation or the CPU. */
+#include "s2s/flacenc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The sample loops below are plain integer C; -O2 leaves most of them scalar, the vectoriser
+ * makes the encoder 1.4x faster. Integer sums are exact in any order, so the bytes written are
+ * the same with or without it (test_shard's golden SHA-256 runs in the -O2, -O0 and ASan builds).
+ */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
+
+enum { BS = 4096, MAXPO = 8, MAXCH = 8 };
+static const char vendor[] = "s2sbench flacenc 1";
+
+static const uint8_t crc8_tab[256] = {
+    0x00, 0x07, 0x0e, 0x09, 0x1c, 0x1b, 0x12, 0x15, 0x38, 0x3f, 0x36, 0x31, 0x24, 0x23, 0x2a, 0x2d,
+    0x70, 0x77, 0x7e, 0x79, 0x6c, 0x6b, 0x62, 0x65, 0x48, 0x4f, 0x46, 0x41, 0x54, 0x53, 0x5a, 0x5d,
+    0xe0, 0xe7, 0xee, 0xe9, 0xfc, 0xfb, 0xf2, 0xf5, 0xd8, 0xdf, 0xd6, 0xd1, 0xc4, 0xc3, 0xca, 0xcd,
+    0x90, 0x97, 0x9e, 0x99, 0x8c, 0x8b, 0x82, 0x85, 0xa8, 0xaf, 0xa6, 0xa1, 0xb4, 0xb3, 0xba, 0xbd,
+    0xc7, 0xc0, 0xc9, 0xce, 0xdb, 0xdc, 0xd5, 0xd2, 0xff, 0xf8, 0xf1, 0xf6, 0xe3, 0xe4, 0xed, 0xea,
+    0xb7, 0xb0, 0xb9, 0xbe, 0xab, 0xac, 0xa5, 0xa2, 0x8f, 0x88, 0x81, 0x86, 0x93, 0x94, 0x9d, 0x9a,
+    0x27, 0x20, 0x29, 0x2e, 0x3b, 0x3c, 0x35, 0x32, 0x1f, 0x18, 0x11, 0x16, 0x03, 0x04, 0x0d, 0x0a,
+    0x57, 0x50, 0x59, 0x5e, 0x4b, 0x4c, 0x45, 0x42, 0x6f, 0x68, 0x61, 0x66, 0x73, 0x74, 0x7d, 0x7a,
+    0x89, 0x8e, 0x87, 0x80, 0x95, 0x92, 0x9b, 0x9c, 0xb1, 0xb6, 0xbf, 0xb8, 0xad, 0xaa, 0xa3, 0xa4,
+    0xf9, 0xfe, 0xf7, 0xf0, 0xe5, 0xe2, 0xeb, 0xec, 0xc1, 0xc6, 0xcf, 0xc8, 0xdd, 0xda, 0xd3, 0xd4,
+    0x69, 0x6e, 0x67, 0x60, 0x75, 0x72, 0x7b, 0x7c, 0x51, 0x56, 0x5f, 0x58, 0x4d, 0x4a, 0x43, 0x44,
+    0x19, 0x1e, 0x17, 0x10, 0x05, 0x02, 0x0b, 0x0c, 0x21, 0x26, 0x2f, 0x28, 0x3d, 0x3a, 0x33, 0x34,
+    0x4e, 0x49, 0x40, 0x47, 0x52, 0x55, 0x5c, 0x5b, 0x76, 0x71, 0x78, 0x7f, 0x6a, 0x6d, 0x64, 0x63,
+    0x3e, 0x39, 0x30, 0x37, 0x22, 0x25, 0x2c, 0x2b, 0x06, 0x01, 0x08, 0x0f, 0x1a, 0x1d, 0x14, 0x13,
+    0xae, 0xa9, 0xa0, 0xa7, 0xb2, 0xb5, 0xbc, 0xbb, 0x96, 0x91, 0x98, 0x9f, 0x8a, 0x8d, 0x84, 0x83,
+    0xde, 0xd9, 0xd0, 0xd7, 0xc2, 0xc5, 0xcc, 0xcb, 0xe6, 0xe1, 0xe8, 0xef, 0xfa, 0xfd, 0xf4, 0xf3,
+};
+static const uint16_t crc16_tab[256] = {
+    0x0000, 0x8005, 0x800f, 0x000a, 0x801b, 0x001e, 0x0014, 0x8011, 0x8033, 0x0036, 0x003c, 0x8039,
+    0x0028, 0x802d, 0x8027, 0x0022, 0x8063, 0x0066, 0x006c, 0x8069, 0x0078, 0x807d, 0x8077, 0x0072,
+    0x0050, 0x8055, 0x805f, 0x005a, 0x804b, 0x004e, 0x0044, 0x8041, 0x80c3, 0x00c6, 0x00cc, 0x80c9,
+    0x00d8, 0x80dd, 0x80d7, 0x00d2, 0x00f0, 0x80f5, 0x80ff, 0x00fa, 0x80eb, 0x00ee, 0x00e4, 0x80e1,
+    0x00a0, 0x80a5, 0x80af, 0x00aa, 0x80bb, 0x00be, 0x00b4, 0x80b1, 0x8093, 0x0096, 0x009c, 0x8099,
+    0x0088, 0x808d, 0x8087, 0x0082, 0x8183, 0x0186, 0x018c, 0x8189, 0x0198, 0x819d, 0x8197, 0x0192,
+    0x01b0, 0x81b5, 0x81bf, 0x01ba, 0x81ab, 0x01ae, 0x01a4, 0x81a1, 0x01e0, 0x81e5, 0x81ef, 0x01ea,
+    0x81fb, 0x01fe, 0x01f4, 0x81f1, 0x81d3, 0x01d6, 0x01dc, 0x81d9, 0x01c8, 0x81cd, 0x81c7, 0x01c2,
+    0x0140, 0x8145, 0x814f, 0x014a, 0x815b, 0x015e, 0x0154, 0x8151, 0x8173, 0x0176, 0x017c, 0x8179,
+    0x0168, 0x816d, 0x8167, 0x0162, 0x8123, 0x0126, 0x012c, 0x8129, 0x0138, 0x813d, 0x8137, 0x0132,
+    0x0110, 0x8115, 0x811f, 0x011a, 0x810b, 0x010e, 0x0104, 0x8101, 0x8303, 0x0306, 0x030c, 0x8309,
+    0x0318, 0x831d, 0x8317, 0x0312, 0x0330, 0x8335, 0x833f, 0x033a, 0x832b, 0x032e, 0x0324, 0x8321,
+    0x0360, 0x8365, 0x836f, 0x036a, 0x837b, 0x037e, 0x0374, 0x8371, 0x8353, 0x0356, 0x035c, 0x8359,
+    0x0348, 0x834d, 0x8347, 0x0342, 0x03c0, 0x83c5, 0x83cf, 0x03ca, 0x83db, 0x03de, 0x03d4, 0x83d1,
+    0x83f3, 0x03f6, 0x03fc, 0x83f9, 0x03e8, 0x83ed, 0x83e7, 0x03e2, 0x83a3, 0x03a6, 0x03ac, 0x83a9,
+    0x03b8, 0x83bd, 0x83b7, 0x03b2, 0x0390, 0x8395, 0x839f, 0x039a, 0x838b, 0x038e, 0x0384, 0x8381,
+    0x0280, 0x8285, 0x828f, 0x028a, 0x829b, 0x029e, 0x0294, 0x8291, 0x82b3, 0x02b6, 0x02bc, 0x82b9,
+    0x02a8, 0x82ad, 0x82a7, 0x02a2, 0x82e3, 0x02e6, 0x02ec, 0x82e9, 0x02f8, 0x82fd, 0x82f7, 0x02f2,
+    0x02d0, 0x82d5, 0x82df, 0x02da, 0x82cb, 0x02ce, 0x02c4, 0x82c1, 0x8243, 0x0246, 0x024c, 0x8249,
+    0x0258, 0x825d, 0x8257, 0x0252, 0x0270, 0x8275, 0x827f, 0x027a, 0x826b, 0x026e, 0x0264, 0x8261,
+    0x0220, 0x8225, 0x822f, 0x022a, 0x823b, 0x023e, 0x0234, 0x8231, 0x8213, 0x0216, 0x021c, 0x8219,
+    0x0208, 0x820d, 0x8207, 0x0202,
+};
+
+/* MSB-first bit writer into a buffer the caller sized. */
+typedef struct bw {
+    unsigned char *p;
+    uint64_t acc;
+    unsigned n; /* pending bits in acc (< 32 between calls) */
+} bw;
+
+static inline void put(bw *w, uint32_t v, unsigned n) { /* n <= 32, v < 2^n */
+    w->acc = (w->acc << n) | v;
+    w->n += n;
+    if (w->n >= 32) {
+        w->n -= 32;
+        uint32_t x = (uint32_t)(w->acc >> w->n);
+        w->p[0] = (unsigned char)(x >> 24);
+        w->p[1] = (unsigned char)(x >> 16);
+        w->p[2] = (unsigned char)(x >> 8);
+        w->p[3] = (unsigned char)x;
+        w->p += 4;
+    }
+}
+
+/* Pads with zero bits to a byte boundary and writes every pending byte. */
+static void align_flush(bw *w) {
+    if (w->n & 7) put(w, 0, 8 - (w->n & 7));
+    while (w->n >= 8) {
+        w->n -= 8;
+        *w->p++ = (unsigned char)(w->acc >> w->n);
+    }
+}
+
+static inline void put_rice(bw *w, uint32_t u, unsigned k) {
+    uint32_t q = u >> k, low = (1u << k) | (u & ((1u << k) - 1));
+    if (q + 1 + k <= 32) {
+        put(w, low, q + 1 + k); /* q leading zeros, the stop bit, k bits */
+        return;
+    }
+    while (q > 31) {
+        put(w, 0, 31);
+        q -= 31;
+    }
+    put(w, 0, q);
+    put(w, low, k + 1);
+}
+
+/* Bits of n Rice codes with parameter k for values summing to s: an upper bound (the sum of
+ * the quotients is at most s >> k), exact enough to choose by. */
+static inline uint64_t rice_bits(uint64_t n, uint64_t s, unsigned k) {
+    return n * (k + 1) + (s >> k);
+}
+
+static inline unsigned ilog2(uint64_t v) { /* floor(log2(v)), v > 0 */
+    return 63u - (unsigned)__builtin_clzll(v);
+}
+
+/* The Rice parameter (0-30) with the fewest bits by rice_bits for n values summing to s. The
+ * optimum of n*k + s/2^k lies within one of floor(log2(s/n)); the three neighbours are tried. */
+static unsigned best_k(uint64_t n, uint64_t s, uint64_t *bits) {
+    if (n == 0 || s < n) {
+        *bits = n;
+        return 0;
+    }
+    unsigned k0 = ilog2(s) - ilog2(n); /* within 1 of floor(log2(s / n)) */
+    unsigned best = k0 > 0 ? k0 - 1 : 0;
+    if (best > 30) best = 30;
+    uint64_t bb = rice_bits(n, s, best);
+    for (unsigned k = best + 1; k <= k0 + 1 && k <= 30; k++) {
+        uint64_t b = rice_bits(n, s, k);
+        if (b < bb) bb = b, best = k;
+    }
+    *bits = bb;
+    return best;
+}
+
+typedef struct work {
+    uint16_t crc[8][256]; /* crc[k][b]: CRC-16 of byte b followed by k zero bytes */
+    uint64_t sums[MAXPO + 1][1 << MAXPO];
+    uint32_t u[BS];
+    int32_t x[]; /* channels x BS */
+} work;
+
+/* Sums of |residual| of the fixed predictors of order 0-2 over x[4..bs-1]. Orders 3 and 4 are
+ * not tried: on speech they win in under 0.4% of the blocks and save under 0.01% of the bytes
+ * (docs/shards.md), and leaving them out saves a fifth of the encoder's time. With 16-bit
+ * samples the sums fit 32 bits (|e2| <= 2^17, 4096 samples), which vectorises twice as wide. */
+static void order_sums16(const int32_t *x, unsigned bs, uint64_t s[3]) {
+    uint32_t s0 = 0, s1 = 0, s2 = 0;
+    for (unsigned i = 4; i < bs; i++) {
+        int32_t e0 = x[i], e1 = x[i] - x[i - 1], e2 = x[i] - 2 * x[i - 1] + x[i - 2];
+        s0 += (uint32_t)(e0 < 0 ? -e0 : e0);
+        s1 += (uint32_t)(e1 < 0 ? -e1 : e1);
+        s2 += (uint32_t)(e2 < 0 ? -e2 : e2);
+    }
+    s[0] = s0, s[1] = s1, s[2] = s2;
+}
+
+static void order_sums24(const int32_t *x, unsigned bs, uint64_t s[3]) {
+    uint64_t s0 = 0, s1 = 0, s2 = 0;
+    for (unsigned i = 4; i < bs; i++) {
+        int32_t e0 = x[i], e1 = x[i] - x[i - 1], e2 = x[i] - 2 * x[i - 1] + x[i - 2];
+        s0 += (uint32_t)(e0 < 0 ? -e0 : e0);
+        s1 += (uint32_t)(e1 < 0 ? -e1 : e1);
+        s2 += (uint32_t)(e2 < 0 ? -e2 : e2);
+    }
+    s[0] = s0, s[1] = s1, s[2] = s2;
+}
+
+#define ZZ(r) (((uint32_t)(r) << 1) ^ (uint32_t) - (int32_t)((r) < 0))
+
+/* Zigzag-mapped residual of the fixed predictor of the given order, u[order..bs-1]. */
+static void residual(const int32_t *x, unsigned bs, unsigned order, uint32_t *u) {
+    switch (order) {
+    case 0:
+        for (unsigned i = 0; i < bs; i++)
+            u[i] = ZZ(x[i]);
+        break;
+    case 1:
+        for (unsigned i = 1; i < bs; i++)
+            u[i] = ZZ(x[i] - x[i - 1]);
+        break;
+    case 2:
+        for (unsigned i = 2; i < bs; i++)
+            u[i] = ZZ(x[i] - 2 * x[i - 1] + x[i - 2]);
+        break;
+    case 3:
+        for (unsigned i = 3; i < bs; i++)
+            u[i] = ZZ(x[i] - 3 * x[i - 1] + 3 * x[i - 2] - x[i - 3]);
+        break;
+    default:
+        for (unsigned i = 4; i < bs; i++)
+            u[i] = ZZ(x[i] - 4 * x[i - 1] + 6 * x[i - 2] - 4 * x[i - 3] + x[i - 4]);
+        break;
+    }
+}
+
+static uint64_t sum_u(const uint32_t *u, unsigned a, unsigned b) {
+    uint64_t t = 0;
+    for (unsigned i = a; i < b; i++)
+        t += u[i];
+    return t;
+}
+
+/* One channel's subframe of a block of bs samples. */
+static void subframe(bw *w, work *wk, const int32_t *x, unsigned bs, unsigned bps) {
+    uint32_t mask = (1u << bps) - 1;
+    uint64_t verbatim = (uint64_t)bs * bps;
+    if (bs > 8) {
+        uint64_t s[3];
+        if (bps <= 16)
+            order_sums16(x, bs, s);
+        else
+            order_sums24(x, bs, s);
+        if (s[1] == 0 && x[0] == x[4] && x[1] == x[4] && x[2] == x[4] && x[3] == x[4]) {
+            put(w, 0, 8); /* CONSTANT */
+            put(w, (uint32_t)x[0] & mask, bps);
+            return;
+        }
+        unsigned order = 0;
+        for (unsigned o = 1; o < 3; o++)
+            if (s[o] < s[order]) order = o;
+        uint32_t *u = wk->u;
+        residual(x, bs, order, u);
+        /* partition sums at the finest order, then merged pairwise */
+        unsigned pmax = 0;
+        while (pmax < MAXPO && (bs % (2u << pmax)) == 0 && (bs >> (pmax + 1)) > order)
+            pmax++;
+        unsigned np = 1u << pmax, ps = bs >> pmax;
+        for (unsigned p = 0; p < np; p++)
+            wk->sums[pmax][p] = sum_u(u, p ? p * ps : order, (p + 1) * ps);
+        for (unsigned po = pmax; po > 0; po--)
+            for (unsigned p = 0; p < (1u << (po - 1)); p++)
+                wk->sums[po - 1][p] = wk->sums[po][2 * p] + wk->sums[po][2 * p + 1];
+        unsigned bpo = 0, bpb = 4;
+        uint64_t best = UINT64_MAX;
+        for (unsigned po = 0; po <= pmax; po++) {
+            uint64_t tot = 0;
+            unsigned kmax = 0, n = 1u << po, len = bs >> po;
+            for (unsigned p = 0; p < n; p++) {
+                uint64_t b;
+                unsigned k = best_k(p ? len : len - order, wk->sums[po][p], &b);
+                tot += b;
+                if (k > kmax) kmax = k;
+            }
+            unsigned pb = kmax > 14 ? 5 : 4;
+            tot += (uint64_t)n * pb;
+            if (tot < best) best = tot, bpo = po, bpb = pb;
+        }
+        best += 8 + (uint64_t)order * bps + 6;
+        if (best < verbatim + 8) {
+            unsigned n = 1u << bpo, len = bs >> bpo;
+            put(w, (0x08u | order) << 1, 8); /* FIXED, order, no wasted bits */
+            for (unsigned i = 0; i < order; i++)
+                put(w, (uint32_t)x[i] & mask, bps);
+            put(w, bpb == 5 ? 1 : 0, 2); /* RICE or RICE2 */
+            put(w, bpo, 4);
+            unsigned i = order;
+            for (unsigned p = 0; p < n; p++) {
+                uint64_t b;
+                unsigned k = best_k(p ? len : len - order, wk->sums[bpo][p], &b);
+                put(w, k, bpb);
+                for (unsigned end = (p + 1) * len; i < end; i++)
+                    put_rice(w, u[i], k);
+            }
+            return;
+        }
+    } else {
+        int constant = 1;
+        for (unsigned i = 1; i < bs; i++)
+            constant &= x[i] == x[0];
+        if (constant) {
+            put(w, 0, 8); /* CONSTANT */
+            put(w, (uint32_t)x[0] & mask, bps);
+            return;
+        }
+    }
+    put(w, 1u << 1, 8); /* VERBATIM */
+    for (unsigned i = 0; i < bs; i++)
+        put(w, (uint32_t)x[i] & mask, bps);
+}
+
+static void crc16_init(work *wk) {
+    memcpy(wk->crc[0], crc16_tab, sizeof crc16_tab);
+    for (unsigned k = 1; k < 8; k++)
+        for (unsigned b = 0; b < 256; b++) {
+            uint16_t c = wk->crc[k - 1][b];
+            wk->crc[k][b] = (uint16_t)(c << 8) ^ crc16_tab[c >> 8];
+        }
+}
+
+/* CRC-16 (polynomial 0x8005, MSB first, initial 0) of p[0..n-1], eight bytes per step. */
+static uint16_t crc16(const work *wk, const unsigned char *p, size_t n) {
+    uint16_t c = 0;
+    for (; n >= 8; n -= 8, p += 8)
+        c = wk->crc[7][p[0] ^ (c >> 8)] ^ wk->crc[6][p[1] ^ (c & 255)] ^ wk->crc[5][p[2]] ^
+            wk->crc[4][p[3]] ^ wk->crc[3][p[4]] ^ wk->crc[2][p[5]] ^ wk->crc[1][p[6]] ^
+            wk->crc[0][p[7]];
+    for (; n > 0; n--, p++)
+        c = (uint16_t)(c << 8) ^ crc16_tab[(c >> 8) ^ *p];
+    return c;
+}
+
+static unsigned rate_code(unsigned rate) {
+    static const unsigned tab[] = {0,     88200, 176400, 192000, 8000,  16000,
+                                   22050, 24000, 32000,  44100,  48000, 96000};
+    for (unsigned c = 1; c < 12; c++)
+        if (tab[c] == rate) return c;
+    if (rate % 1000 == 0 && rate / 1000 <= 255) return 12;
+    if (rate <= 65535) return 13;
+    if (rate % 10 == 0 && rate / 10 <= 65535) return 14;
+    return 0; /* from STREAMINFO (not in the streamable subset) */
+}
+
+/* Deinterleaves frames [f0, f0+bs) into wk->x. */
+static void load(work *wk, const s2s_flacenc_in *in, uint64_t f0, unsigned bs) {
+    unsigned ch = in->channels;
+    if (in->i32) {
+        const int32_t *s = in->i32 + f0 * ch;
+        for (unsigned i = 0; i < bs; i++)
+            for (unsigned c = 0; c < ch; c++)
+                wk->x[(size_t)c * BS + i] = s[(size_t)i * ch + c];
+    } else if (in->in_bits == 16) {
+        const unsigned char *s = in->raw + f0 * ch * 2;
+        if (ch == 1) {
+            int32_t *d = wk->x;
+            for (unsigned i = 0; i < bs; i++)
+                d[i] = (int16_t)(uint16_t)(s[2 * i] | (unsigned)s[2 * i + 1] << 8);
+        } else {
+            for (unsigned i = 0; i < bs; i++)
+                for (unsigned c = 0; c < ch; c++) {
+                    size_t j = 2 * ((size_t)i * ch + c);
+                    wk->x[(size_t)c * BS + i] = (int16_t)(uint16_t)(s[j] | (unsigned)s[j + 1] << 8);
+                }
+        }
+    } else if (in->in_bits == 24) {
+        const unsigned char *s = in->raw + f0 * ch * 3;
+        for (unsigned i = 0; i < bs; i++)
+            for (unsigned c = 0; c < ch; c++) {
+                size_t j = 3 * ((size_t)i * ch + c);
+                uint32_t v = s[j] | (uint32_t)s[j + 1] << 8 | (uint32_t)s[j + 2] << 16;
+                wk->x[(size_t)c * BS + i] = (int32_t)(v ^ 0x800000u) - 0x800000;
+            }
+    } else { /* 8-bit unsigned */
+        const unsigned char *s = in->raw + f0 * ch;
+        for (unsigned i = 0; i < bs; i++)
+            for (unsigned c = 0; c < ch; c++)
+                wk->x[(size_t)c * BS + i] = ((int32_t)s[(size_t)i * ch + c] - 128) * 256;
+    }
+}
+
+int s2s_flacenc(const s2s_flacenc_in *in, s2s_buf *out, s2s_err *err) {
+    unsigned ch = in->channels, bps = in->out_bits, rate = in->rate;
+    if (ch < 1 || ch > MAXCH || rate < 1 || rate > 1048575 || (bps != 16 && bps != 24) ||
+        in->frames < 1 || in->frames >= (1ULL << 36) || (!in->i32 && !in->raw) ||
+        (!in->i32 && in->in_bits != 8 && in->in_bits != 16 && in->in_bits != 24) ||
+        (!in->i32 && (in->in_bits == 24) != (bps == 24)))
+        return s2s_err_set(err, S2S_EINVAL,
+                           "FLAC encoder: unsupported input (%u Hz, %u channels, %u bits, %llu "
+                           "frames)",
+                           rate, ch, bps, (unsigned long long)in->frames);
+    uint64_t nframes = (in->frames + BS - 1) / BS;
+    if (nframes > 0x7fffffffULL)
+        return s2s_err_set(err, S2S_EINVAL, "FLAC encoder: too many frames");
+    work *wk = malloc(sizeof *wk + sizeof(int32_t) * BS * ch); /* ~54 KB for mono */
+    if (!wk) return s2s_err_set(err, S2S_ENOMEM, "FLAC encoder: out of memory");
+    crc16_init(wk);
+    /* worst case of one frame: header, VERBATIM subframes, CRC, and the writer's slack */
+    size_t frame_max = 32 + (size_t)ch * (2 + (size_t)BS * (bps / 8)) + 16;
+    out->len = 0;
+    size_t vl = sizeof vendor - 1, head = 4 + 4 + 34 + 4 + 8 + vl;
+    if (s2s_buf_reserve(out, head + (size_t)(in->frames * ch * (bps / 8) / 2) + frame_max, err) <
+        0) {
+        free(wk);
+        return S2S_ENOMEM;
+    }
+    unsigned char *h = out->data;
+    memcpy(h, "fLaC", 4);
+    /* STREAMINFO header (filled in at the end), then VORBIS_COMMENT (last block) */
+    h[4] = 0;
+    h[5] = 0, h[6] = 0, h[7] = 34;
+    unsigned char *vc = h + 8 + 34;
+    vc[0] = 0x80 | 4;
+    uint32_t vlen = (uint32_t)(4 + vl + 4);
+    vc[1] = (unsigned char)(vlen >> 16), vc[2] = (unsigned char)(vlen >> 8),
+    vc[3] = (unsigned char)vlen;
+    vc[4] = (unsigned char)vl, vc[5] = vc[6] = vc[7] = 0; /* little-endian lengths */
+    memcpy(vc + 8, vendor, vl);
+    memset(vc + 8 + vl, 0, 4);
+    out->len = head;
+    unsigned rc = rate_code(rate), minfs = 0xffffff, maxfs = 0;
+    for (uint64_t fn = 0; fn < nframes; fn++) {
+        uint64_t f0 = fn * BS;
+        unsigned bs = in->frames - f0 < BS ? (unsigned)(in->frames - f0) : BS;
+        if (out->cap - out->len < frame_max && s2s_buf_reserve(out, frame_max, err) < 0) {
+            free(wk);
+            return S2S_ENOMEM;
+        }
+        load(wk, in, f0, bs);
+        unsigned char *start = out->data + out->len;
+        bw w = {start, 0, 0};
+        unsigned bsc = bs == BS ? 12 : bs <= 256 ? 6 : 7;
+        put(&w, 0x3ffe, 14);
+        put(&w, 0, 2); /* reserved, fixed block size */
+        put(&w, bsc, 4);
+        put(&w, rc, 4);
+        put(&w, ch - 1, 4); /* independent channels */
+        put(&w, bps == 16 ? 4 : 6, 3);
+        put(&w, 0, 1);
+        /* frame number, UTF-8-like */
+        uint32_t v = (uint32_t)fn;
+        if (v < 0x80) {
+            put(&w, v, 8);
+        } else {
+            unsigned nb = v < 0x800       ? 2
+                          : v < 0x10000   ? 3
+                          : v < 0x200000  ? 4
+                          : v < 0x4000000 ? 5
+                                          : 6;
+            put(&w, ((0xff00u >> nb) & 0xff) | (v >> (6 * (nb - 1))), 8);
+            for (unsigned b = nb - 1; b > 0; b--)
+                put(&w, 0x80 | ((v >> (6 * (b - 1))) & 0x3f), 8);
+        }
+        if (bsc == 6) put(&w, bs - 1, 8);
+        if (bsc == 7) put(&w, bs - 1, 16);
+        if (rc == 12) put(&w, rate / 1000, 8);
+        if (rc == 13) put(&w, rate, 16);
+        if (rc == 14) put(&w, rate / 10, 16);
+        align_flush(&w);
+        uint8_t c8 = 0;
+        for (unsigned char *q = start; q < w.p; q++)
+            c8 = crc8_tab[c8 ^ *q];
+        put(&w, c8, 8);
+        for (unsigned c = 0; c < ch; c++)
+            subframe(&w, wk, wk->x + (size_t)c * BS, bs, bps);
+        align_flush(&w);
+        uint16_t c16 = crc16(wk, start, (size_t)(w.p - start));
+        w.p[0] = (unsigned char)(c16 >> 8);
+        w.p[1] = (unsigned char)c16;
+        w.p += 2;
+        unsigned fs = (unsigned)(w.p - start);
+        if (fs < minfs) minfs = fs;
+        if (fs > maxfs) maxfs = fs;
+        out->len += fs;
+    }
+    free(wk);
+    /* STREAMINFO */
+    unsigned char *si = out->data + 8; /* (the buffer may have moved) */
+    si[0] = BS >> 8, si[1] = BS & 255, si[2] = BS >> 8, si[3] = BS & 255;
+    si[4] = (unsigned char)(minfs >> 16), si[5] = (unsigned char)(minfs >> 8),
+    si[6] = (unsigned char)minfs;
+    si[7] = (unsigned char)(maxfs >> 16), si[8] = (unsigned char)(maxfs >> 8),
+    si[9] = (unsigned char)maxfs;
+    uint64_t tot = in->frames;
+    si[10] = (unsigned char)(rate >> 12);
+    si[11] = (unsigned char)(rate >> 4);
+    si[12] = (unsigned char)(((rate & 15) << 4) | ((ch - 1) << 1) | ((bps - 1) >> 4));
+    si[13] = (unsigned char)((((bps - 1) & 15) << 4) | (unsigned)(tot >> 32));
+    si[14] = (unsigned char)(tot >> 24), si[15] = (unsigned char)(tot >> 16);
+    si[16] = (unsigned char)(tot >> 8), si[17] = (unsigned char)tot;
+    memset(si + 18, 0, 16); /* MD5 unset */
+    return 0;
+}

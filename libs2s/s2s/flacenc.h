@@ -1,0 +1,38 @@
+/* s2s/flacenc.h — a small, fast FLAC encoder for integer PCM (what s2s-pack's --flac-level 0,
+ * its default, uses; docs/shards.md "FLAC").
+ *
+ * It writes a streamable-subset FLAC stream (RFC 9639) with fixed blocks of 4096 samples, each
+ * channel coded independently with the best of the fixed predictors of order 0-2 (or CONSTANT,
+ * or VERBATIM when prediction does not pay), residuals Rice-coded with a per-block search of the
+ * partition order (0-8) and the parameters. No LPC, no stereo decorrelation, no MD5 (STREAMINFO's
+ * MD5 is zero: "unset" for every decoder), one VORBIS_COMMENT block with the vendor string
+ * "s2sbench flacenc 1" and no comments. The output depends only on the input samples: integer
+ * arithmetic in a fixed order, no runtime CPU dispatch, so every x86-64 (and every other) CPU
+ * writes the same bytes. */
+#ifndef S2S_FLACENC_H
+#define S2S_FLACENC_H
+
+#include "s2s/err.h"
+#include "s2s/util.h"
+#include <stddef.h>
+#include <stdint.h>
+
+/* Samples to encode, interleaved: either raw little-endian PCM bytes (raw != NULL; in_bits 8 =
+ * unsigned 8-bit, stored as 16-bit (x - 128) * 256; 16; 24) or int32 values (i32 != NULL,
+ * already at out_bits). */
+typedef struct s2s_flacenc_in {
+    const unsigned char *raw;
+    const int32_t *i32;
+    unsigned in_bits;  /* for raw: 8, 16 or 24 */
+    unsigned out_bits; /* 16 or 24 */
+    uint64_t frames;   /* samples per channel, >= 1 */
+    unsigned rate;     /* 1-655350 Hz (FLAC's 20-bit field allows up to 1048575) */
+    unsigned channels; /* 1-8 */
+} s2s_flacenc_in;
+
+/* Encodes in to a complete FLAC stream, replacing out's contents (out->len is set; the buffer
+ * is grown as needed and may be reused across calls). Returns 0, or S2S_EINVAL for parameters
+ * out of range, S2S_ENOMEM. */
+int s2s_flacenc(const s2s_flacenc_in *in, s2s_buf *out, s2s_err *err);
+
+#endif
