@@ -919,7 +919,7 @@ static int wav_room(s2s_audio_writer *w, size_t more, s2s_err *err) {
     if (more > (UINT32_MAX - WAV_HDR) / 2 - w->n)
         return s2s_err_set(err, S2S_EINVAL, "too long for a WAV file (4 GB)");
     size_t need = WAV_HDR + 2 * (w->n + more);
-    if (need <= (size_t)w->m.cap) return 0;
+    if (w->m.data && need <= (size_t)w->m.cap) return 0;
     size_t cap = w->m.cap ? (size_t)w->m.cap : 65536;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
@@ -933,7 +933,7 @@ static int wav_room(s2s_audio_writer *w, size_t more, s2s_err *err) {
 int s2s_audio_writer_reserve(s2s_audio_writer *w, size_t n, s2s_err *err) {
     if (w->sf || w->m.fd1 || n > (UINT32_MAX - WAV_HDR) / 2 - w->n) return 0; /* only a hint */
     size_t need = WAV_HDR + 2 * (w->n + n);
-    if (need <= (size_t)w->m.cap) return 0;
+    if (w->m.data && need <= (size_t)w->m.cap) return 0;
     unsigned char *d = realloc(w->m.data, need);
     if (!d) return s2s_err_set(err, S2S_ENOMEM, "out of memory encoding audio");
     w->m.data = d;
