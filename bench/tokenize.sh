@@ -9,10 +9,52 @@
 # Speed uses CPU time (user+sys) because the 2 cores are shared: "x real time per core" is
 # seconds of speech per CPU second. Medians of REPS (default 3) runs; -j 2 is wall time.
 # Usage: bench/tokenize.sh [BUILD_DIR]   (env: TRAIN_HOURS, TOK_HOURS, ANCHOR_HOURS, REPS, K)
+#        bench/tokenize.sh BUILD_DIR OLD_BUILD_DIR INPUT.tar CODEBOOK
+#   The second form compares two builds on one stream (e.g. the session fixture rs.tar): the
+#   median CPU time (user+sys) and peak RSS of `s2s-tokenize -q --codebook CODEBOOK INPUT`,
+#   REPS runs each, interleaved so both see the same load, output written to a file; then the
+#   share of frames whose unit differs between the two outputs.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$SRC/build}
 T=$BUILD/bin/s2s-tokenize
+if [ $# -ge 4 ]; then
+  OLD=$2/bin/s2s-tokenize IN=$3 CB=$4 REPS=${REPS:-3}
+  TMP=$(mktemp -d)
+  trap 'rm -rf "$TMP"' EXIT
+  for b in "$T" "$OLD"; do [ -x "$b" ] || { echo "bench/tokenize.sh: no $b" >&2; exit 3; }; done
+  : > "$TMP/old.t"
+  : > "$TMP/new.t"
+  for r in $(seq "$REPS"); do
+    /usr/bin/time -f "%U %S %M" -a -o "$TMP/old.t" "$OLD" -q --codebook "$CB" -o "$TMP/old.tar" "$IN"
+    /usr/bin/time -f "%U %S %M" -a -o "$TMP/new.t" "$T" -q --codebook "$CB" -o "$TMP/new.tar" "$IN"
+  done
+  python3 - "$TMP/old.t" "$TMP/new.t" "$TMP/old.tar" "$TMP/new.tar" "$REPS" <<'EOF'
+import statistics, sys, tarfile
+def times(p):
+    rows = [l.split() for l in open(p) if l.strip() and l.split()[0][0].isdigit()]
+    return statistics.median(float(u) + float(s) for u, s, m in rows), max(int(m) for u, s, m in rows)
+def units(p):
+    d = {}
+    with tarfile.open(p, "r|") as t:
+        for m in t:
+            if m.name.endswith(".units"):
+                d[m.name] = t.extractfile(m).read().split()
+    return d
+(oc, om), (nc, nm) = times(sys.argv[1]), times(sys.argv[2])
+a, b = units(sys.argv[3]), units(sys.argv[4])
+assert a.keys() == b.keys(), "the outputs have different .units members"
+assert all(len(a[k]) == len(b[k]) for k in a), "frame counts differ"
+tot = sum(len(v) for v in a.values())
+diff = sum(x != y for k in a for x, y in zip(a[k], b[k]))
+print("| s2s-tokenize -q --codebook CB (median of %s runs, interleaved) | old | new |" % sys.argv[5])
+print("| --- | --- | --- |")
+print("| CPU time user+sys | %.2f s | %.2f s (%.2fx of old) |" % (oc, nc, nc / oc))
+print("| peak RSS | %.1f MB | %.1f MB |" % (om / 1024, nm / 1024))
+print("| frames whose unit differs | | %d of %d (%.4f %%) in %d members |" % (diff, tot, 100.0 * diff / tot, len(a)))
+EOF
+  exit 0
+fi
 TRAIN_HOURS=${TRAIN_HOURS:-1}
 TOK_HOURS=${TOK_HOURS:-10}
 ANCHOR_HOURS=${ANCHOR_HOURS:-1}

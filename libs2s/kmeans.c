@@ -81,7 +81,7 @@ static void score4(int impl, const float *ct, const float *norm, size_t kp, size
 /* Index of the smallest score (first on ties) among a[0..kp-1] (kp a multiple of 8; the
  * padding scores 3e38 and never wins); *best its value. The minimum is found over 8 lanes
  * (min is exact, so the order does not matter), then its first index. */
-static int32_t argmin(const float *a, size_t kp, float *best) {
+__attribute__((optimize("O3"))) static int32_t argmin(const float *a, size_t kp, float *best) {
     float m[8];
     memcpy(m, a, sizeof m);
     for (size_t i = 8; i < kp; i += 8)
@@ -90,9 +90,18 @@ static int32_t argmin(const float *a, size_t kp, float *best) {
     float bv = m[0];
     for (size_t l = 1; l < 8; l++)
         bv = m[l] < bv ? m[l] : bv;
-    size_t bi = 0;
-    while (bi < kp && !(a[bi] == bv))
-        bi++;
+    size_t bi = kp;
+    for (size_t i = 0; i < kp; i += 8) { /* the first block holding bv, then its first index */
+        int hit = 0;
+        for (size_t l = 0; l < 8; l++)
+            hit |= a[i + l] == bv;
+        if (hit) {
+            bi = i;
+            while (!(a[bi] == bv))
+                bi++;
+            break;
+        }
+    }
     if (bi == kp) { /* NaN scores: the plain scan */
         bi = 0;
         bv = a[0];
