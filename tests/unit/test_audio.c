@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <libavutil/log.h>
@@ -540,6 +541,102 @@ static void test_wav_pcm_view_mutations(void **state) {
     free(d);
 }
 
+/* 16-bit mono WAV is written by audio.c itself since 0.2.0: the bytes must be libsndfile's. */
+typedef struct {
+    unsigned char *p;
+    sf_count_t n, pos, cap;
+} wmem;
+static sf_count_t wm_len(void *u) {
+    return ((wmem *)u)->n;
+}
+static sf_count_t wm_seek(sf_count_t off, int wh, void *u) {
+    wmem *m = u;
+    sf_count_t b = wh == SEEK_SET ? 0 : wh == SEEK_CUR ? m->pos : m->n;
+    if (b + off < 0) return -1;
+    return m->pos = b + off;
+}
+static sf_count_t wm_read(void *ptr, sf_count_t n, void *u) {
+    wmem *m = u;
+    if (m->pos >= m->n) return 0;
+    if (n > m->n - m->pos) n = m->n - m->pos;
+    memcpy(ptr, m->p + m->pos, (size_t)n);
+    m->pos += n;
+    return n;
+}
+static sf_count_t wm_write(const void *ptr, sf_count_t n, void *u) {
+    wmem *m = u;
+    if (m->pos + n > m->cap) {
+        m->cap = (m->pos + n) * 2;
+        m->p = realloc(m->p, (size_t)m->cap);
+        assert_non_null(m->p);
+    }
+    if (m->pos > m->n) memset(m->p + m->n, 0, (size_t)(m->pos - m->n));
+    memcpy(m->p + m->pos, ptr, (size_t)n);
+    m->pos += n;
+    if (m->pos > m->n) m->n = m->pos;
+    return n;
+}
+static sf_count_t wm_tell(void *u) {
+    return ((wmem *)u)->pos;
+}
+static void test_wav_writer_is_libsndfile(void **state) {
+    (void)state;
+    const size_t lens[] = {0, 1, 7, 8191, 8192, 8193, 100003};
+    const int rates[] = {16000, 22050, 8000, 44100, 24000, 1, 1000000};
+    for (int i = 0; i < 7; i++) {
+        size_t n = lens[i];
+        int16_t *p = pcm_tone(n + 9);
+        SF_VIRTUAL_IO io = {wm_len, wm_seek, wm_read, wm_write, wm_tell};
+        wmem m = {0};
+        SF_INFO info = {0, rates[i], 1, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 0, 0};
+        SNDFILE *sf = sf_open_virtual(&io, SFM_WRITE, &info, &m);
+        assert_non_null(sf);
+        assert_int_equal(sf_writef_short(sf, p, (sf_count_t)n), (sf_count_t)n);
+        sf_close(sf);
+        s2s_err err;
+        unsigned char *b;
+        size_t l;
+        assert_int_equal(s2s_audio_encode_s16(p, n, rates[i], S2S_AUDIO_WAV, &b, &l, &err), 0);
+        assert_int_equal(l, (size_t)m.n);
+        assert_memory_equal(b, m.p, l);
+        free(b);
+        /* float in, in blocks, to memory and to a file: the same bytes */
+        float *x = malloc((n + 1) * sizeof *x);
+        assert_non_null(x);
+        for (size_t k = 0; k < n; k++)
+            x[k] = p[k] / 32768.0f;
+        s2s_audio_writer *w = s2s_audio_writer_new(rates[i], S2S_AUDIO_WAV, S2S_AUDIO_S16, &err);
+        assert_non_null(w);
+        if (i & 1) assert_int_equal(s2s_audio_writer_reserve(w, n, &err), 0);
+        for (size_t k = 0; k < n; k += 5000)
+            assert_int_equal(s2s_audio_writer_write(w, x + k, n - k < 5000 ? n - k : 5000, &err),
+                             0);
+        assert_int_equal(s2s_audio_writer_finish(w, &b, &l, &err), 0);
+        assert_int_equal(l, (size_t)m.n);
+        assert_memory_equal(b, m.p, l);
+        free(b);
+        FILE *f = tmpfile();
+        assert_non_null(f);
+        w = s2s_audio_writer_new_fd(fileno(f), rates[i], S2S_AUDIO_WAV, S2S_AUDIO_S16, &err);
+        assert_non_null(w);
+        for (size_t k = 0; k < n; k += 9000)
+            assert_int_equal(s2s_audio_writer_write(w, x + k, n - k < 9000 ? n - k : 9000, &err),
+                             0);
+        assert_int_equal(s2s_audio_writer_finish(w, &b, &l, &err), 0);
+        assert_null(b);
+        assert_int_equal(l, (size_t)m.n);
+        unsigned char *fb = malloc(l);
+        assert_non_null(fb);
+        assert_int_equal(pread(fileno(f), fb, l, 0), (ssize_t)l);
+        assert_memory_equal(fb, m.p, l);
+        free(fb);
+        fclose(f);
+        free(x);
+        free(m.p);
+        free(p);
+    }
+}
+
 static void test_names(void **state) {
     (void)state;
     assert_true(s2s_audio_is_audio_name("ctx.wav"));
@@ -565,6 +662,7 @@ int main(void) {
         cmocka_unit_test(test_wav_pcm_view_formats),
         cmocka_unit_test(test_wav_pcm_view_oddities),
         cmocka_unit_test(test_wav_pcm_view_mutations),
+        cmocka_unit_test(test_wav_writer_is_libsndfile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
