@@ -34,43 +34,67 @@ uint32_t s2s_crc32(const void *p, size_t n) {
     return (uint32_t)c;
 }
 
-int s2s_gzip(const void *in, size_t n, int level, unsigned char **out, size_t *out_n,
-             s2s_err *err) {
+/* A deflate stream kept across members (deflateReset instead of deflateInit2/deflateEnd: the
+ * 270 KB of zlib state is allocated and cleared once, not per member; same bytes). */
+typedef struct gz_ctx {
+    z_stream z;
+    int level; /* level it was set up with; -1 = not set up */
+} gz_ctx;
+
+static void gz_ctx_free(gz_ctx *g) {
+    if (g->level >= 0) deflateEnd(&g->z);
+    g->level = -1;
+}
+
+static int gzip_ctx(gz_ctx *g, const void *in, size_t n, int level, unsigned char **out,
+                    size_t *out_n, s2s_err *err) {
     *out = NULL;
     *out_n = 0;
     if (level < 0 || level > 9)
         return s2s_err_set(err, S2S_EINVAL, "gzip level %d out of range 0-9", level);
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    /* windowBits 15 + 16: gzip wrapper; memLevel 8 as gzip(1) uses */
-    if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return s2s_err_set(err, S2S_ENOMEM, "gzip: deflateInit2 failed");
+    if (g->level != level) {
+        gz_ctx_free(g);
+        memset(&g->z, 0, sizeof g->z);
+        /* windowBits 15 + 16: gzip wrapper; memLevel 8 as gzip(1) uses */
+        if (deflateInit2(&g->z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+            return s2s_err_set(err, S2S_ENOMEM, "gzip: deflateInit2 failed");
+        g->level = level;
+    } else if (deflateReset(&g->z) != Z_OK) {
+        gz_ctx_free(g);
+        return s2s_err_set(err, S2S_EIO, "gzip: deflateReset failed");
+    }
+    z_stream *z = &g->z;
     gz_header h;
     memset(&h, 0, sizeof h);
     h.os = 255; /* "unknown": the same bytes on every platform (zlib's default depends on it) */
     h.time = 0;
-    deflateSetHeader(&z, &h);
-    uLong bound = deflateBound(&z, (uLong)n) + 32;
+    deflateSetHeader(z, &h);
+    uLong bound = deflateBound(z, (uLong)n) + 32;
     unsigned char *buf = malloc(bound);
-    if (!buf) {
-        deflateEnd(&z);
+    if (!buf)
         return s2s_err_set(err, S2S_ENOMEM, "gzip: out of memory (%lu bytes)",
                            (unsigned long)bound);
-    }
-    z.next_in = (Bytef *)in;
-    z.avail_in = (uInt)n;
-    z.next_out = buf;
-    z.avail_out = (uInt)bound;
-    int rc = deflate(&z, Z_FINISH);
+    z->next_in = (Bytef *)in;
+    z->avail_in = (uInt)n;
+    z->next_out = buf;
+    z->avail_out = (uInt)bound;
+    int rc = deflate(z, Z_FINISH);
     if (rc != Z_STREAM_END) {
-        deflateEnd(&z);
         free(buf);
+        gz_ctx_free(g);
         return s2s_err_set(err, S2S_EIO, "gzip: deflate failed (%d)", rc);
     }
-    *out_n = z.total_out;
+    *out_n = z->total_out;
     *out = buf;
-    deflateEnd(&z);
     return 0;
+}
+
+int s2s_gzip(const void *in, size_t n, int level, unsigned char **out, size_t *out_n,
+             s2s_err *err) {
+    gz_ctx g = {.level = -1};
+    int rc = gzip_ctx(&g, in, n, level, out, out_n, err);
+    gz_ctx_free(&g);
+    return rc;
 }
 
 int s2s_gunzip(const void *in, size_t n, unsigned char **out, size_t *out_n, s2s_err *err) {
@@ -724,6 +748,14 @@ int s2s_pack_pattern_check(const char *pattern, s2s_err *err) {
     return 0;
 }
 
+/* Codec state of one compression job, reused from sample to sample. The packer has two, used
+ * by turns: sample i compresses on the worker thread while sample i-1 is joined, so the job
+ * of sample i-2, the last user of the same context, has ended. */
+typedef struct pctx {
+    gz_ctx gz;
+    flac_enc fe;
+} pctx;
+
 typedef struct committed {
     char **paths;
     size_t n, cap;
@@ -749,6 +781,8 @@ struct s2s_packer {
     json_t *prov_ix;       /* dumps(record) -> index in prov */
     committed done;        /* files committed, removed again by abort */
     struct pjob *inflight; /* sample being compressed on the worker thread */
+    pctx cx[2];            /* codec state, by turns (pctx) */
+    unsigned cx_turn;
     char *part;
     FILE *hfp; /* the shard as the tar writer sees it: hashes, then writes */
     s2s_sha256 sha;
@@ -781,6 +815,7 @@ s2s_packer *s2s_packer_open(const s2s_pack_opts *o, s2s_err *err) {
     }
     s2s_packer *p = calloc(1, sizeof *p);
     if (!p) goto nomem;
+    p->cx[0].gz.level = p->cx[1].gz.level = -1;
     p->o = *o;
     p->pattern = strdup(o->pattern);
     if (!p->pattern) goto nomem;
@@ -966,33 +1001,38 @@ static int ends_with(const char *s, const char *suf) {
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
-/* Stored name and bytes for one stream member. */
-static int compress_member(const s2s_packer *p, const char *key, const char *suffix,
-                           const unsigned char *data, size_t size, pmember *out, s2s_err *err) {
+/* Stored name and bytes for one stream member. Members stored as they are take *datap (left
+ * NULL) instead of a copy. */
+static int compress_member(const s2s_pack_opts *o, pctx *cx, const char *key, const char *suffix,
+                           unsigned char **datap, size_t size, pmember *out, s2s_err *err) {
+    const unsigned char *data = *datap;
     size_t kl = strlen(key), sl = strlen(suffix);
     out->name = malloc(kl + sl + 8);
     if (!out->name) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
     int rc = 0;
     if (ends_with(suffix, ".wav")) {
         sprintf(out->name, "%s.%.*s.flac", key, (int)(sl - 4), suffix);
-        rc = s2s_flac_encode(data, size, p->o.flac_level, &out->data, &out->size, err);
+        s2s_buf ob = {0};
+        rc = flac_encode_wav(&cx->fe, data, size, o->flac_level, &ob, err);
+        if (rc == 0)
+            out->data = s2s_buf_steal(&ob, &out->size);
+        else
+            s2s_buf_free(&ob);
     } else if (ends_with(suffix, ".flac")) {
         if (size < 4 || memcmp(data, "fLaC", 4) != 0)
             return s2s_err_set(err, S2S_EDATA, "member %s.%s is not FLAC data", key, suffix);
         sprintf(out->name, "%s.%s", key, suffix);
-        out->data = malloc(size ? size : 1);
-        if (!out->data) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
-        memcpy(out->data, data, size);
+        out->data = *datap; /* (NULL when size is 0: tar writes no data then) */
+        *datap = NULL;
         out->size = size;
     } else if (strcmp(suffix, "json") == 0 || ends_with(suffix, ".json") ||
                strcmp(suffix, "units") == 0 || ends_with(suffix, ".units")) {
         sprintf(out->name, "%s.%s.gz", key, suffix);
-        rc = s2s_gzip(data, size, p->o.gzip_level, &out->data, &out->size, err);
+        rc = gzip_ctx(&cx->gz, data, size, o->gzip_level, &out->data, &out->size, err);
     } else {
         sprintf(out->name, "%s.%s", key, suffix);
-        out->data = malloc(size ? size : 1);
-        if (!out->data) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
-        memcpy(out->data, data, size);
+        out->data = *datap;
+        *datap = NULL;
         out->size = size;
     }
     if (rc < 0) s2s_err_prefix(err, "sample %s, member %s.%s: ", key, key, suffix);
@@ -1073,6 +1113,7 @@ typedef struct pjob {
     pmember *m; /* n_in outputs; name NULL = skipped */
     uint64_t pairs;
     const s2s_pack_opts *o;
+    pctx *cx;
     int rc;
     s2s_err err;
     pthread_t th;
@@ -1095,13 +1136,10 @@ static void pjob_free(pjob *j) {
 
 static void *pjob_run(void *arg) {
     pjob *j = arg;
-    s2s_packer tmp; /* compress_member only reads the options */
-    memset(&tmp, 0, sizeof tmp);
-    tmp.o = *j->o;
     s2s_err_clear(&j->err);
     j->rc = 0;
     for (size_t i = 0; i < j->n_in && j->rc == 0; i++) {
-        j->rc = compress_member(&tmp, j->key, j->in_suffix[i], j->in_data[i], j->in_size[i],
+        j->rc = compress_member(j->o, j->cx, j->key, j->in_suffix[i], &j->in_data[i], j->in_size[i],
                                 &j->m[i], &j->err);
         /* the input is not needed any more */
         free(j->in_data[i]);
@@ -1193,6 +1231,7 @@ static int packer_put(s2s_packer *p, s2s_sample *s, int steal, s2s_err *err) {
     size_t cap = s->n_members + 1;
     if (!j) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
     j->o = &p->o;
+    j->cx = &p->cx[p->cx_turn++ & 1];
     j->key = strdup(s->key);
     j->in_suffix = calloc(cap, sizeof *j->in_suffix);
     j->in_data = calloc(cap, sizeof *j->in_data);
@@ -1337,5 +1376,9 @@ void s2s_packer_abort(s2s_packer *p) {
     free(p->pattern);
     free(p->part);
     free(p->dir);
+    for (int k = 0; k < 2; k++) {
+        gz_ctx_free(&p->cx[k].gz);
+        flac_enc_free(&p->cx[k].fe);
+    }
     free(p);
 }
