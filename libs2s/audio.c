@@ -1,6 +1,7 @@
 /* audio.c — decode any audio bytes to float mono (libsndfile fast path, libav* otherwise);
  * encode mono WAV/FLAC deterministically with libsndfile virtual I/O. */
 #include "s2s/audio.h"
+#include "wav_pcm.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -219,70 +220,19 @@ static uint16_t le16(const unsigned char *p) {
     return (uint16_t)(p[0] | p[1] << 8);
 }
 
-static int wav_pcm_parse(const bsrc *b, wavpcm *w) {
-    static const unsigned char pcm_guid[16] = {0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00,
-                                               0x80, 0x00, 0x00, 0xaa, 0x00, 0x38, 0x9b, 0x71};
-    unsigned char h[40];
-    size_t size = b->size, off = 12;
-    int have_fmt = 0, align = 0;
-    memset(w, 0, sizeof *w);
-    if (size < 12 || bs_get(b, 0, h, 12) < 0 || memcmp(h, "RIFF", 4) != 0 ||
-        memcmp(h + 8, "WAVE", 4) != 0)
-        return 0;
-    while (size - off >= 8) {
-        if (bs_get(b, off, h, 8) < 0) return 0;
-        uint32_t len = le32(h + 4);
-        size_t room = size - off - 8;
-        if (memcmp(h, "data", 4) == 0) {
-            if (!have_fmt) return 0;
-            if (len > room) {
-                if (len < 0x7fff0000u) return 0; /* truncated: the decoder says so */
-                len = (uint32_t)(room < 0x7fff0000u ? room : 0x7fff0000u);
-            }
-            w->off = off + 8;
-            w->frames = len / (uint32_t)align;
-            return 1;
-        }
-        for (int i = 0; i < 4; i++)
-            if (h[i] < 0x20 || h[i] > 0x7e) return 0; /* libsndfile resynchronises: not here */
-        if (len > room) return 0;
-        if (memcmp(h, "fmt ", 4) == 0) {
-            if (have_fmt || len < 16 || bs_get(b, off + 8, h, len < 40 ? len : 40) < 0) return 0;
-            unsigned tag = le16(h), ch = le16(h + 2), bits = le16(h + 14);
-            uint32_t rate = le32(h + 4);
-            if (tag == 0xFFFE) {
-                if (len < 40 || le16(h + 16) < 22 || le16(h + 18) != bits ||
-                    memcmp(h + 24, pcm_guid, 16) != 0)
-                    return 0;
-            } else if (tag != 1) {
-                return 0;
-            }
-            if (ch < 1 || ch > 64 || rate < 1 || rate > INT_MAX ||
-                (bits != 8 && bits != 16 && bits != 24 && bits != 32) ||
-                le16(h + 12) != ch * bits / 8)
-                return 0;
-            w->rate = (int)rate;
-            w->ch = (int)ch;
-            w->bits = (int)bits;
-            align = (int)(ch * bits / 8);
-            have_fmt = 1;
-        }
-        if (len + (size_t)(len & 1) > room) break; /* a last chunk without its pad byte */
-        off += 8 + (size_t)len + (len & 1);
-    }
-    return 0;
+static int bs_get_cb(void *u, size_t off, void *buf, size_t n) {
+    return bs_get(u, off, buf, n);
 }
 
-int s2s_wav_pcm_view(const void *buf, size_t size, s2s_wav_pcm *out) {
-    memset(out, 0, sizeof *out);
-    wavpcm w;
-    bsrc b = {buf, 0, size};
-    if (!buf || !wav_pcm_parse(&b, &w)) return 0;
-    out->data = (const unsigned char *)buf + w.off;
-    out->frames = w.frames;
-    out->rate = w.rate;
-    out->channels = w.ch;
-    out->bits = w.bits;
+/* s2s_wav_pcm_parse (wav_pcm.c, the rules of s2s_wav_pcm_view) over memory or a file. */
+static int wav_pcm_parse(const bsrc *b, wavpcm *w) {
+    s2s_wav_pcm v;
+    memset(w, 0, sizeof *w);
+    if (!s2s_wav_pcm_parse(bs_get_cb, (void *)b, b->size, &v, &w->off)) return 0;
+    w->frames = v.frames;
+    w->rate = v.rate;
+    w->ch = v.channels;
+    w->bits = v.bits;
     return 1;
 }
 
