@@ -157,15 +157,16 @@ static inline unsigned ilog2(uint64_t v) { /* floor(log2(v)), v > 0 */
 /* The Rice parameter (0-30) with the fewest bits by rice_bits for n values summing to s. The
  * optimum of n*k + s/2^k lies within one of floor(log2(s/n)); the three neighbours are tried. */
 static unsigned best_k(uint64_t n, uint64_t s, uint64_t *bits) {
-    if (n == 0 || s < n) {
-        *bits = n;
+    if (s < n || n == 0) { /* mean below 1: k = 0, n stop bits and s zeros */
+        *bits = n + s;
         return 0;
     }
     unsigned k0 = ilog2(s) - ilog2(n); /* within 1 of floor(log2(s / n)) */
-    unsigned best = k0 > 0 ? k0 - 1 : 0;
-    if (best > 30) best = 30;
-    uint64_t bb = rice_bits(n, s, best);
-    for (unsigned k = best + 1; k <= k0 + 1 && k <= 30; k++) {
+    unsigned lo = k0 > 0 ? k0 - 1 : 0, hi = k0 + 1 < 30 ? k0 + 1 : 30;
+    if (lo > 30) lo = 30;
+    unsigned best = lo;
+    uint64_t bb = rice_bits(n, s, lo);
+    for (unsigned k = lo + 1; k <= hi; k++) {
         uint64_t b = rice_bits(n, s, k);
         if (b < bb) bb = b, best = k;
     }
