@@ -78,10 +78,13 @@ static void score4(int impl, const float *ct, const float *norm, size_t kp, size
     score4_generic(ct, norm, kp, dim, xs, as, kb, w);
 }
 
-/* Index of the smallest score (first on ties) among a[0..kp-1] (kp a multiple of 8; the
- * padding scores 3e38 and never wins); *best its value. The minimum is found over 8 lanes
- * (min is exact, so the order does not matter), then its first index. */
-__attribute__((optimize("O3"))) static int32_t argmin(const float *a, size_t kp, float *best) {
+/* Index of the smallest score among the real centres a[0..k-1] (first on ties); *best its
+ * value. a holds kp >= k scores (kp a multiple of 8; the padding scores 3e38). The minimum is
+ * found over 8 lanes (min is exact, so the order does not matter), then its first index; when
+ * that is not a real centre (scores that are NaN or all above 3e38, i.e. absurd centres) the
+ * plain scan over the real centres decides, as it always did. */
+__attribute__((optimize("O3"))) static int32_t argmin(const float *a, size_t k, size_t kp,
+                                                      float *best) {
     float m[8];
     memcpy(m, a, sizeof m);
     for (size_t i = 8; i < kp; i += 8)
@@ -102,10 +105,10 @@ __attribute__((optimize("O3"))) static int32_t argmin(const float *a, size_t kp,
             break;
         }
     }
-    if (bi == kp) { /* NaN scores: the plain scan */
+    if (bi >= k) {
         bi = 0;
         bv = a[0];
-        for (size_t i = 1; i < kp; i++)
+        for (size_t i = 1; i < k; i++)
             if (a[i] < bv) {
                 bv = a[i];
                 bi = i;
@@ -178,7 +181,7 @@ static void search_run(const search *s, const float *x, size_t n, int32_t *units
             kb += w;
         }
         for (size_t j = 0; j < m; j++)
-            units[i + j] = argmin(acc + j * kp, kp, best ? &best[i + j] : NULL);
+            units[i + j] = argmin(acc + j * kp, s->k, kp, best ? &best[i + j] : NULL);
     }
 }
 

@@ -387,6 +387,20 @@ static void test_kernels_bit_identical(void **state) {
                          (double)b0[i], bi, (double)best);
         }
         if (v > 0) assert_true(ties > 0); /* the grid data does make ties */
+        if (v == 2) {         /* absurd centres: every ||c||^2 overflows to +inf; the padding (3e38)
+                               * must still never win */
+            float big[5 * 3]; /* k 5: 3 padding centres */
+            for (size_t i = 0; i < 5 * 3; i++)
+                big[i] = (i % 3 == 0 ? 3e19f : 1e19f) * (i % 2 ? 1.0f : -1.0f);
+            s2s_codebook *cbb = s2s_codebook_new(big, 5, 3, &fo, NULL, &err);
+            assert_non_null(cbb);
+            for (int impl = 0; impl <= 1; impl++) {
+                if (s2s_codebook_assign_impl(cbb, x, 9, u1, NULL, impl, &err) != 0) continue;
+                for (size_t i = 0; i < 9; i++)
+                    assert_true(u1[i] >= 0 && u1[i] < 5);
+            }
+            s2s_codebook_free(cbb);
+        }
         s2s_codebook_free(cb);
         free(c);
         free(x);
