@@ -145,6 +145,51 @@ static int grow(float **buf, size_t *cap, size_t n, s2s_err *err) {
     return 0;
 }
 
+/* The samples of an audio member: 16-bit mono PCM WAV in place (*xs; copied into *pcm only if
+ * its data is misaligned), anything else decoded to float into *a (*xf). The features are the
+ * same either way. Free *a with s2s_audio_free (also after failure); *pcm is the caller's
+ * reusable buffer (capacity *pcm_cap). */
+typedef struct member_audio {
+    const int16_t *xs;
+    const float *xf;
+    size_t n;
+    s2s_audio a;
+} member_audio;
+
+static int member_samples(const s2s_sample *s, const s2s_member *m, int rate, member_audio *ma,
+                          int16_t **pcm, size_t *pcm_cap, s2s_err *err) {
+    memset(ma, 0, sizeof *ma);
+    s2s_wav_pcm v;
+    if (s2s_wav_pcm_view(m->data, m->size, &v) == 1 && v.channels == 1 && v.bits == 16 &&
+        v.frames > 0) {
+        if (v.rate != rate)
+            return s2s_err_set(err, S2S_EDATA,
+                               "sample %s %s: audio is at %d Hz but the features need %d Hz: run "
+                               "s2s-resample --rate %d first",
+                               s->key, m->suffix, v.rate, rate, rate);
+        ma->xs = (const int16_t *)(const void *)v.data;
+        ma->n = v.frames;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (((uintptr_t)v.data & 1) == 0) return 0;
+#endif
+        if (v.frames > *pcm_cap) { /* misaligned (or big-endian host): copy */
+            int16_t *p = realloc(*pcm, v.frames * sizeof *p);
+            if (!p) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+            *pcm = p;
+            *pcm_cap = v.frames;
+        }
+        for (size_t i = 0; i < v.frames; i++)
+            (*pcm)[i] = (int16_t)(uint16_t)(v.data[2 * i] | v.data[2 * i + 1] << 8);
+        ma->xs = *pcm;
+        return 0;
+    }
+    /* the decoder rejects NaN and infinite samples (S2S_EDATA) */
+    int rc = decode_member(s, m, rate, &ma->a, err);
+    ma->xf = ma->a.samples;
+    ma->n = ma->a.n;
+    return rc;
+}
+
 /* ================================ tokenize =================================================== */
 enum { TOK_CHUNK = 1024 }; /* frames computed and assigned at a time (memory flat per member) */
 
@@ -197,41 +242,13 @@ static int tok_audio(tok_ctx *t, const int16_t *xs, const float *xf, size_t n, s
     return 0;
 }
 
-/* One audio member -> its units text. Plain 16-bit mono PCM WAV is read in place (no decoding,
- * no copy); anything else is decoded to float first. The bytes are the same either way. */
+/* One audio member -> its units text. */
 static int tok_member(tok_ctx *t, const s2s_sample *s, const s2s_member *m, size_t *nf, char **txt,
                       size_t *len, s2s_err *err) {
-    int rate = s2s_fbank_get_opts(t->fb)->rate;
-    s2s_wav_pcm v;
-    if (s2s_wav_pcm_view(m->data, m->size, &v) == 1 && v.channels == 1 && v.bits == 16 &&
-        v.frames > 0) {
-        if (v.rate != rate)
-            return s2s_err_set(err, S2S_EDATA,
-                               "sample %s %s: audio is at %d Hz but the features need %d Hz: run "
-                               "s2s-resample --rate %d first",
-                               s->key, m->suffix, v.rate, rate, rate);
-        const int16_t *xs = (const int16_t *)(const void *)v.data;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        if (((uintptr_t)v.data & 1) != 0) /* misaligned: copy */
-#endif
-        {
-            if (v.frames > t->pcm_cap) {
-                int16_t *p = realloc(t->pcm, v.frames * sizeof *p);
-                if (!p) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
-                t->pcm = p;
-                t->pcm_cap = v.frames;
-            }
-            for (size_t i = 0; i < v.frames; i++)
-                t->pcm[i] = (int16_t)(uint16_t)(v.data[2 * i] | v.data[2 * i + 1] << 8);
-            xs = t->pcm;
-        }
-        return tok_audio(t, xs, NULL, v.frames, nf, txt, len, err);
-    }
-    s2s_audio a;
-    memset(&a, 0, sizeof a);
-    int rc = decode_member(s, m, rate, &a, err);
-    if (rc == 0) rc = tok_audio(t, NULL, a.samples, a.n, nf, txt, len, err);
-    s2s_audio_free(&a);
+    member_audio ma;
+    int rc = member_samples(s, m, s2s_fbank_get_opts(t->fb)->rate, &ma, &t->pcm, &t->pcm_cap, err);
+    if (rc == 0) rc = tok_audio(t, ma.xs, ma.xf, ma.n, nf, txt, len, err);
+    s2s_audio_free(&ma.a);
     return rc;
 }
 
@@ -657,6 +674,8 @@ static int main_train(int argc, char **argv) {
     size_t rcap = 0;
     float *feat = NULL;
     size_t fcap = 0;
+    int16_t *pcm = NULL;
+    size_t pcm_cap = 0;
     uint64_t members = 0;
     int rc = 0;
     s2s_reader *r =
@@ -680,27 +699,32 @@ static int main_train(int argc, char **argv) {
         for (size_t i = 0; i < s->n_members && rc == 0; i++) {
             size_t sl;
             if (!audio_member(s->members[i].suffix, &sl)) continue;
-            s2s_audio a;
-            memset(&a, 0, sizeof a);
-            rc = decode_member(s, &s->members[i], fo.rate, &a, &err);
-            size_t nf = rc == 0 ? s2s_fbank_n_frames(fb, a.n) : 0;
-            if (rc == 0) rc = grow(&feat, &fcap, nf * rv.dim, &err);
-            if (rc == 0 && s2s_fbank_compute(fb, a.samples, a.n, feat, &err) < 0)
-                rc = s2s_err_prefix(&err, "sample %s %s: ", s->key, s->members[i].suffix);
-            s2s_audio_free(&a);
+            /* features TOK_CHUNK frames at a time (the whole member with CMVN), in order, so
+             * the reservoir sees the same frames as from one call */
+            member_audio ma;
+            rc = member_samples(s, &s->members[i], fo.rate, &ma, &pcm, &pcm_cap, &err);
+            size_t nf = rc == 0 ? s2s_fbank_n_frames(fb, ma.n) : 0;
+            size_t chunk = fo.cmvn ? (nf ? nf : 1) : TOK_CHUNK;
+            if (rc == 0) rc = grow(&feat, &fcap, chunk * rv.dim, &err);
             if (rc == 0) {
                 size_t want = rv.have + nf < rv.max ? rv.have + nf : rv.max;
-                if ((rc = grow(&rv.x, &rcap, want * rv.dim, &err)) == 0) {
-                    reservoir_add(&rv, feat, nf);
-                    members++;
-                }
+                rc = grow(&rv.x, &rcap, want * rv.dim, &err);
             }
+            for (size_t t0 = 0; rc == 0 && t0 < nf; t0 += chunk) {
+                long got = ma.xs ? s2s_fbank_frames_s16(fb, ma.xs, ma.n, t0, chunk, feat)
+                                 : s2s_fbank_frames(fb, ma.xf, ma.n, t0, chunk, feat);
+                if (fo.cmvn) s2s_fbank_cmvn(feat, (size_t)got, rv.dim);
+                reservoir_add(&rv, feat, (size_t)got);
+            }
+            s2s_audio_free(&ma.a);
+            if (rc == 0) members++;
         }
         s2s_sample_free(s);
     }
     s2s_progress_end(pg, n_samples);
     s2s_reader_close(r);
     free(feat);
+    free(pcm);
     s2s_fbank_free(fb);
     if (rc == 0 && rv.have < ko.k)
         rc = s2s_err_set(&err, S2S_EDATA,
