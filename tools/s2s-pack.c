@@ -155,10 +155,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     /* Members of a few hundred KB come and go once per sample: keep them on the heap instead
-     * of an mmap/munmap (and page faults) per member. Freed memory above 64 MB still goes
-     * back to the system. */
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+     * of an mmap/munmap (and page faults) per member (-10% CPU). Blocks from 4 MB up are still
+     * mapped, and more than 8 MB of free heap goes back to the system, so a long member does
+     * not leave its intermediate buffers resident. */
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    mallopt(M_TRIM_THRESHOLD, 8 << 20);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);
