@@ -89,6 +89,8 @@ __attribute__((optimize("O3"))) static int32_t argmin(const float *a, size_t k, 
     memcpy(m, a, sizeof m);
     for (size_t i = 8; i < kp; i += 8)
         for (size_t l = 0; l < 8; l++)
+            /* the kernel wrote all kp scores (by memcpy, which the analyzer does not follow) */
+            /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
             m[l] = a[i + l] < m[l] ? a[i + l] : m[l];
     float bv = m[0];
     for (size_t l = 1; l < 8; l++)

@@ -710,7 +710,7 @@ static int main_train(int argc, char **argv) {
                 size_t want = rv.have + nf < rv.max ? rv.have + nf : rv.max;
                 rc = grow(&rv.x, &rcap, want * rv.dim, &err);
             }
-            for (size_t t0 = 0; rc == 0 && t0 < nf; t0 += chunk) {
+            for (size_t t0 = 0; rc == 0 && feat && t0 < nf; t0 += chunk) {
                 long got = ma.xs ? s2s_fbank_frames_s16(fb, ma.xs, ma.n, t0, chunk, feat)
                                  : s2s_fbank_frames(fb, ma.xf, ma.n, t0, chunk, feat);
                 if (fo.cmvn) s2s_fbank_cmvn(feat, (size_t)got, rv.dim);

@@ -4,10 +4,12 @@
  * 25 ms frames (400 samples) every 10 ms (160 samples), snip-edges framing (a frame only where
  * the whole window fits: n_frames = 1 + (n - 400) / 160, 0 when n < 400), no dither (so the
  * output is deterministic), DC offset removed per frame, pre-emphasis 0.97, Povey window, zero
- * padding to 512, power spectrum through libavutil's real FFT (av_tx, AV_TX_FLOAT_RDFT),
- * 80 triangular mel filters (mel = 1127 ln(1 + f/700)) between 20 Hz and Nyquist laid out as in
- * Kaldi (FFT bins 0 .. N/2-1), natural log with a floor of FLT_EPSILON. Samples in [-1, 1] are
- * multiplied by 32768 first, so values match Kaldi on the same 16-bit WAV.
+ * padding to 512, power spectrum through our own real FFT, 80 triangular mel filters
+ * (mel = 1127 ln(1 + f/700)) between 20 Hz and Nyquist laid out as in Kaldi (FFT bins
+ * 0 .. N/2-1), natural log (our own, correctly rounded in all tests) with a floor of
+ * FLT_EPSILON. Samples in [-1, 1] are multiplied by 32768 first, so values match Kaldi on the
+ * same 16-bit WAV. The results are the same bits on every x86-64 CPU, whichever vector kernel
+ * (SSE2, AVX2, AVX-512) runs, and do not depend on libm.
  * Optional per-utterance mean/variance normalisation (CMVN) of each mel dimension.
  * The full specification and the JSON form of the settings: docs/tokenize.md. */
 #ifndef S2S_FEATURES_H
