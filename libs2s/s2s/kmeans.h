@@ -4,8 +4,9 @@
  * Everything is deterministic: the seed drives an own PRNG (s2s_rng of s2s/stats.h), sums are
  * accumulated in a fixed order, ties go to the lowest index, so the same frames and options give
  * the same codebook bytes on every run. Assignment compares ||c||^2 - 2 x.c over centroids stored
- * transposed (dimension-major, padded), which the compiler vectorises across centroids without
- * reordering any floating-point sum, so results do not depend on the SIMD width. */
+ * transposed (dimension-major, padded), vectorised across centroids without reordering any
+ * floating-point sum (kernels for SSE2 and AVX2, picked at run time), so results do not depend
+ * on the CPU. */
 #ifndef S2S_KMEANS_H
 #define S2S_KMEANS_H
 
