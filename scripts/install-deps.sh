@@ -9,8 +9,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libespeak-ng-dev espeak-ng-data libsndfile1-dev libsamplerate0-dev
-      libavformat-dev libavcodec-dev libavutil-dev libswresample-dev
-      zlib1g-dev libjansson-dev libcmocka-dev libflac-dev libsoxr-dev
+      libavformat-dev libavcodec-dev libavutil-dev
+      zlib1g-dev libjansson-dev libcmocka-dev libflac-dev libsoxr-dev libdeflate-dev
       espeak-ng sox libsox-fmt-all ffmpeg flac tar python3 time
       irstlm sphinxbase-utils
       clang libclang-rt-14-dev valgrind cppcheck clang-tidy
