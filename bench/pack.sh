@@ -2,7 +2,7 @@
 # Shards: pack and read back the StoryCloze-validation stream at 16 kHz (1871 items, 5613
 # utterances by s2s-synth, s2s-resample --rate 16000), ours beside the tar+flac pair on the same
 # files, in one run.
-#   pack:  s2s-pack (FLAC level 5, gzip 6, index, dataset.json, fsync)  vs  flac -5 of every WAV
+#   pack:  s2s-pack (built-in FLAC encoder, gzip 6, index, dataset.json, fsync)  vs  flac -5 of every WAV
 #          + tar -cf of the FLAC and JSON files
 #   read:  s2s-shard cat (CRC-checked, FLAC decoded back to WAV, tar stream to /dev/null)  vs
 #          tar -xf (no decoding) and tar -xf + flac -d (the same work as cat)
