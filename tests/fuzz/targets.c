@@ -21,6 +21,7 @@
 #include "s2s/backend.h"
 #include "s2s/csv.h"
 #include "s2s/err.h"
+#include "s2s/flacenc.h"
 #include "s2s/import.h"
 #include "s2s/item.h"
 #include "s2s/kmeans.h"
@@ -418,13 +419,40 @@ static void wav_view_vs_libsndfile(const uint8_t *b, size_t n) {
     sf_close(sf);
 }
 
+/* Round trip: the built-in FLAC encoder (s2s/flacenc.h) on any samples, decoded by libFLAC
+ * (s2s_flac_decode), gives the samples back bit for bit. Layout: channels-1 (mod 8), bits
+ * (even: 16, odd: 24), two bytes of rate, then little-endian samples. */
+static void flacenc_roundtrip(const uint8_t *b, size_t n) {
+    if (n < 4) return;
+    unsigned ch = b[0] % 8u + 1, bits = b[1] & 1 ? 24 : 16, rate = 1 + (b[2] | (unsigned)b[3] << 8);
+    b += 4, n -= 4;
+    size_t fb = (size_t)ch * bits / 8, frames = n / fb;
+    if (frames == 0) return;
+    s2s_flacenc_in in = {b, NULL, bits, bits, frames, rate, ch};
+    s2s_buf enc = {0};
+    s2s_err err;
+    if (s2s_flacenc(&in, &enc, &err) != 0) abort(); /* valid parameters: must encode */
+    unsigned char *wav = NULL;
+    size_t wn = 0;
+    if (s2s_flac_decode(enc.data, enc.len, &wav, &wn, &err) != 0) abort();
+    s2s_wav_pcm v;
+    if (s2s_wav_pcm_view(wav, wn, &v) != 1 || v.frames != frames || v.channels != (int)ch ||
+        v.bits != (int)bits || v.rate != (int)rate || memcmp(v.data, b, frames * fb) != 0)
+        abort();
+    free(wav);
+    s2s_buf_free(&enc);
+}
+
 /* ---- member codecs: gunzip, FLAC, any audio (what arrives in streams and shards) ----------- */
 static int fz_codec(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     unsigned char *out = NULL;
     size_t n = 0;
     s2s_err err;
-    switch (data[0] % 4) {
+    switch (data[0] % 5) {
+    case 4:
+        flacenc_roundtrip(data + 1, size - 1);
+        break;
     case 3:
         wav_view_vs_libsndfile(data + 1, size - 1);
         break;
