@@ -55,11 +55,14 @@ L=$(wc -l < all.txt)
 head -n $((L / 2)) all.txt > half1.txt
 tail -n +$((L / 2 + 1)) all.txt > half2.txt
 
+. "$SRC/bench/null.sh"
+S2S_NULL=$(null_sink "$T")
+export S2S_NULL
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
 # "wall cpu" of one command (stdout to /dev/null), children's CPU included.
 measure() {
     python3 -c 'import os, sys, time
-null = os.open(os.devnull, os.O_WRONLY)
+null = os.open(os.environ.get("S2S_NULL", os.devnull), os.O_WRONLY)
 t = time.monotonic()
 pid = os.posix_spawnp(sys.argv[1], sys.argv[1:], os.environ,
                       file_actions=[(os.POSIX_SPAWN_DUP2, null, 1)])
@@ -81,11 +84,11 @@ cmp -s snap.tar fork.tar || { echo "s2s-synth -j2 and --reset fork differ" >&2; 
 rm -f snap.tar fork.tar
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 for _ in $(seq "$RUNS"); do
-    run cli espeak-ng -v en-us -s 175 -f all.txt -w /dev/null
+    run cli espeak-ng -v en-us -s 175 -f all.txt -w "$S2S_NULL"
     for v in $ROWS; do
         case $v in
-        cli2) run cli2 bash -c 'espeak-ng -v en-us -s 175 -f half1.txt -w /dev/null &
-                espeak-ng -v en-us -s 175 -f half2.txt -w /dev/null; wait $!' ;;
+        cli2) run cli2 bash -c 'espeak-ng -v en-us -s 175 -f half1.txt -w "$S2S_NULL" &
+                espeak-ng -v en-us -s 175 -f half2.txt -w "$S2S_NULL"; wait $!' ;;
         j2) run j2 "$SYNTH" -q -j2 --voice en-us items.jsonl ;;
         j1) run j1 "$SYNTH" -q -j1 --voice en-us items.jsonl ;;
         j2fork) run j2fork "$SYNTH" -q -j2 --reset fork --voice en-us items.jsonl ;;

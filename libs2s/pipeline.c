@@ -130,10 +130,18 @@ int s2s_pipeline_run(s2s_pipeline *p, const char *in_path, const char *out_path,
     pid_t *pids = calloc(p->n, sizeof *pids);
     if (!pids) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
     char *selfdir = s2s_self_dir();
-    int in = open(in_path ? in_path : "/dev/null", O_RDONLY | O_CLOEXEC);
+    /* No input: an empty pipe (its write end closed at once), not /dev/null, which some
+     * sandboxes replace with a regular file that may hold what was written to it. */
+    int in = -1;
+    if (in_path) {
+        in = open(in_path, O_RDONLY | O_CLOEXEC);
+    } else {
+        int e[2];
+        if (pipe2(e, O_CLOEXEC) == 0) close(e[1]), in = e[0];
+    }
     if (in < 0) {
         free(pids), free(selfdir);
-        return s2s_err_errno(err, "%s", in_path ? in_path : "/dev/null");
+        return s2s_err_errno(err, "%s", in_path ? in_path : "pipe");
     }
     int out = -1;
     if (out_path && (out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {

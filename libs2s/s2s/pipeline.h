@@ -13,7 +13,7 @@ s2s_pipeline *s2s_pipeline_new(s2s_err *err);
 /* Appends a stage; argv is copied (NULL-terminated). argv[0] is looked up in the directory of
  * the running program first (so a build finds its sibling tools), then in PATH. */
 int s2s_pipeline_add(s2s_pipeline *p, const char *const *argv, s2s_err *err);
-/* Runs the chain: stdin of the first stage from in_path (NULL: /dev/null), stdout of the last to
+/* Runs the chain: stdin of the first stage from in_path (NULL: empty input), stdout of the last to
  * out_path (NULL: inherit). Waits for every stage. Returns 0 when all exit 0; otherwise the
  * message names the first failing stage, its exit status or signal. Every stage gets SIGTERM
  * when the calling process dies (Linux PR_SET_PDEATHSIG), so a killed build leaves no stage
