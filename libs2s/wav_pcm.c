@@ -40,6 +40,18 @@ int s2s_wav_pcm_parse(s2s_wav_get_fn get, void *u, size_t size, s2s_wav_pcm *out
                 len = (uint32_t)(room < 0x7fff0000u ? room : 0x7fff0000u); /* streaming writer */
             }
             w.frames = len / align; /* a partial last frame is ignored, as libsndfile does */
+            /* libsndfile reads every chunk to the end of the file (past the RIFF size too) and
+             * takes the last "data" and "fmt ": after the data, only well-formed chunks of
+             * other kinds may follow (found by fuzz_codec's comparison with libsndfile). */
+            for (size_t at = off + 8 + (size_t)len + (len & 1); at < size && size - at >= 8;) {
+                if (get(u, at, h, 8) < 0) return 0;
+                uint32_t cl = rd32(h + 4);
+                if (memcmp(h, "data", 4) == 0 || memcmp(h, "fmt ", 4) == 0) return 0;
+                for (int i = 0; i < 4; i++)
+                    if (h[i] < 0x20 || h[i] > 0x7e) return 0;
+                if (cl > size - at - 8) return 0;
+                at += 8 + (size_t)cl + (cl & 1);
+            }
             *out = w;
             *data_off = off + 8;
             return 1;
