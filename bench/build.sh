@@ -2,7 +2,7 @@
 # bench/build.sh — the headline benchmark: the whole sStoryCloze build (StoryCloze Spring 2016
 # validation, 1871 items: contexts and both endings -> speech -> 16 kHz -> units -> shards,
 # verified) with `s2s-build -j2`, against the floor of this machine measured in the same run:
-# bare `espeak-ng -v en-us -f FILE -w /dev/null` (a real null device: bench/null.sh) on the same text (every context and ending,
+# bare `espeak-ng -v en-us -f FILE -w /dev/null` (a real null device: bench/lib/null.sh) on the same text (every context and ending,
 # one utterance per line, exactly the texts s2s-synth speaks) split in two halves of equal
 # characters, the two processes run in parallel (2 cores). The floor is synthesis only.
 #
@@ -115,7 +115,7 @@ for t in s2s-import s2s-synth s2s-resample s2s-tokenize s2s-pack s2s-shard; do
   chmod +x "$W/$t"
 done
 
-. "$SRC/bench/null.sh"
+. "$SRC/bench/lib/null.sh"
 NULL=$(null_sink "$T")
 floor() { # -> "wall cpu" seconds of the two espeak-ng processes in parallel
   local t0 t1

@@ -55,7 +55,7 @@ L=$(wc -l < all.txt)
 head -n $((L / 2)) all.txt > half1.txt
 tail -n +$((L / 2 + 1)) all.txt > half2.txt
 
-. "$SRC/bench/null.sh"
+. "$SRC/bench/lib/null.sh"
 S2S_NULL=$(null_sink "$T")
 export S2S_NULL
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }

@@ -1,4 +1,4 @@
-# bench/null.sh — sourced by benchmarks: null_sink DIR prints the path of a real null device.
+# bench/lib/null.sh — sourced by benchmarks: null_sink DIR prints the path of a real null device.
 # Some sandboxes replace /dev/null with a regular file: a benchmark writing a gigabyte of audio
 # there would pay for page-cache writes (and measure them in the anchor). If /dev/null is not a
 # character device, a real one is made in DIR (mknod, as root); failing that, /dev/null is used
