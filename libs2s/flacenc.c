@@ -405,6 +405,14 @@ int s2s_flacenc(const s2s_flacenc_in *in, s2s_buf *out, s2s_err *err) {
                            "FLAC encoder: unsupported input (%u Hz, %u channels, %u bits, %llu "
                            "frames)",
                            rate, ch, bps, (unsigned long long)in->frames);
+    if (in->i32) { /* values must fit out_bits: wider ones would be masked or overflow */
+        int32_t hi = (int32_t)((1u << (bps - 1)) - 1), lo = -hi - 1;
+        for (uint64_t i = 0, n = in->frames * ch; i < n; i++)
+            if (in->i32[i] < lo || in->i32[i] > hi)
+                return s2s_err_set(err, S2S_EINVAL,
+                                   "FLAC encoder: sample %llu (%ld) does not fit %u bits",
+                                   (unsigned long long)i, (long)in->i32[i], bps);
+    }
     uint64_t nframes = (in->frames + BS - 1) / BS;
     if (nframes > 0x7fffffffULL)
         return s2s_err_set(err, S2S_EINVAL, "FLAC encoder: too many frames");

@@ -93,10 +93,13 @@ __attribute__((optimize("O3"))) static int32_t argmin(const float *a, size_t k, 
             /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
             m[l] = a[i + l] < m[l] ? a[i + l] : m[l];
     float bv = m[0];
+    int nan = 0;
     for (size_t l = 1; l < 8; l++)
         bv = m[l] < bv ? m[l] : bv;
+    for (size_t l = 0; l < 8; l++) /* a NaN first in a lane hides that lane's later scores */
+        nan |= m[l] != m[l];
     size_t bi = kp;
-    for (size_t i = 0; i < kp; i += 8) { /* the first block holding bv, then its first index */
+    for (size_t i = 0; !nan && i < kp; i += 8) { /* the first block holding bv, its first index */
         int hit = 0;
         for (size_t l = 0; l < 8; l++)
             hit |= a[i + l] == bv;

@@ -125,7 +125,8 @@ void s2s_resampler_free(s2s_resampler *r) {
 
 /* Runs the engine on in[0..n-1] (in NULL: end of input), appending to carry. */
 static int run(s2s_resampler *r, const float *in, size_t n, int eof, s2s_err *err) {
-    if (!r->src && !r->sox) { /* equal rates */
+    if (!eof && n == 0) return 0; /* nothing to feed: libsoxr would read in = NULL as the end */
+    if (!r->src && !r->sox) {     /* equal rates */
         if (reserve(r, n, err) < 0) return S2S_ENOMEM;
         if (n) memcpy(r->carry + r->n_carry, in, n * sizeof *in);
         r->n_carry += n;

@@ -43,7 +43,9 @@ int s2s_wav_pcm_parse(s2s_wav_get_fn get, void *u, size_t size, s2s_wav_pcm *out
             /* libsndfile reads every chunk to the end of the file (past the RIFF size too) and
              * takes the last "data" and "fmt ": after the data, only well-formed chunks of
              * other kinds may follow (found by fuzz_codec's comparison with libsndfile). */
+            size_t walked = 0;
             for (size_t at = off + 8 + (size_t)len + (len & 1); at < size && size - at >= 8;) {
+                if (++walked > 64) return 0; /* a WAV padded with chunks: libsndfile's job */
                 if (get(u, at, h, 8) < 0) return 0;
                 uint32_t cl = rd32(h + 4);
                 if (memcmp(h, "data", 4) == 0 || memcmp(h, "fmt ", 4) == 0) return 0;

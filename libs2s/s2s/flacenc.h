@@ -19,14 +19,15 @@
 
 /* Samples to encode, interleaved: either raw little-endian PCM bytes (raw != NULL; in_bits 8 =
  * unsigned 8-bit, stored as 16-bit (x - 128) * 256; 16; 24) or int32 values (i32 != NULL,
- * already at out_bits). */
+ * already at out_bits: a value outside that range is S2S_EINVAL). */
 typedef struct s2s_flacenc_in {
     const unsigned char *raw;
     const int32_t *i32;
     unsigned in_bits;  /* for raw: 8, 16 or 24 */
     unsigned out_bits; /* 16 or 24 */
     uint64_t frames;   /* samples per channel, >= 1 */
-    unsigned rate;     /* 1-655350 Hz (FLAC's 20-bit field allows up to 1048575) */
+    unsigned rate;     /* 1-1048575 Hz (above 655350 only STREAMINFO holds it: still valid
+                        * FLAC, but outside the streamable subset) */
     unsigned channels; /* 1-8 */
 } s2s_flacenc_in;
 

@@ -411,8 +411,33 @@ static void test_kernels_bit_identical(void **state) {
     }
 }
 
+/* A NaN score (||c||^2 = +inf against -2 x.c = -inf) first in a lane must not hide a later
+ * centre of that lane: unit 11 wins in every kernel, as in the plain scan. */
+static void test_nan_lane(void **state) {
+    (void)state;
+    enum { K = 16, D = 3 };
+    float c[K * D] = {0};
+    c[3 * D] = 3e19f; /* centre 3: NaN score */
+    c[11 * D] = 1.0f; /* centre 11: score 1 - 2e19, the smallest */
+    float x[D] = {1e19f, 0, 0};
+    s2s_fbank_opts fo;
+    s2s_fbank_opts_default(&fo);
+    fo.n_mels = D;
+    s2s_err err;
+    s2s_err_clear(&err);
+    s2s_codebook *cb = s2s_codebook_new(c, K, D, &fo, NULL, &err);
+    assert_non_null(cb);
+    for (int impl = 0; impl <= 1; impl++) {
+        int32_t u = -1;
+        if (s2s_codebook_assign_impl(cb, x, 1, &u, NULL, impl, &err) != 0) continue;
+        assert_int_equal(u, 11);
+    }
+    s2s_codebook_free(cb);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_recovers_clusters),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_nan_lane),
+                                       cmocka_unit_test(test_recovers_clusters),
                                        cmocka_unit_test(test_same_seed_same_bytes),
                                        cmocka_unit_test(test_assign_brute_force),
                                        cmocka_unit_test(test_file_round_trip_and_errors),
