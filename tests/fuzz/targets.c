@@ -386,7 +386,8 @@ static void wav_view_vs_libsndfile(const uint8_t *b, size_t n) {
     s2s_wav_pcm v;
     if (s2s_wav_pcm_view(b, n, &v) != 1) return;
     size_t bps = (size_t)v.bits / 8, bytes = v.frames * (size_t)v.channels * bps;
-    if (v.channels < 1 || bps < 1 || v.data < b || v.data > b + n || bytes > (size_t)(b + n - v.data))
+    if (v.channels < 1 || bps < 1 || v.data < b || v.data > b + n ||
+        bytes > (size_t)(b + n - v.data))
         abort();
     memvio m = {b, (sf_count_t)n, 0};
     SF_VIRTUAL_IO io = {mv_len, mv_seek, mv_read, mv_write, mv_tell};
@@ -473,16 +474,17 @@ static void flacenc_roundtrip(const uint8_t *b, size_t n) {
     size_t bb = bits / 8;
     for (size_t i = 0; i < frames * ch; i++) {
         const unsigned char *q = v.data + bb * i;
-        int32_t got = bb == 2 ? (int16_t)(uint16_t)(q[0] | q[1] << 8)
-                              : (int32_t)((uint32_t)q[0] << 8 | (uint32_t)q[1] << 16 |
-                                          (uint32_t)q[2] << 24) /
-                                    256;
+        int32_t got =
+            bb == 2 ? (int16_t)(uint16_t)(q[0] | q[1] << 8)
+                    : (int32_t)((uint32_t)q[0] << 8 | (uint32_t)q[1] << 16 | (uint32_t)q[2] << 24) /
+                          256;
         int32_t want = mode == 3   ? v32[i]
                        : mode == 2 ? want16[i]
-                       : bb == 2   ? (int16_t)(uint16_t)(b[2 * i] | b[2 * i + 1] << 8)
-                                   : (int32_t)((uint32_t)b[3 * i] << 8 | (uint32_t)b[3 * i + 1] << 16 |
-                                               (uint32_t)b[3 * i + 2] << 24) /
-                                       256;
+                       : bb == 2
+                           ? (int16_t)(uint16_t)(b[2 * i] | b[2 * i + 1] << 8)
+                           : (int32_t)((uint32_t)b[3 * i] << 8 | (uint32_t)b[3 * i + 1] << 16 |
+                                       (uint32_t)b[3 * i + 2] << 24) /
+                                 256;
         if (got != want) abort();
     }
     free(wav);
