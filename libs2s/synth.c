@@ -18,6 +18,9 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "s2s/item.h"
 #include "s2s/util.h"
@@ -698,8 +701,27 @@ size_t s2s_synth_normalize(int16_t *pcm, size_t n, double *gain) {
 }
 
 size_t s2s_synth_clipped(const int16_t *pcm, size_t n) {
-    size_t c = 0;
-    for (size_t i = 0; i < n; i++)
+    size_t c = 0, i = 0;
+#ifdef __SSE2__
+    /* Every sample of every item passes here: 8 at a time (SSE2 is part of x86-64). An exact
+     * integer count, the same as the loop below on any CPU. 16-bit lane counters are folded
+     * into c every 4096 vectors, before they can overflow. */
+    const __m128i hi = _mm_set1_epi16(32767), lo = _mm_set1_epi16(-32768);
+    const __m128i ones = _mm_set1_epi16(1);
+    while (n - i >= 8) {
+        size_t nv = (n - i) / 8 > 4096 ? 4096 : (n - i) / 8;
+        __m128i acc = _mm_setzero_si128();
+        for (size_t v = 0; v < nv; v++, i += 8) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(pcm + i));
+            __m128i m = _mm_or_si128(_mm_cmpeq_epi16(x, hi), _mm_cmpeq_epi16(x, lo));
+            acc = _mm_sub_epi16(acc, m);
+        }
+        int32_t w[4];
+        _mm_storeu_si128((__m128i *)(void *)w, _mm_madd_epi16(acc, ones));
+        c += (size_t)w[0] + (size_t)w[1] + (size_t)w[2] + (size_t)w[3];
+    }
+#endif
+    for (; i < n; i++)
         c += pcm[i] == 32767 || pcm[i] == -32768;
     return c;
 }

@@ -87,6 +87,32 @@ static void test_normalize_clipped(void **state) {
     assert_true(g == 1.0);
     int16_t c[5] = {32767, -32768, 5, 32767, 0};
     assert_int_equal(s2s_synth_clipped(c, 5), 3);
+    /* the vector path: every length and offset around the 8-sample vectors, and runs long
+     * enough (all clipped) to overflow 16-bit lane counters if they were not folded */
+    size_t big = 8 * 4096 * 3 + 13;
+    int16_t *b = malloc(big * sizeof *b);
+    assert_non_null(b);
+    uint32_t r = 12345;
+    for (size_t i = 0; i < big; i++) {
+        r = r * 1103515245u + 12345u;
+        int v = (int)(r >> 16) % 5;
+        b[i] = v == 0 ? 32767 : v == 1 ? -32768 : v == 2 ? 32766 : v == 3 ? -32767 : 0;
+    }
+    for (size_t off = 0; off < 9; off++)
+        for (size_t len = 0; len < 40; len++) {
+            size_t want = 0;
+            for (size_t i = 0; i < len; i++)
+                want += b[off + i] == 32767 || b[off + i] == -32768;
+            assert_int_equal(s2s_synth_clipped(b + off, len), want);
+        }
+    size_t want = 0;
+    for (size_t i = 0; i < big; i++)
+        want += b[i] == 32767 || b[i] == -32768;
+    assert_int_equal(s2s_synth_clipped(b, big), want);
+    for (size_t i = 0; i < big; i++)
+        b[i] = (i & 1) ? 32767 : -32768;
+    assert_int_equal(s2s_synth_clipped(b + 1, big - 1), big - 1);
+    free(b);
 }
 
 static void test_wav_bytes(void **state) {
