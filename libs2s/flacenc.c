@@ -61,88 +61,98 @@ static const uint16_t crc16_tab[256] = {
     0x0208, 0x820d, 0x8207, 0x0202,
 };
 
-/* MSB-first bit writer into a buffer the caller sized. */
+/* MSB-first bit writer into a buffer the caller sized with 8 bytes of slack. The pending bits
+ * sit at the top of acc (n < 8 of them between calls); every put stores all 8 bytes of acc
+ * (big-endian) and advances by the whole bytes it completed, so no branch depends on the data:
+ * a Rice code costs a handful of instructions whatever its length. */
 typedef struct bw {
     unsigned char *p;
     uint64_t acc;
-    unsigned n; /* pending bits in acc (< 32 between calls) */
+    unsigned n;
 } bw;
 
-static inline void put(bw *w, uint32_t v, unsigned n) { /* n <= 32, v < 2^n */
-    w->acc = (w->acc << n) | v;
-    w->n += n;
-    if (w->n >= 32) {
-        w->n -= 32;
-        uint32_t x = (uint32_t)(w->acc >> w->n);
-        w->p[0] = (unsigned char)(x >> 24);
-        w->p[1] = (unsigned char)(x >> 16);
-        w->p[2] = (unsigned char)(x >> 8);
-        w->p[3] = (unsigned char)x;
-        w->p += 4;
-    }
+static inline void store_be64(unsigned char *p, uint64_t v) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+    memcpy(p, &v, 8);
+#else
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (56 - 8 * i));
+#endif
 }
 
-/* Pads with zero bits to a byte boundary and writes every pending byte. */
-static void align_flush(bw *w) {
-    if (w->n & 7) put(w, 0, 8 - (w->n & 7));
-    while (w->n >= 8) {
-        w->n -= 8;
-        *w->p++ = (unsigned char)(w->acc >> w->n);
-    }
-}
-
-/* Appends the low len bits of v (len <= 32) to the writer state held in locals. */
-#define PUT_LOCAL(v, len)                                                                          \
+/* Appends the low len bits of v (1 <= len <= 56, v < 2^len) to the writer state held in the
+ * locals acc, n, p. */
+#define PUTB(v, len)                                                                               \
     do {                                                                                           \
-        acc = (acc << (len)) | (v);                                                                \
         n += (len);                                                                                \
-        if (n >= 32) {                                                                             \
-            n -= 32;                                                                               \
-            uint32_t x_ = (uint32_t)(acc >> n);                                                    \
-            p[0] = (unsigned char)(x_ >> 24);                                                      \
-            p[1] = (unsigned char)(x_ >> 16);                                                      \
-            p[2] = (unsigned char)(x_ >> 8);                                                       \
-            p[3] = (unsigned char)x_;                                                              \
-            p += 4;                                                                                \
-        }                                                                                          \
+        acc |= (uint64_t)(v) << (64 - n);                                                          \
+        store_be64(p, acc);                                                                        \
+        p += n >> 3;                                                                               \
+        acc <<= n & ~7u;                                                                           \
+        n &= 7;                                                                                    \
     } while (0)
 
-/* Rice codes of u[0..cnt-1] with parameter k. The writer state lives in locals here (stores
- * through the byte pointer could alias *w and would make the compiler reload it per code).
- * Two codes that fit 32 bits together take one shift of the accumulator, until the first pair
- * that does not fit; the rest of the partition goes one by one (measured: 9% faster than one by
- * one, and faster than pairing throughout, whose fit test mispredicts on loud partitions). */
-static void put_rice_run(bw *w, const uint32_t *u, size_t cnt, unsigned k) {
+static inline void put(bw *w, uint32_t v, unsigned len) { /* 1 <= len <= 32, v < 2^len */
+    uint64_t acc = w->acc;
+    unsigned n = w->n;
+    unsigned char *p = w->p;
+    PUTB(v, len);
+    w->acc = acc, w->n = n, w->p = p;
+}
+
+/* Pads with zero bits to a byte boundary (the pending byte, if any, is already stored). */
+static void align_flush(bw *w) {
+    if (w->n) {
+        w->p++;
+        w->acc = 0;
+        w->n = 0;
+    }
+}
+
+/* Rice codes of u[0..cnt-1] with parameter k (q zeros, the stop bit, the k low bits); orv is
+ * the bitwise OR of those values, so no code is longer than (orv >> k) + 1 + k bits. Codes
+ * short enough go into the writer four or two at a time (one flush for the group). The writer
+ * state lives in locals here (stores through the byte pointer could alias *w). */
+static void put_rice_run(bw *w, const uint32_t *u, size_t cnt, unsigned k, uint32_t orv) {
     uint64_t acc = w->acc;
     unsigned n = w->n;
     unsigned char *p = w->p;
     uint32_t lowmask = (1u << k) - 1, top = 1u << k;
+    uint64_t lmax = (uint64_t)(orv >> k) + 1 + k;
     size_t i = 0;
-    for (; i + 1 < cnt; i += 2) {
-        uint32_t a0 = u[i] >> k, a1 = u[i + 1] >> k;
-        unsigned m0 = a0 + 1 + k, m1 = a1 + 1 + k;
-        if (m0 + m1 > 32) break;
-        uint64_t two = (uint64_t)(top | (u[i] & lowmask)) << m1 | (top | (u[i + 1] & lowmask));
-        PUT_LOCAL(two, m0 + m1);
-    }
-    while (i < cnt) {
-        uint32_t q0 = u[i] >> k;
-        unsigned l0 = q0 + 1 + k;
-        if (l0 <= 32) {
-            PUT_LOCAL(top | (u[i] & lowmask), l0); /* q zeros, the stop bit, k bits */
-        } else {                                   /* rare: a long unary part, 31 zeros at a time */
-            while (q0 > 31) {
-                PUT_LOCAL(0, 31);
-                q0 -= 31;
-            }
-            PUT_LOCAL(0, q0);
-            PUT_LOCAL(top | (u[i] & lowmask), k + 1);
+#define RC(j) ((uint64_t)(top | (u[j] & lowmask)))
+#define RL(j) ((u[j] >> k) + 1 + k)
+    if (lmax <= 14) {
+        for (; i + 4 <= cnt; i += 4) {
+            unsigned l1 = RL(i + 1), l2 = RL(i + 2), l3 = RL(i + 3);
+            uint64_t c = ((RC(i) << l1 | RC(i + 1)) << l2 | RC(i + 2)) << l3 | RC(i + 3);
+            PUTB(c, RL(i) + l1 + l2 + l3);
         }
-        i++;
+    } else if (lmax <= 28) {
+        for (; i + 2 <= cnt; i += 2) {
+            unsigned l1 = RL(i + 1);
+            PUTB(RC(i) << l1 | RC(i + 1), RL(i) + l1);
+        }
     }
+    for (; i < cnt; i++) {
+        uint32_t q = u[i] >> k;
+        unsigned len = q + 1 + k;
+        if (__builtin_expect(len <= 56, 1)) {
+            PUTB(RC(i), len);
+        } else { /* rare: a long unary part, 32 zeros at a time */
+            while (q > 32) {
+                PUTB(0, 32);
+                q -= 32;
+            }
+            if (q) PUTB(0, q);
+            PUTB(RC(i), k + 1);
+        }
+    }
+#undef RC
+#undef RL
     w->acc = acc, w->n = n, w->p = p;
 }
-#undef PUT_LOCAL
 
 /* Bits of n Rice codes with parameter k for values summing to s: an upper bound (the sum of
  * the quotients is at most s >> k), exact enough to choose by. */
@@ -177,6 +187,7 @@ static unsigned best_k(uint64_t n, uint64_t s, uint64_t *bits) {
 typedef struct work {
     uint16_t crc[8][256]; /* crc[k][b]: CRC-16 of byte b followed by k zero bytes */
     uint64_t sums[MAXPO + 1][1 << MAXPO];
+    uint32_t ors[MAXPO + 1][1 << MAXPO]; /* bitwise OR of the partition's values */
     uint32_t u[BS];
     int32_t x[]; /* channels x BS */
 } work;
@@ -235,10 +246,15 @@ static void residual(const int32_t *x, unsigned bs, unsigned order, uint32_t *u)
     }
 }
 
-static uint64_t sum_u(const uint32_t *u, unsigned a, unsigned b) {
+/* Sum and bitwise OR of u[a..b-1]. */
+static uint64_t sum_u(const uint32_t *restrict u, unsigned a, unsigned b, uint32_t *orv) {
     uint64_t t = 0;
-    for (unsigned i = a; i < b; i++)
+    uint32_t o = 0;
+    for (unsigned i = a; i < b; i++) {
         t += u[i];
+        o |= u[i];
+    }
+    *orv = o;
     return t;
 }
 
@@ -268,10 +284,12 @@ static void subframe(bw *w, work *wk, const int32_t *x, unsigned bs, unsigned bp
             pmax++;
         unsigned np = 1u << pmax, ps = bs >> pmax;
         for (unsigned p = 0; p < np; p++)
-            wk->sums[pmax][p] = sum_u(u, p ? p * ps : order, (p + 1) * ps);
+            wk->sums[pmax][p] = sum_u(u, p ? p * ps : order, (p + 1) * ps, &wk->ors[pmax][p]);
         for (unsigned po = pmax; po > 0; po--)
-            for (unsigned p = 0; p < (1u << (po - 1)); p++)
+            for (unsigned p = 0; p < (1u << (po - 1)); p++) {
                 wk->sums[po - 1][p] = wk->sums[po][2 * p] + wk->sums[po][2 * p + 1];
+                wk->ors[po - 1][p] = wk->ors[po][2 * p] | wk->ors[po][2 * p + 1];
+            }
         unsigned bpo = 0, bpb = 4;
         uint64_t best = UINT64_MAX;
         for (unsigned po = 0; po <= pmax; po++) {
@@ -301,7 +319,7 @@ static void subframe(bw *w, work *wk, const int32_t *x, unsigned bs, unsigned bp
                 unsigned k = best_k(p ? len : len - order, wk->sums[bpo][p], &b);
                 put(w, k, bpb);
                 unsigned end = (p + 1) * len;
-                put_rice_run(w, u + i, end - i, k);
+                put_rice_run(w, u + i, end - i, k, wk->ors[bpo][p]);
                 i = end;
             }
             return;
@@ -358,6 +376,20 @@ static unsigned rate_code(unsigned rate) {
     return 0; /* from STREAMINFO (not in the streamable subset) */
 }
 
+/* Mono 16-bit little-endian PCM to int32 (restrict: the compiler may vectorise it). */
+static void load16(int32_t *restrict d, const unsigned char *restrict s, unsigned bs) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (size_t i = 0; i < bs; i++) { /* (size_t: an unsigned 2 * i could wrap) */
+        int16_t v;
+        memcpy(&v, s + 2 * i, 2);
+        d[i] = v;
+    }
+#else
+    for (unsigned i = 0; i < bs; i++)
+        d[i] = (int16_t)(uint16_t)(s[2 * i] | (unsigned)s[2 * i + 1] << 8);
+#endif
+}
+
 /* Deinterleaves frames [f0, f0+bs) into wk->x. */
 static void load(work *wk, const s2s_flacenc_in *in, uint64_t f0, unsigned bs) {
     unsigned ch = in->channels;
@@ -369,9 +401,7 @@ static void load(work *wk, const s2s_flacenc_in *in, uint64_t f0, unsigned bs) {
     } else if (in->in_bits == 16) {
         const unsigned char *s = in->raw + f0 * ch * 2;
         if (ch == 1) {
-            int32_t *d = wk->x;
-            for (unsigned i = 0; i < bs; i++)
-                d[i] = (int16_t)(uint16_t)(s[2 * i] | (unsigned)s[2 * i + 1] << 8);
+            load16(wk->x, s, bs);
         } else {
             for (unsigned i = 0; i < bs; i++)
                 for (unsigned c = 0; c < ch; c++) {
