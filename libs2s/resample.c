@@ -1,16 +1,21 @@
 /* resample.c — one streaming handle over libsoxr (called directly) and libsamplerate. */
 #include "s2s/resample.h"
+#include "resample_fft.h"
 
 #include <samplerate.h>
 #include <soxr.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct s2s_resampler {
-    int engine, in_rate, out_rate, flushed;
+    int engine, quality, in_rate, out_rate, flushed;
+    int used; /* the engine that runs (s2s falls back to soxr for pairs it does not take) */
     SRC_STATE *src;
     soxr_t sox;
+    s2s_rsfft *fft;
+    char note[200]; /* why the engine that runs is not the one asked for ("" if it is) */
     /* carry[0..n_carry-1]: converted, not yet handed out; the first `given` of them were handed
      * out by the previous call and are dropped at the start of the next. */
     float *carry;
@@ -18,17 +23,17 @@ struct s2s_resampler {
     int64_t total_in, total_out;
 };
 
-static const char *const engine_names[] = {"soxr", "src"};
+static const char *const engine_names[] = {"soxr", "src", "s2s"};
 static const char *const quality_names[] = {"best", "medium", "fastest"};
 
 const char *s2s_resample_engine_name(int e) {
-    return e >= 0 && e < 2 ? engine_names[e] : NULL;
+    return e >= 0 && e < 3 ? engine_names[e] : NULL;
 }
 const char *s2s_resample_quality_name(int q) {
     return q >= 0 && q < 3 ? quality_names[q] : NULL;
 }
 int s2s_resample_parse_engine(const char *s) {
-    for (int i = 0; s && i < 2; i++)
+    for (int i = 0; s && i < 3; i++)
         if (strcmp(s, engine_names[i]) == 0) return i;
     if (s && strcmp(s, "swr") == 0) return S2S_RS_SOXR; /* the name before 0.2.0: same samples */
     return -1;
@@ -62,6 +67,8 @@ static int reserve(s2s_resampler *r, size_t extra, s2s_err *err) {
  * single-precision SSE code, ~30 % less CPU than 24), fastest 16 (sox -m's precision).
  * Measured effect of each: docs/resample.md. */
 static const double soxr_precision[] = {28, 20, 16};
+
+static int engine_open(s2s_resampler *r, s2s_err *err);
 static const int src_types[] = {SRC_SINC_BEST_QUALITY, SRC_SINC_MEDIUM_QUALITY, SRC_SINC_FASTEST};
 
 s2s_resampler *s2s_resampler_new(int engine, int quality, int in_rate, int out_rate, s2s_err *err) {
@@ -79,19 +86,39 @@ s2s_resampler *s2s_resampler_new(int engine, int quality, int in_rate, int out_r
         s2s_err_set(err, S2S_ENOMEM, "out of memory");
         return NULL;
     }
-    r->engine = engine;
+    r->engine = r->used = engine;
+    r->quality = quality;
     r->in_rate = in_rate;
     r->out_rate = out_rate;
-    if (in_rate == out_rate) return r; /* plain copy */
+    if (engine_open(r, err) < 0) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Opens r's engine for r's rates (r->used, r->note set). Returns 0 or negative (err set). */
+static int engine_open(s2s_resampler *r, s2s_err *err) {
+    int engine = r->engine, quality = r->quality, in_rate = r->in_rate, out_rate = r->out_rate;
+    r->used = engine;
+    r->note[0] = 0;
+    if (in_rate == out_rate) return 0; /* plain copy */
+    if (engine == S2S_RS_S2S) {
+        if (quality == S2S_RS_MEDIUM) {
+            s2s_err e2;
+            s2s_err_clear(&e2);
+            if ((r->fft = s2s_rsfft_new(in_rate, out_rate, &e2))) return 0;
+            if (e2.code != S2S_EUNSUP) return s2s_err_set(err, e2.code, "%s", e2.msg);
+            snprintf(r->note, sizeof r->note, "%s; libsoxr runs instead", e2.msg);
+        }
+        /* best and fastest: libsoxr's 28 and 16 bits (the s2s engine has one quality) */
+        r->used = engine = S2S_RS_SOXR;
+    }
     if (engine == S2S_RS_SRC) {
         int e = 0;
         r->src = src_new(src_types[quality], 1, &e);
-        if (!r->src) {
-            s2s_err_set(err, S2S_EUNSUP, "libsamplerate: %s", src_strerror(e));
-            free(r);
-            return NULL;
-        }
-        return r;
+        if (!r->src) return s2s_err_set(err, S2S_EUNSUP, "libsamplerate: %s", src_strerror(e));
+        return 0;
     }
     /* As libswresample's soxr resampler sets it up (resampler=soxr precision=P cutoff=0.95
      * cheby=1), so the samples are those of the 0.1 releases, which went through it: recipe
@@ -107,26 +134,65 @@ s2s_resampler *s2s_resampler_new(int engine, int quality, int in_rate, int out_r
     soxr_runtime_spec_t rt = soxr_runtime_spec(1);
     soxr_error_t e = NULL;
     r->sox = soxr_create(in_rate, out_rate, 1, &e, &io, &q, &rt);
-    if (!r->sox) {
-        s2s_err_set(err, S2S_EUNSUP, "libsoxr: %s", e ? e : "cannot create the resampler");
-        free(r);
-        return NULL;
-    }
-    return r;
+    if (!r->sox)
+        return s2s_err_set(err, S2S_EUNSUP, "libsoxr: %s", e ? e : "cannot create the resampler");
+    return 0;
 }
 
 void s2s_resampler_free(s2s_resampler *r) {
     if (!r) return;
     if (r->src) src_delete(r->src);
     soxr_delete(r->sox);
+    s2s_rsfft_free(r->fft);
     free(r->carry);
     free(r);
+}
+
+int s2s_resampler_reset(s2s_resampler *r, s2s_err *err) {
+    r->flushed = 0;
+    r->n_carry = r->given = 0;
+    r->total_in = r->total_out = 0;
+    if (r->fft) { /* the filter and the transforms' tables are kept */
+        s2s_rsfft_reset(r->fft);
+        return 0;
+    }
+    /* libsoxr and libsamplerate: a fresh state, exactly as a new handle */
+    if (r->src) src_delete(r->src);
+    soxr_delete(r->sox);
+    r->src = NULL;
+    r->sox = NULL;
+    return engine_open(r, err);
+}
+
+int s2s_resampler_engine(const s2s_resampler *r) {
+    return r->used;
+}
+
+const char *s2s_resampler_note(const s2s_resampler *r) {
+    return r->note[0] ? r->note : NULL;
+}
+
+int s2s_resampler_set_impl(s2s_resampler *r, int impl) {
+    if (!r->fft) return impl == 0 || impl == -1 ? 0 : S2S_EUNSUP;
+    return s2s_rsfft_set_impl(r->fft, impl);
 }
 
 /* Runs the engine on in[0..n-1] (in NULL: end of input), appending to carry. */
 static int run(s2s_resampler *r, const float *in, size_t n, int eof, s2s_err *err) {
     if (!eof && n == 0) return 0; /* nothing to feed: libsoxr would read in = NULL as the end */
-    if (!r->src && !r->sox) {     /* equal rates */
+    if (r->fft) {
+        const float *y;
+        size_t ny;
+        int rc = s2s_rsfft_feed(r->fft, in, n, eof, &y, &ny, err);
+        if (rc < 0) return rc;
+        if (ny) {
+            if (reserve(r, ny, err) < 0) return S2S_ENOMEM;
+            memcpy(r->carry + r->n_carry, y, ny * sizeof *y);
+            r->n_carry += ny;
+        }
+        return 0;
+    }
+    if (!r->src && !r->sox) { /* equal rates */
         if (reserve(r, n, err) < 0) return S2S_ENOMEM;
         if (n) memcpy(r->carry + r->n_carry, in, n * sizeof *in);
         r->n_carry += n;

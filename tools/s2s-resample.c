@@ -50,17 +50,21 @@ static void usage(FILE *f) {
         "Options:\n"
         "  -r, --rate R          output sample rate in Hz (required; 16000 or 24000 for most\n"
         "                        speech models)\n"
-        "  -e, --engine E        soxr: libsoxr, the library of sox's rate effect (default;\n"
-        "                        faster than sox at its default quality, see\n"
-        "                        docs/resample.md); swr is accepted for it (its name\n"
+        "  -e, --engine E        s2s (default): our own FFT resampler, sox's passband (95%%\n"
+        "                        of Nyquist), >= 120 dB stop band, ~135 dB SNR on float\n"
+        "                        output, several times faster than sox; same bytes on every\n"
+        "                        x86-64 CPU. Its only quality is medium: best and fastest,\n"
+        "                        and rate pairs whose ratio has a prime factor above 7 (a\n"
+        "                        note on stderr says so), run soxr; ID.json's\n"
+        "                        audio.resampler.engine names the engine that ran.\n"
+        "                        soxr: libsoxr, the library of sox's rate effect (the\n"
+        "                        default before 0.3.0); swr is accepted for it (its name\n"
         "                        before 0.2.0, when it went through libswresample)\n"
         "                        src: libsamplerate\n"
         "  -Q, --quality Q       best | medium (default) | fastest. soxr: precision 28 / 20 /\n"
-        "                        16 bits, as sox -v / -h (sox's default) / -m. medium: 131 dB\n"
-        "                        SNR on float output, 33 dB under the noise of 16-bit audio,\n"
-        "                        and ~30%% less CPU than 24 bits (medium before 0.2.0); best\n"
-        "                        beats sox -h on every figure. src: SINC_BEST / SINC_MEDIUM /\n"
-        "                        SINC_FASTEST (slow: 5-25x sox's time)\n"
+        "                        16 bits, as sox -v / -h (sox's default) / -m; best beats\n"
+        "                        sox -h on every figure. src: SINC_BEST / SINC_MEDIUM /\n"
+        "                        SINC_FASTEST (slow: 5-25x sox's time). See docs/resample.md\n"
         "  -f, --format F        s16 (default) | f32 (float WAV only)\n"
         "  -c, --container C     wav (default) | flac (16-bit)\n"
         "  -a, --attach DIR      attach audio files DIR/ID.EXT (any format above) to the items\n"
@@ -208,6 +212,59 @@ static size_t stem_len(const char *suffix) {
     return dot ? (size_t)(dot - suffix) : strlen(suffix);
 }
 
+/* ---- resampler handles, kept across members ------------------------------------------------
+ * One handle per input rate (a stream rarely has more than one or two), reset between members:
+ * the s2s engine then designs its filter and FFT tables once per run instead of once per member.
+ * A reset handle gives the same bytes as a new one. */
+enum { RS_CACHE = 8 };
+static struct {
+    int in_rate;
+    s2s_resampler *r;
+} rs_cache[RS_CACHE];
+static size_t rs_cache_n;
+static unsigned used_mask; /* engines that ran for the current sample (bit per engine) */
+
+static s2s_resampler *get_resampler(const opts *o, int in_rate, s2s_err *err) {
+    for (size_t i = 0; i < rs_cache_n; i++)
+        if (rs_cache[i].in_rate == in_rate) {
+            if (s2s_resampler_reset(rs_cache[i].r, err) == 0) return rs_cache[i].r;
+            s2s_resampler_free(rs_cache[i].r); /* half reset: never used again */
+            rs_cache[i] = rs_cache[--rs_cache_n];
+            return NULL;
+        }
+    s2s_resampler *r = s2s_resampler_new(o->engine, o->quality, in_rate, o->rate, err);
+    if (!r) return NULL;
+    const char *note = s2s_resampler_note(r);
+    if (note) fprintf(stderr, "%s: note: %s\n", prog, note); /* once per rate pair */
+    if (rs_cache_n == RS_CACHE) {                            /* full: drop the oldest */
+        s2s_resampler_free(rs_cache[0].r);
+        memmove(rs_cache, rs_cache + 1, (RS_CACHE - 1) * sizeof rs_cache[0]);
+        rs_cache_n--;
+    }
+    rs_cache[rs_cache_n].in_rate = in_rate;
+    rs_cache[rs_cache_n].r = r;
+    rs_cache_n++;
+    return r;
+}
+
+static void free_resamplers(void) {
+    for (size_t i = 0; i < rs_cache_n; i++)
+        s2s_resampler_free(rs_cache[i].r);
+    rs_cache_n = 0;
+}
+
+/* "s2s", "soxr", ... for the engines that ran (several: joined with '+'); requested if none. */
+static const char *used_name(const opts *o) {
+    static char buf[64];
+    buf[0] = 0;
+    for (int e = 0; e < 3; e++)
+        if (used_mask & (1u << e)) {
+            if (buf[0]) strcat(buf, "+");
+            strcat(buf, s2s_resample_engine_name(e));
+        }
+    return buf[0] ? buf : s2s_resample_engine_name(o->engine);
+}
+
 /* Decodes, converts and encodes one audio file block by block. Input: data[0..size-1], or the
  * file in_fd (>= 0) of that size. Output: a malloc'd *out, or with out_fd >= 0 that file (then
  * *out stays NULL). *passed = 1 means "already right: pass through" (nothing written). Memory:
@@ -230,7 +287,8 @@ static int convert(const opts *o, const unsigned char *data, size_t size, int in
     s2s_resampler *rs = NULL;
     s2s_audio_writer *w = NULL;
     if (!pass) {
-        rs = s2s_resampler_new(o->engine, o->quality, info.rate, o->rate, err);
+        rs = get_resampler(o, info.rate, err);
+        if (rs) used_mask |= 1u << s2s_resampler_engine(rs);
         w = !rs           ? NULL
             : out_fd >= 0 ? s2s_audio_writer_new_fd(out_fd, o->rate, o->container, o->format, err)
                           : s2s_audio_writer_new(o->rate, o->container, o->format, err);
@@ -259,7 +317,6 @@ static int convert(const opts *o, const unsigned char *data, size_t size, int in
                   : s2s_resample_out_len(s2s_audio_reader_count(rd), info.rate, o->rate);
     *passed = pass;
     s2s_audio_reader_close(rd);
-    s2s_resampler_free(rs);
     if (rc == 0 && w) return s2s_audio_writer_finish(w, out, outsize, err);
     s2s_audio_writer_abort(w);
     return rc;
@@ -362,6 +419,7 @@ static int set_per_member(json_t *audio, const char *key, const char *stem, json
  * spool files (sp) are converted from file to file. */
 static int do_sample(const opts *o, s2s_sample *s, spools *sp, int *attached, s2s_err *err) {
     int rc;
+    used_mask = 0;
     if (o->attach && (rc = do_attach(o, s, sp, attached, err)) < 0) return rc;
     const char *ext = s2s_audio_container_ext(o->container);
     json_t *audio = NULL;
@@ -453,8 +511,8 @@ static int do_sample(const opts *o, s2s_sample *s, spools *sp, int *attached, s2
     if (n_audio == 0) audio = NULL;
     /* "format" is the container, as s2s-synth writes it; "engine" stays the TTS engine's. */
     json_t *rsm = !audio ? NULL
-                         : json_pack("{s:s, s:s}", "engine", s2s_resample_engine_name(o->engine),
-                                     "quality", s2s_resample_quality_name(o->quality));
+                         : json_pack("{s:s, s:s}", "engine", used_name(o), "quality",
+                                     s2s_resample_quality_name(o->quality));
     if (audio && (!rsm || json_object_set_new(audio, "rate", json_integer(o->rate)) < 0 ||
                   json_object_set_new(audio, "format", json_string(ext)) < 0 ||
                   json_object_set_new(audio, "sample_format",
@@ -828,7 +886,7 @@ int main(int argc, char **argv) {
         }
         case 'e':
             if ((o.engine = s2s_resample_parse_engine(optarg)) < 0)
-                return usage_error("--engine: '%s' is not soxr (or swr) or src", optarg);
+                return usage_error("--engine: '%s' is not s2s, soxr (or swr) or src", optarg);
             break;
         case 'Q':
             if ((o.quality = s2s_resample_parse_quality(optarg)) < 0)
@@ -956,6 +1014,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "\n");
     }
     s2s_idset_free(c.seen);
+    free_resamplers();
     for (size_t i = 0; i < o.n_files; i++)
         free(o.files[i]);
     free(o.files);

@@ -118,20 +118,43 @@ ge "$ro" 120 || fail "stop-band rejection $ro dB (sox $rs dB, need >= 120)"
 ge "$rb" 120 && ge "$rb" "$rs" || fail "stop-band rejection --quality best $rb dB (sox $rs dB, need >= 120 and >= sox)"
 echo "resample.sh: stop band 8.5-11 kHz -> 16 kHz: rejection ours $ro dB (best $rb dB), sox $rs dB"
 # every engine and quality runs and keeps the length exact
-for e in soxr src; do
+# (the s2s engine has one quality, medium: best and fastest run soxr's, and ID.json says so)
+for e in s2s soxr src; do
   for q in best medium fastest; do
     "$R" -q --rate 16000 --engine $e --quality $q q-22050-16000.tar > eq.tar
     get eq.tar tone.ctx.wav eq.wav
     near "$(soxi -s eq.wav)" 32000 1 || fail "$e/$q: length $(soxi -s eq.wav)"
-    grep -q "\"engine\":\"$e\",\"quality\":\"$q\"" <(tar -xOf eq.tar tone.json) || fail "$e/$q: ID.json"
+    ran=$e
+    [ $e = s2s ] && [ $q != medium ] && ran=soxr
+    grep -q "\"engine\":\"$ran\",\"quality\":\"$q\"" <(tar -xOf eq.tar tone.json) || fail "$e/$q: ID.json: $(tar -xOf eq.tar tone.json)"
+    grep -q "\"params\":{[^}]*\"engine\":\"$e\"" <(tar -xOf eq.tar tone.json) || fail "$e/$q: provenance"
   done
 done
+# the default is the s2s engine, medium quality
+"$R" -q --rate 16000 q-22050-16000.tar > def.tar
+"$R" -q --rate 16000 --engine s2s --quality medium q-22050-16000.tar > s2s.tar
+cmp -s def.tar s2s.tar || fail "the default is not --engine s2s --quality medium"
+# --quality best with the default engine: exactly soxr's 28 bits, as before 0.3.0
+"$R" -q --rate 16000 --quality best q-22050-16000.tar > db.tar
+"$R" -q --rate 16000 --engine soxr --quality best q-22050-16000.tar > sb.tar
+cmp -s <(tar -xOf db.tar tone.ctx.wav) <(tar -xOf sb.tar tone.ctx.wav) || fail "--quality best is not soxr's"
+# a rate pair the s2s engine does not take (11111 = 41 * 271) falls back to soxr and says so
+"$R" --rate 11111 q-22050-16000.tar > fb.tar 2> fb.err
+grep -q 'note: s2s resampler: 22050 -> 11111 Hz .*prime factor above 7; libsoxr runs instead' fb.err ||
+  fail "fallback not reported: $(cat fb.err)"
+[ "$(grep -c note fb.err)" = 1 ] || fail "fallback reported more than once: $(cat fb.err)"
+grep -q '"resampler":{"engine":"soxr","quality":"medium"}' <(tar -xOf fb.tar tone.json) ||
+  fail "fallback: ID.json does not name soxr: $(tar -xOf fb.tar tone.json)"
+get fb.tar tone.ctx.wav fb.wav
+near "$(soxi -s fb.wav)" 22222 1 || fail "fallback: length $(soxi -s fb.wav)"
+"$R" -q --rate 11111 --engine soxr q-22050-16000.tar > fbs.tar
+cmp -s <(tar -xOf fb.tar tone.ctx.wav) <(tar -xOf fbs.tar tone.ctx.wav) || fail "fallback is not soxr medium"
 # "swr" (the engine's name before 0.2.0, when it went through libswresample) is the same engine
 "$R" -q --rate 16000 --engine swr q-22050-16000.tar > swr.tar
 "$R" -q --rate 16000 --engine soxr q-22050-16000.tar > soxr.tar
 cmp -s swr.tar soxr.tar || fail "--engine swr differs from --engine soxr"
 # libsoxr's SOXR_* variables (SIMD choice, DFT sizes ...) change its output: the tool unsets them
-SOXR_USE_SIMD=0 SOXR_COEF_INTERP=2 "$R" -q --rate 16000 q-22050-16000.tar > env.tar
+SOXR_USE_SIMD=0 SOXR_COEF_INTERP=2 "$R" -q --rate 16000 --engine soxr q-22050-16000.tar > env.tar
 cmp -s env.tar soxr.tar || fail "SOXR_* in the environment changed the output"
 
 # ---- any input: mp3 / opus / m4a / stereo 48 kHz WAV / 24-bit FLAC, made with ffmpeg ----------
@@ -163,7 +186,7 @@ t = tarfile.open(sys.argv[1])
 j = json.load(t.extractfile("a.json"))
 a = j["audio"]
 assert a["rate"] == 16000 and a["format"] == "wav" and a["sample_format"] == "s16", a
-assert a["channels"] == 1 and a["resampler"] == {"engine": "soxr", "quality": "medium"}, a
+assert a["channels"] == 1 and a["resampler"] == {"engine": "s2s", "quality": "medium"}, a
 # per member: the sample count at the new rate (the files hold exactly these many)
 for stem in ("ctx", "c0", "c1"):
     import wave

@@ -199,7 +199,8 @@ static void test_errors_and_names(void **state) {
     assert_int_equal(s2s_resample_parse_quality("best"), S2S_RS_BEST);
     assert_int_equal(s2s_resample_parse_quality("fastest"), S2S_RS_FASTEST);
     assert_int_equal(s2s_resample_parse_quality(NULL), -1);
-    assert_string_equal(s2s_resample_engine_name(S2S_RS_DEFAULT_ENGINE), "soxr");
+    assert_string_equal(s2s_resample_engine_name(S2S_RS_DEFAULT_ENGINE), "s2s");
+    assert_int_equal(s2s_resample_parse_engine("s2s"), S2S_RS_S2S);
     assert_string_equal(s2s_resample_quality_name(S2S_RS_DEFAULT_QUALITY), "medium");
     assert_null(s2s_resample_quality_name(3));
 }
