@@ -50,6 +50,7 @@ struct s2s_rsfft {
     rs_plan pin, pout;
     rs_consts k;
     float *hr, *hi; /* H / N_in, bins 0..N_in-1 (only |k| <= kmax used) */
+    float *zeros;   /* N_in zeros: the input of idle lanes */
     float *buf;     /* 4 arrays of nmax rows of RS_MAX_LANES floats */
     size_t nmax;
     /* stream */
@@ -74,6 +75,7 @@ typedef float rs_vf4 __attribute__((vector_size(16)));
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define RS_HAVE_X86 1
+#include <immintrin.h>
 typedef float rs_vf8 __attribute__((vector_size(32)));
 typedef float rs_vf16 __attribute__((vector_size(64)));
 #define KS _avx2
@@ -96,6 +98,119 @@ typedef float rs_vf16 __attribute__((vector_size(64)));
 #undef VF
 #else
 #define RS_HAVE_X86 0
+#endif
+
+/* ---- moving samples between the streams and the lane layout (data movement only) ----------
+ * fill: dst[j * vw + l] = src[l][j] for j < n, l < vw. take: y[l * 2 * hop + r] = zr[(first + r)
+ * * vw + l] and y[l * 2 * hop + hop + r] = -zi[...] for r < hop, l < cnt (negation is exact).
+ * The SIMD versions transpose 4x4 / 8x8 tiles; all give the same floats. */
+static void fill_scalar(float *restrict dst, size_t vw, const float *const *src, size_t j0,
+                        size_t n) {
+    for (size_t j = j0; j < n; j++)
+        for (size_t l = 0; l < vw; l++)
+            dst[j * vw + l] = src[l][j];
+}
+
+static void take_scalar(float *restrict y, size_t vw, size_t cnt, const float *zr, const float *zi,
+                        size_t first, size_t hop, size_t r0) {
+    for (size_t r = r0; r < hop; r++)
+        for (size_t l = 0; l < cnt; l++) {
+            y[l * 2 * hop + r] = zr[(first + r) * vw + l];
+            y[l * 2 * hop + hop + r] = -zi[(first + r) * vw + l];
+        }
+}
+
+#if RS_HAVE_X86
+static void fill_sse(float *restrict dst, size_t vw, const float *const *src, size_t n) {
+    size_t n4 = n / 4 * 4;
+    for (size_t g = 0; g < vw; g += 4)
+        for (size_t j = 0; j < n4; j += 4) {
+            __m128 r0 = _mm_loadu_ps(src[g] + j), r1 = _mm_loadu_ps(src[g + 1] + j);
+            __m128 r2 = _mm_loadu_ps(src[g + 2] + j), r3 = _mm_loadu_ps(src[g + 3] + j);
+            _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+            _mm_store_ps(dst + j * vw + g, r0);
+            _mm_store_ps(dst + (j + 1) * vw + g, r1);
+            _mm_store_ps(dst + (j + 2) * vw + g, r2);
+            _mm_store_ps(dst + (j + 3) * vw + g, r3);
+        }
+    fill_scalar(dst, vw, src, n4, n);
+}
+
+static void take_sse(float *restrict y, size_t vw, size_t cnt, const float *zr, const float *zi,
+                     size_t first, size_t hop) {
+    size_t h4 = hop / 4 * 4;
+    const __m128 neg = _mm_set1_ps(-0.0f);
+    for (size_t g = 0; g < cnt; g += 4)
+        for (size_t r = 0; r < h4; r += 4) {
+            for (int part = 0; part < 2; part++) {
+                const float *z = part ? zi : zr;
+                __m128 v0 = _mm_load_ps(z + (first + r) * vw + g);
+                __m128 v1 = _mm_load_ps(z + (first + r + 1) * vw + g);
+                __m128 v2 = _mm_load_ps(z + (first + r + 2) * vw + g);
+                __m128 v3 = _mm_load_ps(z + (first + r + 3) * vw + g);
+                _MM_TRANSPOSE4_PS(v0, v1, v2, v3);
+                __m128 v[4] = {v0, v1, v2, v3};
+                for (size_t l = 0; l < 4 && g + l < cnt; l++)
+                    _mm_storeu_ps(y + (g + l) * 2 * hop + (part ? hop : 0) + r,
+                                  part ? _mm_xor_ps(v[l], neg) : v[l]);
+            }
+        }
+    take_scalar(y, vw, cnt, zr, zi, first, hop, h4);
+}
+
+__attribute__((target("avx2"), always_inline)) static inline void tr8(__m256 *r) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+__attribute__((target("avx2"))) static void fill_avx2(float *restrict dst, size_t vw,
+                                                      const float *const *src, size_t n) {
+    size_t n8 = n / 8 * 8;
+    for (size_t g = 0; g < vw; g += 8)
+        for (size_t j = 0; j < n8; j += 8) {
+            __m256 v[8];
+            for (size_t l = 0; l < 8; l++)
+                v[l] = _mm256_loadu_ps(src[g + l] + j);
+            tr8(v);
+            for (size_t r = 0; r < 8; r++)
+                _mm256_store_ps(dst + (j + r) * vw + g, v[r]);
+        }
+    fill_scalar(dst, vw, src, n8, n);
+}
+
+__attribute__((target("avx2"))) static void take_avx2(float *restrict y, size_t vw, size_t cnt,
+                                                      const float *zr, const float *zi,
+                                                      size_t first, size_t hop) {
+    size_t h8 = hop / 8 * 8;
+    const __m256 neg = _mm256_set1_ps(-0.0f);
+    for (size_t g = 0; g < cnt; g += 8)
+        for (size_t r = 0; r < h8; r += 8)
+            for (int part = 0; part < 2; part++) {
+                const float *z = part ? zi : zr;
+                __m256 v[8];
+                for (size_t i = 0; i < 8; i++)
+                    v[i] = _mm256_load_ps(z + (first + r + i) * vw + g);
+                tr8(v);
+                for (size_t l = 0; l < 8 && g + l < cnt; l++)
+                    _mm256_storeu_ps(y + (g + l) * 2 * hop + (part ? hop : 0) + r,
+                                     part ? _mm256_xor_ps(v[l], neg) : v[l]);
+            }
+    take_scalar(y, vw, cnt, zr, zi, first, hop, h8);
+}
 #endif
 
 static int64_t gcd64(int64_t a, int64_t b) {
@@ -200,6 +315,7 @@ void s2s_rsfft_free(s2s_rsfft *f) {
     plan_free(&f->pout);
     free(f->hr);
     free(f->hi);
+    free(f->zeros);
     free(f->buf);
     free(f->x);
     free(f->y);
@@ -307,13 +423,14 @@ s2s_rsfft *s2s_rsfft_new(int in_rate, int out_rate, s2s_err *err) {
     if (rc == 0) rc = plan_init(&f->pout, nout);
     f->hr = malloc(nin * sizeof *f->hr);
     f->hi = malloc(nin * sizeof *f->hi);
+    f->zeros = calloc(nin, sizeof *f->zeros);
     size_t bufsz = 4 * f->nmax * RS_MAX_LANES * sizeof(float);
     f->buf = aligned_alloc(64, (bufsz + 63) / 64 * 64);
     f->xcap = f->overlap + 2 * f->hop_in + nin + 65536;
     f->x = malloc(f->xcap * sizeof *f->x);
     double *h = malloc(taps * sizeof *h), *cs = malloc(nin * sizeof *cs),
            *sn = malloc(nin * sizeof *sn);
-    if (rc < 0 || !f->hr || !f->hi || !f->buf || !f->x || !h || !cs || !sn) {
+    if (rc < 0 || !f->hr || !f->hi || !f->zeros || !f->buf || !f->x || !h || !cs || !sn) {
         free(h);
         free(cs);
         free(sn);
@@ -380,19 +497,28 @@ static void run_batch(s2s_rsfft *f, int64_t cnt, float *y) {
     const size_t VWn = (size_t)f->lanes, nin = f->pin.n, nmax = f->nmax,
                  plane = nmax * RS_MAX_LANES;
     float *b0r = f->buf, *b0i = b0r + plane, *b1r = b0i + plane, *b1i = b1r + plane;
+    /* row j of the batch: sample j of every lane's block pair (lanes past cnt: silence) */
+    const float *xa[RS_MAX_LANES], *xb[RS_MAX_LANES];
     for (size_t l = 0; l < VWn; l++) {
-        if ((int64_t)l >= cnt) {
-            for (size_t j = 0; j < nin; j++)
-                b0r[j * VWn + l] = b0i[j * VWn + l] = 0;
-            continue;
-        }
-        const float *xa = f->x + (block_start(f, 2 * (f->next_pair + (int64_t)l)) - f->x0);
-        const float *xb = xa + f->hop_in;
-        for (size_t j = 0; j < nin; j++) {
-            b0r[j * VWn + l] = xa[j];
-            b0i[j * VWn + l] = xb[j];
+        if ((int64_t)l < cnt) {
+            xa[l] = f->x + (block_start(f, 2 * (f->next_pair + (int64_t)l)) - f->x0);
+            xb[l] = xa[l] + f->hop_in;
+        } else {
+            xa[l] = xb[l] = f->zeros;
         }
     }
+#if RS_HAVE_X86
+    if (f->impl >= 1) {
+        fill_avx2(b0r, VWn, xa, nin);
+        fill_avx2(b0i, VWn, xb, nin);
+    } else {
+        fill_sse(b0r, VWn, xa, nin);
+        fill_sse(b0i, VWn, xb, nin);
+    }
+#else
+    fill_scalar(b0r, VWn, xa, 0, nin);
+    fill_scalar(b0i, VWn, xb, 0, nin);
+#endif
     int w;
 #if RS_HAVE_X86
     if (f->impl == 2)
@@ -404,13 +530,14 @@ static void run_batch(s2s_rsfft *f, int64_t cnt, float *y) {
         w = batch_gen(f, (rs_vf4 *)b0r, (rs_vf4 *)b0i, (rs_vf4 *)b1r, (rs_vf4 *)b1i);
     const float *zr = w ? b1r : b0r, *zi = w ? b1i : b0i;
     const size_t first = (size_t)f->b * f->o, hop = f->hop_out;
-    for (int64_t l = 0; l < cnt; l++) {
-        float *ya = y + (size_t)l * 2 * hop, *yb = ya + hop;
-        for (size_t r = 0; r < hop; r++) {
-            ya[r] = zr[(first + r) * VWn + (size_t)l];
-            yb[r] = -zi[(first + r) * VWn + (size_t)l];
-        }
-    }
+#if RS_HAVE_X86
+    if (f->impl >= 1)
+        take_avx2(y, VWn, (size_t)cnt, zr, zi, first, hop);
+    else
+        take_sse(y, VWn, (size_t)cnt, zr, zi, first, hop);
+#else
+    take_scalar(y, VWn, (size_t)cnt, zr, zi, first, hop, 0);
+#endif
 }
 
 int s2s_rsfft_feed(s2s_rsfft *f, const float *in, size_t n, int eof, const float **out,
