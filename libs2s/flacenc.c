@@ -185,7 +185,7 @@ static unsigned best_k(uint64_t n, uint64_t s, uint64_t *bits) {
 }
 
 typedef struct work {
-    uint16_t crc[8][256]; /* crc[k][b]: CRC-16 of byte b followed by k zero bytes */
+    uint16_t crc[8][256]; /* crc16_tabs */
     uint64_t sums[MAXPO + 1][1 << MAXPO];
     uint32_t ors[MAXPO + 1][1 << MAXPO]; /* bitwise OR of the partition's values */
     uint32_t u[BS];
@@ -339,30 +339,92 @@ static void subframe(bw *w, work *wk, const int32_t *x, unsigned bs, unsigned bp
         put(w, (uint32_t)x[i] & mask, bps);
 }
 
-static void crc16_init(work *wk) {
-    memcpy(wk->crc[0], crc16_tab, sizeof crc16_tab);
+typedef uint16_t crc16_tabs[8][256]; /* [k][b]: CRC-16 of byte b followed by k zero bytes */
+
+static void crc16_init(crc16_tabs t) {
+    memcpy(t[0], crc16_tab, sizeof crc16_tab);
     for (unsigned k = 1; k < 8; k++)
         for (unsigned b = 0; b < 256; b++) {
-            uint16_t c = wk->crc[k - 1][b];
-            wk->crc[k][b] = (uint16_t)(c << 8) ^ crc16_tab[c >> 8];
+            uint16_t c = t[k - 1][b];
+            t[k][b] = (uint16_t)(c << 8) ^ crc16_tab[c >> 8];
         }
 }
 
-/* CRC-16 (polynomial 0x8005, MSB first, initial 0) of p[0..n-1], eight bytes per step. */
-static uint16_t crc16(const work *wk, const unsigned char *p, size_t n) {
-    uint16_t c = 0;
+/* CRC-16 (polynomial 0x8005, MSB first) of p[0..n-1] continuing from c, eight bytes a step. */
+static uint16_t crc16_sw(const crc16_tabs t, uint16_t c, const unsigned char *p, size_t n) {
     for (; n >= 8; n -= 8, p += 8) { /* one 8-byte load (the compiler makes it a bswap) */
         uint64_t v = (uint64_t)p[0] << 56 | (uint64_t)p[1] << 48 | (uint64_t)p[2] << 40 |
                      (uint64_t)p[3] << 32 | (uint64_t)p[4] << 24 | (uint64_t)p[5] << 16 |
                      (uint64_t)p[6] << 8 | (uint64_t)p[7];
-        c = wk->crc[7][(v >> 56) ^ (c >> 8)] ^ wk->crc[6][((v >> 48) & 255) ^ (c & 255)] ^
-            wk->crc[5][(v >> 40) & 255] ^ wk->crc[4][(v >> 32) & 255] ^
-            wk->crc[3][(v >> 24) & 255] ^ wk->crc[2][(v >> 16) & 255] ^ wk->crc[1][(v >> 8) & 255] ^
-            wk->crc[0][v & 255];
+        c = t[7][(v >> 56) ^ (c >> 8)] ^ t[6][((v >> 48) & 255) ^ (c & 255)] ^
+            t[5][(v >> 40) & 255] ^ t[4][(v >> 32) & 255] ^ t[3][(v >> 24) & 255] ^
+            t[2][(v >> 16) & 255] ^ t[1][(v >> 8) & 255] ^ t[0][v & 255];
     }
     for (; n > 0; n--, p++)
         c = (uint16_t)(c << 8) ^ crc16_tab[(c >> 8) ^ *p];
     return c;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_CRC16_CLMUL 1
+/* The same CRC-16 by carry-less multiplication (PCLMULQDQ), 3-4x the table's speed: the
+ * message is folded 16 bytes at a time into four 128-bit remainders, R = R * x^512 + next
+ * (mod P, P = x^16 + x^15 + x^2 + 1), the four are folded into one, and the table code finishes
+ * with those 16 bytes and the tail: a CRC with initial value 0 is M * x^16 mod P, so any
+ * M' = M (mod P) of the same length gives the same CRC. Exact arithmetic on polynomials over
+ * GF(2): the value is the table code's on every input (tested by test_flacenc). n >= 64. */
+__attribute__((target("pclmul,sse4.1,ssse3"))) static uint16_t
+crc16_clmul(const crc16_tabs t, const unsigned char *p, size_t n) {
+    const __m128i rev = _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    /* (hi, lo) multipliers: x^(e+64) mod P for the high half, x^e mod P for the low half */
+    const __m128i k512 = _mm_set_epi64x(0x1446, 0x8107), k384 = _mm_set_epi64x(0x4aaa, 0x926f),
+                  k256 = _mm_set_epi64x(0x9323, 0x8011), k128 = _mm_set_epi64x(0x1666, 0x0106);
+#define LD(o) _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(const void *)(p + (o))), rev)
+#define FOLD(r, k) _mm_xor_si128(_mm_clmulepi64_si128(r, k, 0x11), _mm_clmulepi64_si128(r, k, 0x00))
+    __m128i r0 = LD(0), r1 = LD(16), r2 = LD(32), r3 = LD(48);
+    p += 64, n -= 64;
+    for (; n >= 64; p += 64, n -= 64) {
+        r0 = _mm_xor_si128(FOLD(r0, k512), LD(0));
+        r1 = _mm_xor_si128(FOLD(r1, k512), LD(16));
+        r2 = _mm_xor_si128(FOLD(r2, k512), LD(32));
+        r3 = _mm_xor_si128(FOLD(r3, k512), LD(48));
+    }
+    __m128i r = _mm_xor_si128(_mm_xor_si128(FOLD(r0, k384), FOLD(r1, k256)),
+                              _mm_xor_si128(FOLD(r2, k128), r3));
+    for (; n >= 16; p += 16, n -= 16)
+        r = _mm_xor_si128(FOLD(r, k128), LD(0));
+#undef LD
+#undef FOLD
+    unsigned char b[16];
+    _mm_storeu_si128((__m128i *)(void *)b, _mm_shuffle_epi8(r, rev)); /* big-endian again */
+    return crc16_sw(t, crc16_sw(t, 0, b, 16), p, n);
+}
+
+static int have_clmul(void) {
+    return __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1") &&
+           __builtin_cpu_supports("ssse3");
+}
+#endif
+
+/* CRC-16 of a frame (initial value 0); use_hw: the PCLMUL code where the CPU has it. */
+static uint16_t crc16(const crc16_tabs t, int use_hw, const unsigned char *p, size_t n) {
+#ifdef HAVE_CRC16_CLMUL
+    if (use_hw && n >= 64) return crc16_clmul(t, p, n);
+#else
+    (void)use_hw;
+#endif
+    return crc16_sw(t, 0, p, n);
+}
+
+int s2s_flac_crc16(const void *p, size_t n, int portable) {
+    crc16_tabs t;
+    crc16_init(t);
+    int hw = 0;
+#ifdef HAVE_CRC16_CLMUL
+    hw = !portable && have_clmul();
+#endif
+    return crc16(t, hw, p, n);
 }
 
 static unsigned rate_code(unsigned rate) {
@@ -448,7 +510,11 @@ int s2s_flacenc(const s2s_flacenc_in *in, s2s_buf *out, s2s_err *err) {
         return s2s_err_set(err, S2S_EINVAL, "FLAC encoder: too many frames");
     work *wk = malloc(sizeof *wk + sizeof(int32_t) * BS * ch); /* ~54 KB for mono */
     if (!wk) return s2s_err_set(err, S2S_ENOMEM, "FLAC encoder: out of memory");
-    crc16_init(wk);
+    crc16_init(wk->crc);
+    int hw = 0;
+#ifdef HAVE_CRC16_CLMUL
+    hw = have_clmul();
+#endif
     /* worst case of one frame: header, VERBATIM subframes, CRC, and the writer's slack */
     size_t frame_max = 32 + (size_t)ch * (2 + (size_t)BS * (bps / 8)) + 16;
     out->len = 0;
@@ -518,7 +584,7 @@ int s2s_flacenc(const s2s_flacenc_in *in, s2s_buf *out, s2s_err *err) {
         for (unsigned c = 0; c < ch; c++)
             subframe(&w, wk, wk->x + (size_t)c * BS, bs, bps);
         align_flush(&w);
-        uint16_t c16 = crc16(wk, start, (size_t)(w.p - start));
+        uint16_t c16 = crc16(wk->crc, hw, start, (size_t)(w.p - start));
         w.p[0] = (unsigned char)(c16 >> 8);
         w.p[1] = (unsigned char)c16;
         w.p += 2;

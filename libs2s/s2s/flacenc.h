@@ -36,4 +36,10 @@ typedef struct s2s_flacenc_in {
  * out of range, S2S_ENOMEM. */
 int s2s_flacenc(const s2s_flacenc_in *in, s2s_buf *out, s2s_err *err);
 
+/* CRC-16 of FLAC frames (polynomial 0x8005, MSB first, initial value 0) of p[0..n-1], as the
+ * encoder computes it: with PCLMULQDQ where the CPU has it (portable = 0), else (or with
+ * portable = 1) with tables. Both give the same value on every input; exported for the test
+ * that checks so. Returns the CRC (0-65535). */
+int s2s_flac_crc16(const void *p, size_t n, int portable);
+
 #endif
