@@ -7,7 +7,7 @@
 #include "s2s/err.h"
 
 /* Version of the toolchain, recorded in every output's provenance. */
-#define S2S_VERSION "0.2.0"
+#define S2S_VERSION "0.3.0"
 
 /* ---- output files that appear only when complete -------------------------------------------
  * s2s_ofile_open("out.tar") writes to "out.tar.tmp-PID-N" in the same directory; commit renames

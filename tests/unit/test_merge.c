@@ -215,7 +215,7 @@ static void test_merge_refusals(void **state) {
     const char *split[] = {"r0", "r1", "h0"};
     expect_refused(split, 3, S2S_EDATA, "different splits");
     /* another version of a tool in one part */
-    make_part("v1", 1, 3, NULL, NULL, NULL, "0.2.0");
+    make_part("v1", 1, 3, NULL, NULL, NULL, "0.0.9");
     const char *ver[] = {"r0", "v1", "r2"};
     expect_refused(ver, 3, S2S_EDATA, "s2s-synth version");
     /* two parts with the same shard names */
