@@ -2,7 +2,8 @@
 # s2s-resample on real files: tones and sweeps against sox's result on the same input (length,
 # frequency, passband SNR, stop-band rejection), mp3/opus/m4a/stereo/48 kHz/FLAC inputs made
 # with ffmpeg, --attach, bad input (truncated, NaN, empty) with and without --skip-bad,
-# pass-through, byte-identical reruns. Outputs checked with soxi, ffprobe, flac and Python.
+# pass-through, byte-identical reruns, engines and their fallback, golden output hashes, real
+# speech against soxr and sox. Outputs checked with soxi, ffprobe, flac and Python.
 set -euo pipefail
 BIN=${S2S_BIN:?S2S_BIN not set}
 SRC=${S2S_SRC:?S2S_SRC not set}
@@ -57,13 +58,14 @@ grep -q 'rate R is required' err.txt || fail "missing --rate not explained"
 # Thresholds (what a converter as good as sox -h must reach; measured figures: docs/resample.md):
 #  - length exactly round(n * out / in), +-1 allowed;
 #  - tone frequency within 0.01 Hz (the zero-crossing estimate on 2 s resolves ~1e-4 Hz);
-#  - tone and sweep SNR: the default (20-bit precision, soxr's single-precision code) >= 120 dB
-#    (sox -h is specified for 20 bits, ~120 dB; it measures ~131, sox -h ~113-138 computed in
-#    double precision; 16-bit audio itself is ~98 dB, so in the s16 output the two are alike);
+#  - tone and sweep SNR: the default (the s2s engine, single-precision FFTs; 0.2.0's default,
+#    soxr at 20 bits, measured ~131) >= 120 dB (sox -h is specified for 20 bits, ~120 dB; it
+#    measures ~113-138 computed in double precision; the s2s engine ~135; 16-bit audio itself
+#    is ~98 dB, so in the s16 output they are alike);
 #    --quality best (28 bits) >= 100 dB and not below sox's own figure on the same input;
-#  - stop band (8.5-11 kHz chirp into 16 kHz): rejection >= 120 dB (sox -h: 125 dB spec; 20-bit
-#    precision, the default since 0.2.0, measures ~138 dB: 40 dB under the floor of the 16-bit
-#    output), and --quality best (28 bits, sox -v) not below sox's own (-h) figure.
+#  - stop band (8.5-11 kHz chirp into 16 kHz): rejection >= 120 dB (sox -h: 125 dB spec; the
+#    default measures ~140 dB: 40 dB under the floor of the 16-bit output), and --quality best
+#    (28 bits, sox -v) not below sox's own (-h) figure.
 q_case() { # IN_RATE OUT_RATE TONE_HZ
   local ir=$1 or=$2 f=$3 tag=$1-$2
   $M gen tone tone-$tag.wav "$ir" 2 "$f" 0.5 f32
@@ -156,6 +158,58 @@ cmp -s swr.tar soxr.tar || fail "--engine swr differs from --engine soxr"
 # libsoxr's SOXR_* variables (SIMD choice, DFT sizes ...) change its output: the tool unsets them
 SOXR_USE_SIMD=0 SOXR_COEF_INTERP=2 "$R" -q --rate 16000 --engine soxr q-22050-16000.tar > env.tar
 cmp -s env.tar soxr.tar || fail "SOXR_* in the environment changed the output"
+
+# ---- golden bytes: the default engine's output must not change silently ----------------------
+# 1 s of noise from an integer LCG at 22050 Hz, 16-bit (no libm: the same file everywhere),
+# resampled to 16000 Hz as s16 and f32. The hashes are those of 0.3.0 on x86-64 (any kernel:
+# SSE2, AVX2 or AVX-512 give the same bytes). If a change of bytes is intended, document it in
+# docs/resample.md (what changed, why, measured effect) and update the hashes here.
+python3 - <<'EOF'
+import struct
+s, v = 1, []
+for i in range(22050):
+    s = (s * 1103515245 + 12345) & 0x7fffffff
+    v.append(((s >> 8) % 20001) - 10000)
+data = struct.pack("<%dh" % len(v), *v)
+open("golden.wav", "wb").write(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt " +
+    struct.pack("<IHHIIHH", 16, 1, 1, 22050, 44100, 2, 16) + b"data" + struct.pack("<I", len(data)) + data)
+EOF
+mk golden.tar "g,ctx.wav=golden.wav"
+"$R" -q --rate 16000 golden.tar > golden-o.tar
+"$R" -q --rate 16000 --format f32 golden.tar > golden-f.tar
+h16=$(tar -xOf golden-o.tar g.ctx.wav | sha256sum | cut -c1-64)
+h32=$(tar -xOf golden-f.tar g.ctx.wav | sha256sum | cut -c1-64)
+[ "$h16" = a3d9df1ce56dc08f38dff3c2b7498cc7350c0665f3dd2a712ce6a2d969e4009b ] || fail "s16 output bytes changed: sha256 $h16 (see the comment above)"
+[ "$h32" = 2129aea9312425d283e9fed582ff6237d57ac50a02932bff75a19cf9240e02f9 ] || fail "f32 output bytes changed: sha256 $h32 (see the comment above)"
+
+# ---- real speech (espeak-ng, 22050 Hz): the s2s engine against soxr (0.2.0's bytes) and sox ---
+# Float output, differences in 16-bit LSB. Against soxr (same passband and transition band):
+# mean well below an LSB; sox -h's own transition band starts lower (-3 dB at 7.6 kHz, where
+# soxr's and ours are flat), so speech with energy at 7.6-8 kHz differs from it by more.
+if command -v espeak-ng >/dev/null; then
+  espeak-ng -v en-us -w speech.wav "Rick grew up in a troubled household. He never found good support in family, and turned to gangs."
+  mk speech.tar "s,ctx.wav=speech.wav"
+  "$R" -q --rate 16000 --format f32 speech.tar > sp-o.tar
+  "$R" -q --rate 16000 --format f32 --engine soxr speech.tar > sp-s.tar
+  get sp-o.tar s.ctx.wav sp-ours.wav
+  get sp-s.tar s.ctx.wav sp-soxr.wav
+  sox speech.wav -e floating-point -b 32 -r 16000 sp-sox.wav 2>/dev/null
+  python3 - "$SRC/tests/tools" <<'EOF' || fail "speech: s2s engine too far from soxr"
+import sys
+sys.path.insert(0, sys.argv[1])
+from audio_metrics import read_wav
+o, s, x = (read_wav(f)[2] for f in ("sp-ours.wav", "sp-soxr.wav", "sp-sox.wav"))
+assert len(o) == len(s) == len(x), (len(o), len(s), len(x))
+def diff(a, b):
+    d = [abs(p - q) * 32768 for p, q in zip(a, b)]
+    return sum(d) / len(d), max(d)
+ms, xs = diff(o, s)
+mx, xx = diff(o, x)
+print("resample.sh: speech, s2s engine vs soxr: mean %.3f LSB, max %.2f; vs sox: mean %.3f, max %.1f"
+      % (ms, xs, mx, xx))
+assert ms < 0.5 and xs < 32, (ms, xs)
+EOF
+fi
 
 # ---- any input: mp3 / opus / m4a / stereo 48 kHz WAV / 24-bit FLAC, made with ffmpeg ----------
 ff() { ffmpeg -nostdin -loglevel error -y "$@"; }
