@@ -1,10 +1,14 @@
 /* s2s-pack — a sample stream into compressed, indexed shards (docs/shards.md). */
+#define _GNU_SOURCE /* F_SETPIPE_SZ */
+#include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "s2s/err.h"
 #include "s2s/sample.h"
@@ -165,6 +169,12 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     const char *const *paths = (const char *const *)(argv + optind);
     size_t np = (size_t)(argc - optind);
+    /* A stream on a pipe (s2s-build's pipelines): a 1 MiB pipe instead of 64 KiB wakes the
+     * writer and this reader once per MiB instead of once per 64 KiB (fewer context switches;
+     * the bytes read do not change). Best effort: the system's pipe-max-size may refuse. */
+    struct stat ist;
+    if (np == 0 && fstat(STDIN_FILENO, &ist) == 0 && S_ISFIFO(ist.st_mode))
+        (void)fcntl(STDIN_FILENO, F_SETPIPE_SZ, 1 << 20);
     s2s_reader *r = s2s_reader_open(paths, np, 0, &err);
     if (!r) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);

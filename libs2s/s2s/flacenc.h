@@ -36,6 +36,11 @@ typedef struct s2s_flacenc_in {
  * out of range, S2S_ENOMEM. */
 int s2s_flacenc(const s2s_flacenc_in *in, s2s_buf *out, s2s_err *err);
 
+/* s2s_flacenc with flags: S2S_FLACENC_PORTABLE runs the code for any x86-64 even where the CPU
+ * has AVX2 and PCLMULQDQ (the bytes are the same either way; for the test that checks so). */
+#define S2S_FLACENC_PORTABLE 1u
+int s2s_flacenc_flags(const s2s_flacenc_in *in, unsigned flags, s2s_buf *out, s2s_err *err);
+
 /* CRC-16 of FLAC frames (polynomial 0x8005, MSB first, initial value 0) of p[0..n-1], as the
  * encoder computes it: with PCLMULQDQ where the CPU has it (portable = 0), else (or with
  * portable = 1) with tables. Both give the same value on every input; exported for the test
