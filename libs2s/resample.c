@@ -269,11 +269,30 @@ int s2s_resampler_process(s2s_resampler *r, const float *in, size_t n_in, const 
     *n_out = 0;
     if (r->flushed) return s2s_err_set(err, S2S_EINVAL, "resampler already flushed");
     drop_given(r);
-    int rc = run(r, in, n_in, 0, err);
-    if (rc < 0) return rc;
-    r->total_in += (int64_t)n_in;
     /* Never run ahead of floor(total_in * ratio): the final length is round() of it. */
-    int64_t limit = r->total_in * r->out_rate / r->in_rate;
+    int64_t limit = (r->total_in + (int64_t)n_in) * r->out_rate / r->in_rate;
+    if (r->fft && r->n_carry == 0) {
+        /* The s2s engine only runs blocks whose input is all there, so its output never passes
+         * the limit: handed out from its own buffer, no copy. */
+        const float *y;
+        size_t ny;
+        int rc = s2s_rsfft_feed(r->fft, in, n_in, 0, &y, &ny, err);
+        if (rc < 0) return rc;
+        r->total_in += (int64_t)n_in;
+        if ((int64_t)ny <= limit - r->total_out) {
+            *out = y;
+            *n_out = ny;
+            r->total_out += (int64_t)ny;
+            return 0;
+        }
+        if (reserve(r, ny, err) < 0) return S2S_ENOMEM; /* not reached: kept for safety */
+        memcpy(r->carry, y, ny * sizeof *y);
+        r->n_carry = ny;
+    } else {
+        int rc = run(r, in, n_in, 0, err);
+        if (rc < 0) return rc;
+        r->total_in += (int64_t)n_in;
+    }
     give(r, limit, out, n_out);
     return 0;
 }
@@ -284,9 +303,25 @@ int s2s_resampler_flush(s2s_resampler *r, const float **out, size_t *n_out, s2s_
     if (r->flushed) return s2s_err_set(err, S2S_EINVAL, "resampler already flushed");
     r->flushed = 1;
     drop_given(r);
-    int rc = run(r, NULL, 0, 1, err);
-    if (rc < 0) return rc;
     int64_t target = (int64_t)s2s_resample_out_len((size_t)r->total_in, r->in_rate, r->out_rate);
+    if (r->fft && r->n_carry == 0) { /* as in process: straight from the engine's buffer */
+        const float *y;
+        size_t ny;
+        int rc = s2s_rsfft_feed(r->fft, NULL, 0, 1, &y, &ny, err);
+        if (rc < 0) return rc;
+        if ((int64_t)ny >= target - r->total_out) {
+            *out = y;
+            *n_out = (size_t)(target - r->total_out);
+            r->total_out = target;
+            return 0;
+        }
+        if (reserve(r, ny, err) < 0) return S2S_ENOMEM; /* not reached: kept for safety */
+        if (ny) memcpy(r->carry, y, ny * sizeof *y);
+        r->n_carry = ny;
+    } else {
+        int rc = run(r, NULL, 0, 1, err);
+        if (rc < 0) return rc;
+    }
     int64_t have = r->total_out + (int64_t)r->n_carry;
     if (have < target) { /* engines may stop a sample or two short: pad with silence */
         size_t pad = (size_t)(target - have);
