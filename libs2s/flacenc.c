@@ -116,16 +116,16 @@ KINLINE void align_flush(bw *w) {
     }
 }
 
-/* Rice codes of u[0..cnt-1] with parameter k (q zeros, the stop bit, the k low bits); orv is
- * the bitwise OR of those values, so no code is longer than (orv >> k) + 1 + k bits. Codes
+/* Rice codes of u[0..cnt-1] with parameter k (q zeros, the stop bit, the k low bits); umax is
+ * the largest of those values, so no code is longer than (umax >> k) + 1 + k bits. Codes
  * short enough go into the writer four or two at a time (one flush for the group). The writer
  * state lives in locals here (stores through the byte pointer could alias *w). */
-KINLINE void put_rice_run(bw *w, const uint32_t *u, size_t cnt, unsigned k, uint32_t orv) {
+KINLINE void put_rice_run(bw *w, const uint32_t *u, size_t cnt, unsigned k, uint32_t umax) {
     uint64_t acc = w->acc;
     unsigned n = w->n;
     unsigned char *p = w->p;
     uint32_t lowmask = (1u << k) - 1, top = 1u << k;
-    uint64_t lmax = (uint64_t)(orv >> k) + 1 + k;
+    uint64_t lmax = (uint64_t)(umax >> k) + 1 + k;
     size_t i = 0;
 #define RC(j) ((uint64_t)(top | (u[j] & lowmask)))
 #define RL(j) ((u[j] >> k) + 1 + k)
@@ -134,6 +134,12 @@ KINLINE void put_rice_run(bw *w, const uint32_t *u, size_t cnt, unsigned k, uint
             unsigned l1 = RL(i + 1), l2 = RL(i + 2), l3 = RL(i + 3);
             uint64_t c = ((RC(i) << l1 | RC(i + 1)) << l2 | RC(i + 2)) << l3 | RC(i + 3);
             PUTB(c, RL(i) + l1 + l2 + l3);
+        }
+    } else if (lmax <= 18) {
+        for (; i + 3 <= cnt; i += 3) {
+            unsigned l1 = RL(i + 1), l2 = RL(i + 2);
+            uint64_t c = (RC(i) << l1 | RC(i + 1)) << l2 | RC(i + 2);
+            PUTB(c, RL(i) + l1 + l2);
         }
     } else if (lmax <= 28) {
         for (; i + 2 <= cnt; i += 2) {
@@ -193,7 +199,7 @@ KINLINE unsigned best_k(uint64_t n, uint64_t s, uint64_t *bits) {
 typedef struct work {
     uint16_t crc[8][256]; /* crc16_tabs */
     uint64_t sums[MAXPO + 1][1 << MAXPO];
-    uint32_t ors[MAXPO + 1][1 << MAXPO]; /* bitwise OR of the partition's values */
+    uint32_t maxs[MAXPO + 1][1 << MAXPO]; /* the largest value of the partition */
     uint32_t u[BS];
     int32_t x[]; /* channels x BS */
 } work;
@@ -252,15 +258,15 @@ KINLINE void residual(const int32_t *x, unsigned bs, unsigned order, uint32_t *u
     }
 }
 
-/* Sum and bitwise OR of u[a..b-1]. */
-KINLINE uint64_t sum_u(const uint32_t *restrict u, unsigned a, unsigned b, uint32_t *orv) {
+/* Sum and largest value of u[a..b-1]. */
+KINLINE uint64_t sum_u(const uint32_t *restrict u, unsigned a, unsigned b, uint32_t *umax) {
     uint64_t t = 0;
     uint32_t o = 0;
     for (unsigned i = a; i < b; i++) {
         t += u[i];
-        o |= u[i];
+        o = u[i] > o ? u[i] : o;
     }
-    *orv = o;
+    *umax = o;
     return t;
 }
 
@@ -290,11 +296,13 @@ KINLINE void subframe(bw *w, work *wk, const int32_t *x, unsigned bs, unsigned b
             pmax++;
         unsigned np = 1u << pmax, ps = bs >> pmax;
         for (unsigned p = 0; p < np; p++)
-            wk->sums[pmax][p] = sum_u(u, p ? p * ps : order, (p + 1) * ps, &wk->ors[pmax][p]);
+            wk->sums[pmax][p] = sum_u(u, p ? p * ps : order, (p + 1) * ps, &wk->maxs[pmax][p]);
         for (unsigned po = pmax; po > 0; po--)
             for (unsigned p = 0; p < (1u << (po - 1)); p++) {
                 wk->sums[po - 1][p] = wk->sums[po][2 * p] + wk->sums[po][2 * p + 1];
-                wk->ors[po - 1][p] = wk->ors[po][2 * p] | wk->ors[po][2 * p + 1];
+                wk->maxs[po - 1][p] = wk->maxs[po][2 * p] > wk->maxs[po][2 * p + 1]
+                                          ? wk->maxs[po][2 * p]
+                                          : wk->maxs[po][2 * p + 1];
             }
         unsigned bpo = 0, bpb = 4;
         uint64_t best = UINT64_MAX;
@@ -325,7 +333,7 @@ KINLINE void subframe(bw *w, work *wk, const int32_t *x, unsigned bs, unsigned b
                 unsigned k = best_k(p ? len : len - order, wk->sums[bpo][p], &b);
                 put(w, k, bpb);
                 unsigned end = (p + 1) * len;
-                put_rice_run(w, u + i, end - i, k, wk->ors[bpo][p]);
+                put_rice_run(w, u + i, end - i, k, wk->maxs[bpo][p]);
                 i = end;
             }
             return;

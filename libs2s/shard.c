@@ -689,13 +689,14 @@ struct s2s_packer {
     char *first_key;
     /* totals */
     uint64_t n_shards, n_samples, n_members, n_bytes;
-    json_t *shards;        /* dataset.json "shards" */
-    json_t *counts;        /* task -> lang -> {samples, pairs} */
-    json_t *prov;          /* array of {tool, version, params, samples} */
-    json_t *prov_ix;       /* dumps(record) -> index in prov */
-    committed done;        /* files committed, removed again by abort */
-    struct pjob *inflight; /* sample being compressed on the worker thread */
-    pctx cx[2];            /* codec state, by turns (pctx) */
+    json_t *shards;         /* dataset.json "shards" */
+    json_t *counts;         /* task -> lang -> {samples, pairs} */
+    json_t *prov;           /* array of {tool, version, params, samples} */
+    json_t *prov_ix;        /* dumps(record) -> index in prov */
+    committed done;         /* files committed, removed again by abort */
+    struct pjob *inflight;  /* sample being compressed on the worker thread */
+    struct pworker *worker; /* the compression thread (started with the first sample) */
+    pctx cx[2];             /* codec state, by turns (pctx) */
     unsigned cx_turn;
     char *part;
     FILE *hfp; /* the shard as the tar writer sees it: hashes, then writes */
@@ -1030,9 +1031,74 @@ typedef struct pjob {
     pctx *cx;
     int rc;
     s2s_err err;
-    pthread_t th;
-    int threaded;
+    struct pworker *worker; /* running there; NULL = done in the caller's thread */
 } pjob;
+
+/* One compression thread for the whole pack, fed one job at a time (a thread per sample cost
+ * a clone, a fresh 8 MiB stack mapping and its page faults per sample). */
+typedef struct pworker {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pjob *job; /* the job to run or running; NULL when idle */
+    int quit;
+} pworker;
+
+static void *pjob_run(void *arg);
+
+static void *pworker_main(void *arg) {
+    pworker *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->job && !w->quit)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->job) break; /* quit */
+        pjob *j = w->job;
+        pthread_mutex_unlock(&w->mu);
+        pjob_run(j);
+        pthread_mutex_lock(&w->mu);
+        w->job = NULL;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* A started worker, or NULL (no thread: jobs then run in the caller's thread). */
+static pworker *pworker_start(void) {
+    pworker *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    if (pthread_mutex_init(&w->mu, NULL) != 0) {
+        free(w);
+        return NULL;
+    }
+    if (pthread_cond_init(&w->cv, NULL) != 0) {
+        pthread_mutex_destroy(&w->mu);
+        free(w);
+        return NULL;
+    }
+    if (pthread_create(&w->th, NULL, pworker_main, w) != 0) {
+        pthread_cond_destroy(&w->cv);
+        pthread_mutex_destroy(&w->mu);
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+static void pworker_stop(pworker *w) {
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    while (w->job) /* (the packer waits for its job before stopping; this is a safety net) */
+        pthread_cond_wait(&w->cv, &w->mu);
+    w->quit = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->th, NULL);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
 
 static void pjob_free(pjob *j) {
     if (!j) return;
@@ -1069,9 +1135,13 @@ static void *pjob_run(void *arg) {
 }
 
 static int pjob_wait(pjob *j, s2s_err *err) {
-    if (j->threaded) {
-        pthread_join(j->th, NULL);
-        j->threaded = 0;
+    pworker *w = j->worker;
+    if (w) {
+        pthread_mutex_lock(&w->mu);
+        while (w->job == j)
+            pthread_cond_wait(&w->cv, &w->mu);
+        pthread_mutex_unlock(&w->mu);
+        j->worker = NULL;
     }
     if (j->rc < 0 && err) *err = j->err;
     return j->rc;
@@ -1193,10 +1263,23 @@ static int packer_put(s2s_packer *p, s2s_sample *s, int steal, s2s_err *err) {
         pjob_free(j);
         return rc;
     }
-    /* start this sample's compression, then write the previous one meanwhile */
-    j->threaded = pthread_create(&j->th, NULL, pjob_run, j) == 0;
-    if (!j->threaded) pjob_run(j);
-    rc = flush_inflight(p, err);
+    /* wait for the previous sample's compression, start this sample's on the worker, then
+     * write the previous one meanwhile */
+    pjob *prev = p->inflight;
+    p->inflight = NULL;
+    rc = prev ? pjob_wait(prev, err) : 0;
+    if (!p->worker) p->worker = pworker_start();
+    if (p->worker) { /* idle now */
+        pthread_mutex_lock(&p->worker->mu);
+        p->worker->job = j;
+        j->worker = p->worker;
+        pthread_cond_broadcast(&p->worker->cv);
+        pthread_mutex_unlock(&p->worker->mu);
+    } else {
+        pjob_run(j);
+    }
+    if (rc == 0 && prev) rc = pjob_write(p, prev, err);
+    pjob_free(prev);
     if (rc < 0) {
         pjob_wait(j, NULL);
         pjob_free(j);
@@ -1270,6 +1353,8 @@ void s2s_packer_abort(s2s_packer *p) {
         pjob_free(p->inflight);
         p->inflight = NULL;
     }
+    pworker_stop(p->worker);
+    p->worker = NULL;
     s2s_tar_writer_free(p->tw);
     if (p->hfp) fclose(p->hfp);
     s2s_ofile_abort(p->shard_of);
