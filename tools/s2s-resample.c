@@ -256,12 +256,12 @@ static void free_resamplers(void) {
 /* "s2s", "soxr", ... for the engines that ran (several: joined with '+'); requested if none. */
 static const char *used_name(const opts *o) {
     static char buf[64];
+    size_t len = 0;
     buf[0] = 0;
     for (int e = 0; e < 3; e++)
-        if (used_mask & (1u << e)) {
-            if (buf[0]) strcat(buf, "+");
-            strcat(buf, s2s_resample_engine_name(e));
-        }
+        if (used_mask & (1u << e))
+            len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s", len ? "+" : "",
+                                    s2s_resample_engine_name(e));
     return buf[0] ? buf : s2s_resample_engine_name(o->engine);
 }
 
