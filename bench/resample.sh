@@ -110,7 +110,7 @@ printf '| sox (default quality -h) | %.2f | %.2f | 1.00 | %s | %s |\n' "$w_sox" 
 read -r w c <<< "$(timeit "$REPS" run_ffmpeg)"
 read -r snr rej <<< "$(quality q_ffmpeg)"
 printf '| ffmpeg aresample=resampler=soxr | %.2f | %.2f | %.2f | %s | %s |\n' "$w" "$c" "$(awk -v a="$c_sox" -v b="$c" 'BEGIN {print a / b}')" "$snr" "$rej"
-for eq in "soxr medium" "soxr best" "soxr fastest" "src best" "src medium" "src fastest"; do
+for eq in "s2s medium" "soxr medium" "soxr best" "soxr fastest" "src best" "src medium" "src fastest"; do
   set -- $eq
   reps=$REPS
   [ "$eq" = "src best" ] && reps=1
@@ -118,7 +118,60 @@ for eq in "soxr medium" "soxr best" "soxr fastest" "src best" "src medium" "src 
   read -r w c <<< "$(timeit "$reps" run_ours "$1" "$2")"
   read -r snr rej <<< "$(quality q_ours "$1" "$2")"
   tag=""
-  [ "$eq" = "soxr medium" ] && tag=" (default)"
+  [ "$eq" = "s2s medium" ] && tag=" (default)"
+  [ "$eq" = "soxr medium" ] && tag=" (0.2.0's default)"
   printf '| s2s-resample --engine %s --quality %s%s | %.2f | %.2f | %.2f | %s | %s |\n' "$1" "$2" "$tag" \
     "$w" "$c" "$(awk -v a="$c_sox" -v b="$c" 'BEGIN {print a / b}')" "$snr" "$rej"
 done
+
+# ---- 4. the default's samples against 0.2.0's (soxr medium) on the same speech, 16-bit ---------
+run_ours s2s medium
+tar -xOf "$TMP/o.tar" speech.ctx.wav > "$TMP/new.wav"
+run_ours soxr medium
+tar -xOf "$TMP/o.tar" speech.ctx.wav > "$TMP/old.wav"
+python3 - "$TMP/new.wav" "$TMP/old.wav" <<'EOF'
+import array, math, sys
+def pcm(p):
+    d = open(p, "rb").read()
+    a = array.array("h"); a.frombytes(d[44:]); return a
+n, o = pcm(sys.argv[1]), pcm(sys.argv[2])
+assert len(n) == len(o)
+m = min(len(n), 16000 * 300)  # the first 5 minutes: pure Python
+nd = mx = sa = se = ss = 0
+for i in range(m):
+    x, y = n[i], o[i]
+    e = x - y
+    if e:
+        nd += 1
+        sa += abs(e)
+        se += e * e
+        mx = max(mx, abs(e))
+    ss += y * y
+print()
+print("16-bit output (first %.0f min), s2s vs soxr medium (0.2.0's default): %.2f %% of the "
+      "samples differ, by at most %d LSB (mean |difference| %.3f LSB; difference %.1f dB below "
+      "the signal)." % (m / 16000 / 60, 100 * nd / m, mx, sa / m, 10 * math.log10(ss / max(se, 1))))
+EOF
+
+# ---- 5. optional: against an older s2s-resample on a stream, e.g. the previous release --------
+# OLD=/path/to/old/s2s-resample FIXTURE=synth.tar bench/resample.sh BUILD: CPU-s, median of REPS
+# runs of each, interleaved (same minute), output into a pipe as s2s-build runs it.
+if [ -n "${OLD:-}" ] && [ -n "${FIXTURE:-}" ]; then
+  : > "$TMP/t_old"
+  : > "$TMP/t_new"
+  for ((i = 0; i < REPS; i++)); do
+    for w in old new; do
+      b=$BIN/s2s-resample
+      [ $w = old ] && b=$OLD
+      { /usr/bin/time -f "%U %S" "$b" -q --rate 16000 "$FIXTURE" | cat > /dev/null; } 2>> "$TMP/t_$w"
+    done
+  done
+  co=$(awk '{print $1 + $2}' "$TMP/t_old" | median)
+  cn=$(awk '{print $1 + $2}' "$TMP/t_new" | median)
+  echo
+  echo "| s2s-resample --rate 16000 on $(basename "$FIXTURE") | CPU s (median of $REPS) |"
+  echo "| --- | ---: |"
+  echo "| $OLD ($("$OLD" --version | awk '{print $2}')) | $co |"
+  echo "| $BIN/s2s-resample ($("$BIN/s2s-resample" --version | awk '{print $2}')) | $cn |"
+  echo "| ratio | $(awk -v a="$co" -v b="$cn" 'BEGIN {printf "%.2fx", a / b}') |"
+fi
