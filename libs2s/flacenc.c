@@ -129,7 +129,18 @@ KINLINE void put_rice_run(bw *w, const uint32_t *u, size_t cnt, unsigned k, uint
     size_t i = 0;
 #define RC(j) ((uint64_t)(top | (u[j] & lowmask)))
 #define RL(j) ((u[j] >> k) + 1 + k)
-    if (lmax <= 14) {
+    if (lmax <= 7) { /* quiet partitions (k 0-3): eight codes a flush */
+        for (; i + 8 <= cnt; i += 8) {
+            uint64_t c = RC(i);
+            unsigned l = RL(i);
+            for (size_t j = i + 1; j < i + 8; j++) {
+                unsigned lj = RL(j);
+                c = c << lj | RC(j);
+                l += lj;
+            }
+            PUTB(c, l);
+        }
+    } else if (lmax <= 14) {
         for (; i + 4 <= cnt; i += 4) {
             unsigned l1 = RL(i + 1), l2 = RL(i + 2), l3 = RL(i + 3);
             uint64_t c = ((RC(i) << l1 | RC(i + 1)) << l2 | RC(i + 2)) << l3 | RC(i + 3);
@@ -196,10 +207,45 @@ KINLINE unsigned best_k(uint64_t n, uint64_t s, uint64_t *bits) {
     return best;
 }
 
+/* best_k for partitions 1..np-1 of one partition order, all of n values, when the sums are
+ * below 2^30 (16-bit samples: residuals below 2^18, at most 4096 of them): returns the sum of
+ * their bits and sets *kmax to the largest parameter. The same choices as best_k (the same three
+ * candidates, the same tie rule), written for 32-bit vector lanes: ilog2 through a float (exact
+ * after the correction of a conversion that rounded up), no branches, so the compiler
+ * vectorises the loop (variable shifts: AVX2; the baseline build runs it scalar). */
+KINLINE uint64_t best_bits_row16(const uint32_t *restrict sums, unsigned np, uint32_t n,
+                                 unsigned *kmax) {
+    int32_t ln = (int32_t)ilog2(n);
+    uint32_t tot = 0, km = 0;
+    for (unsigned p = 1; p < np; p++) {
+        uint32_t s = sums[p], s1 = s | 1;
+        float f = (float)(int32_t)s1;
+        uint32_t fb;
+        memcpy(&fb, &f, 4);
+        int32_t e = (int32_t)(fb >> 23) - 127;      /* 0-30 */
+        e -= s1 < (1u << e);                        /* rounded up to a power of two */
+        int32_t k0 = (e - ln) & -(int32_t)(s >= n); /* (a mask: a branch stops the vectoriser) */
+        int32_t lo = k0 > 0 ? k0 - 1 : 0, hi = k0 + 1 < 30 ? k0 + 1 : 30;
+        int32_t k1 = lo + 1 < hi ? lo + 1 : hi, k2 = lo + 2 < hi ? lo + 2 : hi;
+        uint32_t b0 = n * (uint32_t)(lo + 1) + (s >> lo), b1 = n * (uint32_t)(k1 + 1) + (s >> k1),
+                 b2 = n * (uint32_t)(k2 + 1) + (s >> k2);
+        int32_t c1 = b1 < b0, k = c1 ? k1 : lo;
+        b0 = c1 ? b1 : b0;
+        int32_t c2 = b2 < b0;
+        k = c2 ? k2 : k;
+        b0 = c2 ? b2 : b0;
+        tot += b0;
+        km = (uint32_t)k > km ? (uint32_t)k : km;
+    }
+    *kmax = km;
+    return tot;
+}
+
 typedef struct work {
     uint16_t crc[8][256]; /* crc16_tabs */
     uint64_t sums[MAXPO + 1][1 << MAXPO];
-    uint32_t maxs[MAXPO + 1][1 << MAXPO]; /* the largest value of the partition */
+    uint32_t sums32[MAXPO + 1][1 << MAXPO]; /* the same, for 16-bit samples (below 2^30) */
+    uint32_t maxs[MAXPO + 1][1 << MAXPO];   /* the largest value of the partition */
     uint32_t u[BS];
     int32_t x[]; /* channels x BS */
 } work;
@@ -295,11 +341,14 @@ KINLINE void subframe(bw *w, work *wk, const int32_t *x, unsigned bs, unsigned b
         while (pmax < MAXPO && (bs % (2u << pmax)) == 0 && (bs >> (pmax + 1)) > order)
             pmax++;
         unsigned np = 1u << pmax, ps = bs >> pmax;
-        for (unsigned p = 0; p < np; p++)
+        for (unsigned p = 0; p < np; p++) {
             wk->sums[pmax][p] = sum_u(u, p ? p * ps : order, (p + 1) * ps, &wk->maxs[pmax][p]);
+            wk->sums32[pmax][p] = (uint32_t)wk->sums[pmax][p];
+        }
         for (unsigned po = pmax; po > 0; po--)
             for (unsigned p = 0; p < (1u << (po - 1)); p++) {
                 wk->sums[po - 1][p] = wk->sums[po][2 * p] + wk->sums[po][2 * p + 1];
+                wk->sums32[po - 1][p] = (uint32_t)wk->sums[po - 1][p];
                 wk->maxs[po - 1][p] = wk->maxs[po][2 * p] > wk->maxs[po][2 * p + 1]
                                           ? wk->maxs[po][2 * p]
                                           : wk->maxs[po][2 * p + 1];
@@ -309,11 +358,19 @@ KINLINE void subframe(bw *w, work *wk, const int32_t *x, unsigned bs, unsigned b
         for (unsigned po = 0; po <= pmax; po++) {
             uint64_t tot = 0;
             unsigned kmax = 0, n = 1u << po, len = bs >> po;
-            for (unsigned p = 0; p < n; p++) {
+            if (bps <= 16 && n > 1) { /* partition 0, then the rest 32-bit wide */
+                tot = best_bits_row16(wk->sums32[po], n, len, &kmax);
                 uint64_t b;
-                unsigned k = best_k(p ? len : len - order, wk->sums[po][p], &b);
+                unsigned k = best_k(len - order, wk->sums[po][0], &b);
                 tot += b;
                 if (k > kmax) kmax = k;
+            } else {
+                for (unsigned p = 0; p < n; p++) {
+                    uint64_t b;
+                    unsigned k = best_k(p ? len : len - order, wk->sums[po][p], &b);
+                    tot += b;
+                    if (k > kmax) kmax = k;
+                }
             }
             unsigned pb = kmax > 14 ? 5 : 4;
             tot += (uint64_t)n * pb;
