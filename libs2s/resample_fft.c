@@ -54,8 +54,10 @@ struct s2s_rsfft {
     float *buf;     /* 4 arrays of nmax rows of RS_MAX_LANES floats */
     size_t nmax;
     /* stream */
-    float *x; /* input samples x0 .. x0+xn-1 (global indices; negative = before the start) */
-    size_t xn, xcap;
+    /* input samples x0 .. x0+xn-1 (global indices; negative = before the start) at x + xd; the
+     * xd samples before them are dead, reclaimed only when the buffer is full (fewer moves) */
+    float *x;
+    size_t xd, xn, xcap;
     int64_t x0, total_in, next_pair;
     float *y; /* output of the last call */
     size_t ycap;
@@ -350,6 +352,7 @@ void s2s_rsfft_reset(s2s_rsfft *f) {
     /* the first block starts at D - overlap: that many zeros come before the input */
     f->x0 = (int64_t)f->delay - (int64_t)f->overlap;
     f->xn = (size_t)(-f->x0);
+    f->xd = 0;
     memset(f->x, 0, f->xn * sizeof *f->x);
     f->total_in = 0;
     f->next_pair = 0;
@@ -426,7 +429,7 @@ s2s_rsfft *s2s_rsfft_new(int in_rate, int out_rate, s2s_err *err) {
     f->zeros = calloc(nin, sizeof *f->zeros);
     size_t bufsz = 4 * f->nmax * RS_MAX_LANES * sizeof(float);
     f->buf = aligned_alloc(64, (bufsz + 63) / 64 * 64);
-    f->xcap = f->overlap + 2 * f->hop_in + nin + 65536;
+    f->xcap = f->overlap + 2 * RS_MAX_LANES * 2 * f->hop_in + nin + 4 * 65536;
     f->x = malloc(f->xcap * sizeof *f->x);
     double *h = malloc(taps * sizeof *h), *cs = malloc(nin * sizeof *cs),
            *sn = malloc(nin * sizeof *sn);
@@ -475,7 +478,12 @@ s2s_rsfft *s2s_rsfft_new(int in_rate, int out_rate, s2s_err *err) {
 }
 
 static int x_reserve(s2s_rsfft *f, size_t extra, s2s_err *err) {
-    if (f->xn + extra <= f->xcap) return 0;
+    if (f->xd + f->xn + extra <= f->xcap) return 0;
+    if (f->xd) { /* reclaim the dead samples first */
+        memmove(f->x, f->x + f->xd, f->xn * sizeof *f->x);
+        f->xd = 0;
+        if (f->xn + extra <= f->xcap) return 0;
+    }
     size_t cap = f->xcap * 2;
     while (cap < f->xn + extra)
         cap *= 2;
@@ -501,7 +509,7 @@ static void run_batch(s2s_rsfft *f, int64_t cnt, float *y) {
     const float *xa[RS_MAX_LANES], *xb[RS_MAX_LANES];
     for (size_t l = 0; l < VWn; l++) {
         if ((int64_t)l < cnt) {
-            xa[l] = f->x + (block_start(f, 2 * (f->next_pair + (int64_t)l)) - f->x0);
+            xa[l] = f->x + f->xd + (block_start(f, 2 * (f->next_pair + (int64_t)l)) - f->x0);
             xb[l] = xa[l] + f->hop_in;
         } else {
             xa[l] = xb[l] = f->zeros;
@@ -546,7 +554,7 @@ int s2s_rsfft_feed(s2s_rsfft *f, const float *in, size_t n, int eof, const float
     *n_out = 0;
     if (n) {
         if (x_reserve(f, n, err) < 0) return S2S_ENOMEM;
-        memcpy(f->x + f->xn, in, n * sizeof *in);
+        memcpy(f->x + f->xd + f->xn, in, n * sizeof *in);
         f->xn += n;
         f->total_in += (int64_t)n;
     }
@@ -561,7 +569,7 @@ int s2s_rsfft_feed(s2s_rsfft *f, const float *in, size_t n, int eof, const float
             int64_t have = f->x0 + (int64_t)f->xn;
             if (end > have) {
                 if (x_reserve(f, (size_t)(end - have), err) < 0) return S2S_ENOMEM;
-                memset(f->x + f->xn, 0, (size_t)(end - have) * sizeof *f->x);
+                memset(f->x + f->xd + f->xn, 0, (size_t)(end - have) * sizeof *f->x);
                 f->xn += (size_t)(end - have);
             }
         }
@@ -592,7 +600,7 @@ int s2s_rsfft_feed(s2s_rsfft *f, const float *in, size_t n, int eof, const float
         int64_t keep = block_start(f, 2 * f->next_pair) - f->x0;
         if (keep > (int64_t)f->xn) keep = (int64_t)f->xn;
         if (keep > 0) {
-            memmove(f->x, f->x + keep, (f->xn - (size_t)keep) * sizeof *f->x);
+            f->xd += (size_t)keep;
             f->xn -= (size_t)keep;
             f->x0 += keep;
         }
