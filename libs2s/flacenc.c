@@ -697,8 +697,14 @@ __attribute__((target("avx2,bmi,bmi2,lzcnt"))) static int encode_v3(ENC_ARGS) {
 }
 
 static int have_v3(void) {
+    /* clang 14 knows no "lzcnt" (nor "abm") feature name; every CPU with AVX2 and BMI2
+     * (Intel Haswell, AMD Excavator and later) has LZCNT */
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") &&
-           __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("lzcnt");
+           __builtin_cpu_supports("bmi2")
+#ifndef __clang__
+           && __builtin_cpu_supports("lzcnt")
+#endif
+        ;
 }
 #endif
 #undef ENC_ARGS
