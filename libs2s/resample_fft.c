@@ -37,6 +37,8 @@ typedef struct rs_plan {
     int radix[RS_MAX_STAGES];
     size_t tw_off[RS_MAX_STAGES];
     float *twr, *twi;
+    size_t it_off[RS_MAX_STAGES]; /* internal twiddles of the p*p stages */
+    float *itr, *iti;
 } rs_plan;
 
 typedef struct rs_consts { /* cos / sin (2 pi k q / p) of the odd radices */
@@ -250,6 +252,34 @@ static int plan_init(rs_plan *pl, size_t n) {
     memset(pl, 0, sizeof *pl);
     pl->n = n;
     if (!factor(n, pl->radix, &pl->n_stages)) return -1;
+    /* equal neighbours in pairs: 4*4, 3*3, 5*5, 7*7 as one pass over the data (fewer passes
+     * through the caches) */
+    int k = 0;
+    size_t itotal = 0;
+    for (int s = 0; s < pl->n_stages; s++) {
+        int p = pl->radix[s];
+        if (s + 1 < pl->n_stages && pl->radix[s + 1] == p && p != 2) {
+            pl->radix[k] = p * p;
+            pl->it_off[k++] = itotal;
+            itotal += (size_t)(p * p);
+            s++;
+        } else {
+            pl->radix[k++] = p;
+        }
+    }
+    pl->n_stages = k;
+    pl->itr = malloc((itotal ? itotal : 1) * sizeof(float));
+    pl->iti = malloc((itotal ? itotal : 1) * sizeof(float));
+    if (!pl->itr || !pl->iti) return -2;
+    for (int s = 0; s < pl->n_stages; s++) {
+        int P = pl->radix[s], p = P == 16 ? 4 : P == 9 ? 3 : P == 25 ? 5 : P == 49 ? 7 : 0;
+        for (int n2 = 0; p && n2 < p; n2++)
+            for (int k1 = 0; k1 < p; k1++) {
+                double ang = -2 * M_PI * (double)(n2 * k1 % P) / P;
+                pl->itr[pl->it_off[s] + (size_t)(n2 * p + k1)] = (float)cos(ang);
+                pl->iti[pl->it_off[s] + (size_t)(n2 * p + k1)] = (float)sin(ang);
+            }
+    }
     size_t total = 0, L = 1;
     for (int s = 0; s < pl->n_stages; s++) {
         pl->tw_off[s] = total;
@@ -276,7 +306,9 @@ static int plan_init(rs_plan *pl, size_t n) {
 static void plan_free(rs_plan *pl) {
     free(pl->twr);
     free(pl->twi);
-    pl->twr = pl->twi = NULL;
+    free(pl->itr);
+    free(pl->iti);
+    pl->twr = pl->twi = pl->itr = pl->iti = NULL;
 }
 
 static void consts_init(rs_consts *k) {
