@@ -27,6 +27,7 @@
 #include "s2s/kmeans.h"
 #include "s2s/ngram.h"
 #include "s2s/recipe.h"
+#include "s2s/resample.h"
 #include "s2s/sample.h"
 #include "s2s/shard.h"
 #include "s2s/tar.h"
@@ -493,13 +494,92 @@ static void flacenc_roundtrip(const uint8_t *b, size_t n) {
     s2s_buf_free(&enc);
 }
 
-/* ---- member codecs: gunzip, FLAC, any audio (what arrives in streams and shards) ----------- */
+/* Runs in[0..n-1] through r, cut into blocks whose sizes come from cuts[] (0: all at once);
+ * returns the malloc'd output (length *n_out). Aborts on an error: the inputs are valid. */
+static float *rs_run(s2s_resampler *r, const float *in, size_t n, const uint8_t *cuts,
+                     size_t n_cuts, size_t *n_out) {
+    s2s_err err;
+    size_t cap = 1024, len = 0, pos = 0, ci = 0;
+    float *o = malloc(cap * sizeof *o);
+    if (!o) abort();
+    for (int fin = 0; fin < 2;) {
+        const float *y;
+        size_t ny, take = 0;
+        if (pos < n) {
+            take = n_cuts ? 1 + (size_t)cuts[ci++ % n_cuts] * 7 : n;
+            if (take > n - pos) take = n - pos;
+            if (s2s_resampler_process(r, in + pos, take, &y, &ny, &err) != 0) abort();
+            pos += take;
+        } else {
+            if (s2s_resampler_flush(r, &y, &ny, &err) != 0) abort();
+            fin = 2;
+        }
+        if (len + ny > cap) {
+            while (len + ny > cap)
+                cap *= 2;
+            float *t = realloc(o, cap * sizeof *o);
+            if (!t) abort();
+            o = t;
+        }
+        if (ny) memcpy(o + len, y, ny * sizeof *y);
+        len += ny;
+    }
+    *n_out = len;
+    return o;
+}
+
+/* The resampler's contract (s2s/resample.h) on any rates, lengths and block cuts: the length is
+ * round(n * out / in); the bytes do not depend on how the input is cut, on a reset handle, or
+ * (s2s engine) on the SIMD kernel; the output is finite. Input: [rate a][rate b][cut bytes
+ * count][cuts...][16-bit samples...]. */
+static void resample_contract(const uint8_t *b, size_t n) {
+    static const int rates[16] = {8000,  11025, 16000, 22050, 24000, 32000, 44100, 48000,
+                                  12000, 96000, 16000, 22050, 16000, 24000, 7350,  64000};
+    if (n < 5) return;
+    int ra = b[0] & 0x80 ? 4000 + (b[0] & 0x7F) * 700 + b[3] : rates[b[0] & 15];
+    int rb = b[1] & 0x80 ? 4000 + (b[1] & 0x7F) * 700 + b[4] : rates[b[1] & 15];
+    size_t nc = b[2] % 16;
+    b += 5, n -= 5;
+    if (nc > n) nc = n;
+    const uint8_t *cuts = b;
+    b += nc, n -= nc;
+    size_t ns = n / 2 > 6000 ? 6000 : n / 2;
+    float *x = malloc((ns ? ns : 1) * sizeof *x);
+    if (!x) abort();
+    for (size_t i = 0; i < ns; i++)
+        x[i] = (float)(int16_t)(b[2 * i] | b[2 * i + 1] << 8) / 32768.0f;
+    s2s_err err;
+    s2s_resampler *r = s2s_resampler_new(S2S_RS_DEFAULT_ENGINE, S2S_RS_DEFAULT_QUALITY, ra, rb, &err);
+    if (!r) abort(); /* every rate here is valid: the s2s engine falls back, never fails */
+    size_t n1, n2, n3;
+    float *y1 = rs_run(r, x, ns, NULL, 0, &n1);
+    if (n1 != s2s_resample_out_len(ns, ra, rb)) abort();
+    for (size_t i = 0; i < n1; i++)
+        if (!(y1[i] > -8.0f && y1[i] < 8.0f)) abort(); /* finite, and no wild overshoot */
+    if (s2s_resampler_reset(r, &err) != 0) abort();
+    float *y2 = rs_run(r, x, ns, cuts, nc, &n2);
+    if (n2 != n1 || (n1 && memcmp(y1, y2, n1 * sizeof *y1) != 0)) abort();
+    s2s_resampler_free(r);
+    /* the portable kernel gives the same bytes as the one this CPU picks */
+    r = s2s_resampler_new(S2S_RS_DEFAULT_ENGINE, S2S_RS_DEFAULT_QUALITY, ra, rb, &err);
+    if (!r || s2s_resampler_set_impl(r, 0) != 0) abort();
+    float *y3 = rs_run(r, x, ns, cuts, nc, &n3);
+    if (n3 != n1 || (n1 && memcmp(y1, y3, n1 * sizeof *y1) != 0)) abort();
+    s2s_resampler_free(r);
+    free(y1), free(y2), free(y3), free(x);
+}
+
+/* ---- member codecs: gunzip, FLAC, any audio (what arrives in streams and shards), and the
+ * resampler's contract on what they decode ------------------------------------------------- */
 static int fz_codec(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     unsigned char *out = NULL;
     size_t n = 0;
     s2s_err err;
-    switch (data[0] % 5) {
+    switch (data[0] % 6) {
+    case 5:
+        resample_contract(data + 1, size - 1);
+        break;
     case 4:
         flacenc_roundtrip(data + 1, size - 1);
         break;
