@@ -549,7 +549,8 @@ static void resample_contract(const uint8_t *b, size_t n) {
     for (size_t i = 0; i < ns; i++)
         x[i] = (float)(int16_t)(b[2 * i] | b[2 * i + 1] << 8) / 32768.0f;
     s2s_err err;
-    s2s_resampler *r = s2s_resampler_new(S2S_RS_DEFAULT_ENGINE, S2S_RS_DEFAULT_QUALITY, ra, rb, &err);
+    s2s_resampler *r =
+        s2s_resampler_new(S2S_RS_DEFAULT_ENGINE, S2S_RS_DEFAULT_QUALITY, ra, rb, &err);
     if (!r) abort(); /* every rate here is valid: the s2s engine falls back, never fails */
     size_t n1, n2, n3;
     float *y1 = rs_run(r, x, ns, NULL, 0, &n1);
