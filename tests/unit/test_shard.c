@@ -284,6 +284,48 @@ static void test_flac_builtin_golden(void **state) {
     assert_string_equal(hex, "8b849466a40e3a6fdb864a22766629e41d5d3b3b9ef2be193a00a75a5aa091eb");
 }
 
+/* SHA-256 (what the index and dataset.json record of every shard; SHA-NI where the CPU has it)
+ * against Python's hashlib on lengths around the 64-byte block and the padding boundary, whole
+ * and fed in uneven pieces. */
+static void test_sha256_known(void **state) {
+    (void)state;
+    static const struct {
+        size_t n;
+        const char *hex;
+    } cs[] = {{0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+              {1, "084fed08b978af4d7d196a7446a86b58009e636b611db16211b65a9aadff29c5"},
+              {55, "e7313d333c272e639f790978283f9eb392e843d0f29b7016828bb1daa4aac70b"},
+              {56, "4324d65f3c103567f5589c710bc08f8523f929a9272e3af36fc968e52abc6c27"},
+              {63, "81c80242132f230c3bd41b3e63bbcff16107339549214a99614ff26664625055"},
+              {64, "39e3d7b6b5d075d37d053ad89b24b41bef4f3c29760c84447cab3f3be1882241"},
+              {65, "aacca6ff74fdbb296d165a45cecfa04e5127bc008770fbbdd48006f2d2fae95e"},
+              {127, "a8d23e75d936f303d248888d9b165ee543f4cbafcad3c9dd2a79bd84faa11d07"},
+              {128, "d2742f1f4ac6bb7ca2b239ee18402ba8b3f9f8e652d2a72973c2b9ba11c08cf6"},
+              {1000, "1e9bc38cbf860b9ec31918b065f9b52476c549a782e0e7990bed8ce3868d2371"},
+              {4099, "68950b5dc8001f651c3884f0201a276dd63eb870c6f2d153ed52719ddbce3101"},
+              {300000, "75bd90773c8246d53fe62f66e08a3828e82632011be5f8c0836484ffd49ab819"}};
+    size_t max = 300000;
+    unsigned char *d = malloc(max);
+    assert_non_null(d);
+    for (size_t i = 0; i < max; i++)
+        d[i] = (unsigned char)(i * 7 + 3);
+    for (size_t t = 0; t < sizeof cs / sizeof *cs; t++) {
+        char hex[65];
+        s2s_sha256_hex(d, cs[t].n, hex);
+        assert_string_equal(hex, cs[t].hex);
+        s2s_sha256 h; /* in pieces of 1, 2, ... 97 bytes */
+        s2s_sha256_init(&h);
+        for (size_t o = 0, k = 1; o < cs[t].n; o += k, k = k % 97 + 1)
+            s2s_sha256_update(&h, d + o, o + k <= cs[t].n ? k : cs[t].n - o);
+        unsigned char dig[32];
+        s2s_sha256_final(&h, dig);
+        for (int i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", dig[i]);
+        assert_string_equal(hex, cs[t].hex);
+    }
+    free(d);
+}
+
 static void test_flac_empty(void **state) {
     (void)state;
     size_t wl, n;
@@ -609,11 +651,12 @@ static void test_dataset_json(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gzip_roundtrip),  cmocka_unit_test(test_flac_roundtrip),
-        cmocka_unit_test(test_flac_empty),      cmocka_unit_test(test_pattern),
-        cmocka_unit_test(test_flac_builtin),    cmocka_unit_test(test_flac_builtin_golden),
-        cmocka_unit_test(test_pack_verify_get), cmocka_unit_test(test_abort_leaves_nothing),
-        cmocka_unit_test(test_index_syntax),    cmocka_unit_test(test_dataset_json),
+        cmocka_unit_test(test_gzip_roundtrip),       cmocka_unit_test(test_flac_roundtrip),
+        cmocka_unit_test(test_flac_empty),           cmocka_unit_test(test_pattern),
+        cmocka_unit_test(test_flac_builtin),         cmocka_unit_test(test_flac_builtin_golden),
+        cmocka_unit_test(test_sha256_known),         cmocka_unit_test(test_pack_verify_get),
+        cmocka_unit_test(test_abort_leaves_nothing), cmocka_unit_test(test_index_syntax),
+        cmocka_unit_test(test_dataset_json),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
