@@ -274,7 +274,8 @@ KINLINE unsigned best_k(uint64_t n, uint64_t s, uint64_t *bits) {
  * their bits and sets *kmax to the largest parameter. The same choices as best_k (the same three
  * candidates, the same tie rule), written for 32-bit vector lanes: ilog2 through a float (exact
  * after the correction of a conversion that rounded up), no branches, so the compiler
- * vectorises the loop (variable shifts: AVX2; the baseline build runs it scalar). */
+ * vectorises the loop (variable shifts: AVX2, so only that build uses it; without vectors
+ * best_k's short branchy loop is faster). */
 KINLINE uint64_t best_bits_row16(const uint32_t *restrict sums, unsigned np, uint32_t n,
                                  unsigned *kmax) {
     int32_t ln = (int32_t)ilog2(n);
@@ -420,7 +421,7 @@ KINLINE void subframe(bw *w, work *wk, const int32_t *x, unsigned bs, unsigned b
         for (unsigned po = 0; po <= pmax; po++) {
             uint64_t tot = 0;
             unsigned kmax = 0, n = 1u << po, len = bs >> po;
-            if (bps <= 16 && n > 1) { /* partition 0, then the rest 32-bit wide */
+            if (avx2 && bps <= 16 && n > 1) { /* partition 0, then the rest in vector lanes */
                 tot = best_bits_row16(wk->sums32[po], n, len, &kmax);
                 uint64_t b;
                 unsigned k = best_k(len - order, wk->sums[po][0], &b);
