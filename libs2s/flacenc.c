@@ -1,7 +1,9 @@
 /* flacenc.c — a small, fast FLAC encoder (s2s/flacenc.h). Fixed predictors of order 0-2,
  * Rice-coded residuals, fixed 4096-sample blocks; integer arithmetic only. The format is
  * RFC 9639; the choices (which predictor, which partition order and parameters) are made from
- * exact integer sums, so the bytes never depend on the compiler's vectorisation or the CPU. */
+ * exact integer sums, so the bytes never depend on the compiler's vectorisation or the CPU
+ * (runtime dispatch picks faster code for the same bytes: an AVX2 build of the loop, PCLMULQDQ
+ * for the frame CRC-16). */
 #include "s2s/flacenc.h"
 
 #include <stdlib.h>
@@ -18,9 +20,11 @@
 enum { BS = 4096, MAXPO = 8, MAXCH = 8 };
 
 /* Every function of the encoding loop is inlined into encode_frames, which is compiled twice:
- * for any x86-64 (SSE2) and for CPUs with AVX2/BMI2/LZCNT (1.2x faster: wider vectors for the
- * sums and residuals, shifts without the CL register in the bit writer). The code is integer
- * arithmetic only, so both write the same bytes (test_flacenc compares them). */
+ * for any x86-64 (SSE2) and for CPUs with AVX2/BMI2/LZCNT (wider vectors for the sums and
+ * residuals, shifts without the CL register in the bit writer, and two parts only that build
+ * has: Rice codes formed in vector lanes, rice_run_avx2, and the vectorised parameter search,
+ * best_bits_row16). The code is integer arithmetic only, so both write the same bytes
+ * (test_flacenc compares them). */
 #define KINLINE static inline __attribute__((always_inline))
 static const char vendor[] = "s2sbench flacenc 1";
 

@@ -6,9 +6,11 @@
  * or VERBATIM when prediction does not pay), residuals Rice-coded with a per-block search of the
  * partition order (0-8) and the parameters. No LPC, no stereo decorrelation, no MD5 (STREAMINFO's
  * MD5 is zero: "unset" for every decoder), one VORBIS_COMMENT block with the vendor string
- * "s2sbench flacenc 1" and no comments. The output depends only on the input samples: integer
- * arithmetic in a fixed order, no runtime CPU dispatch, so every x86-64 (and every other) CPU
- * writes the same bytes. */
+ * "s2sbench flacenc 1" and no comments. The output depends only on the input samples: every
+ * choice is made from exact integer sums, so every x86-64 (and every other) CPU writes the same
+ * bytes. The encoding loop runs in an AVX2 build where the CPU has AVX2/BMI2/LZCNT and the frame
+ * CRC-16 by PCLMULQDQ where it has that; both are exact integer or polynomial arithmetic, the same
+ * bytes as the baseline code (tests/unit/test_flacenc.c compares them). */
 #ifndef S2S_FLACENC_H
 #define S2S_FLACENC_H
 
