@@ -102,12 +102,19 @@ static void test_gzip_roundtrip(void **state) {
     assert_true(s2s_gunzip(z1, n1 - 1, &plain, &np, &err) < 0);
     assert_true(s2s_gunzip("plain text, not gzip", 20, &plain, &np, &err) < 0);
     /* two members concatenated are joined */
-    unsigned char *cat = malloc(n1 * 2);
+    unsigned char *cat = malloc(n1 * 2 + 32);
     memcpy(cat, z1, n1);
     memcpy(cat + n1, z2, n2);
     assert_int_equal(s2s_gunzip(cat, n1 + n2, &plain, &np, &err), 0);
     assert_int_equal(np, 2 * strlen(text));
+    assert_memory_equal(plain, text, strlen(text));
+    assert_memory_equal(plain + strlen(text), text, strlen(text));
     free(plain);
+    /* garbage after a member (short, or as long as a gzip header) is damage */
+    static const char junk[] = "\x1f\x8bgarbage-garbage-garbage";
+    memcpy(cat + n1, junk, sizeof junk - 1);
+    assert_true(s2s_gunzip(cat, n1 + 3, &plain, &np, &err) < 0);
+    assert_true(s2s_gunzip(cat, n1 + sizeof junk - 1, &plain, &np, &err) < 0);
     free(cat);
     free(z1);
     free(z2);
