@@ -534,8 +534,15 @@ static int64_t block_start(const s2s_rsfft *f, int64_t p) {
 /* Runs pairs next_pair .. next_pair+cnt-1 (cnt <= lanes), appending 2*cnt*hop_out samples to
  * y + *ny. */
 static void run_batch(s2s_rsfft *f, int64_t cnt, float *y) {
-    const size_t VWn = (size_t)f->lanes, nin = f->pin.n, nmax = f->nmax,
-                 plane = nmax * RS_MAX_LANES;
+    /* A short last batch runs on a narrower kernel when it fits (fewer idle lanes): every
+     * kernel gives the same floats, so this changes only the time. */
+    int impl = f->impl;
+    while (impl > 0 && cnt <= (impl == 2 ? 8 : 4))
+        impl--;
+    const size_t VWn = impl == 2   ? 16
+                       : impl == 1 ? 8
+                                   : 4,
+                 nin = f->pin.n, nmax = f->nmax, plane = nmax * RS_MAX_LANES;
     float *b0r = f->buf, *b0i = b0r + plane, *b1r = b0i + plane, *b1i = b1r + plane;
     /* row j of the batch: sample j of every lane's block pair (lanes past cnt: silence) */
     const float *xa[RS_MAX_LANES], *xb[RS_MAX_LANES];
@@ -548,7 +555,7 @@ static void run_batch(s2s_rsfft *f, int64_t cnt, float *y) {
         }
     }
 #if RS_HAVE_X86
-    if (f->impl >= 1) {
+    if (impl >= 1) {
         fill_avx2(b0r, VWn, xa, nin);
         fill_avx2(b0i, VWn, xb, nin);
     } else {
@@ -561,9 +568,9 @@ static void run_batch(s2s_rsfft *f, int64_t cnt, float *y) {
 #endif
     int w;
 #if RS_HAVE_X86
-    if (f->impl == 2)
+    if (impl == 2)
         w = batch_avx512(f, (rs_vf16 *)b0r, (rs_vf16 *)b0i, (rs_vf16 *)b1r, (rs_vf16 *)b1i);
-    else if (f->impl == 1)
+    else if (impl == 1)
         w = batch_avx2(f, (rs_vf8 *)b0r, (rs_vf8 *)b0i, (rs_vf8 *)b1r, (rs_vf8 *)b1i);
     else
 #endif
@@ -571,7 +578,7 @@ static void run_batch(s2s_rsfft *f, int64_t cnt, float *y) {
     const float *zr = w ? b1r : b0r, *zi = w ? b1i : b0i;
     const size_t first = (size_t)f->b * f->o, hop = f->hop_out;
 #if RS_HAVE_X86
-    if (f->impl >= 1)
+    if (impl >= 1)
         take_avx2(y, VWn, (size_t)cnt, zr, zi, first, hop);
     else
         take_sse(y, VWn, (size_t)cnt, zr, zi, first, hop);
