@@ -184,8 +184,10 @@ h32=$(tar -xOf golden-f.tar g.ctx.wav | sha256sum | cut -c1-64)
 
 # ---- real speech (espeak-ng, 22050 Hz): the s2s engine against soxr (0.2.0's bytes) and sox ---
 # Float output, differences in 16-bit LSB. Against soxr (same passband and transition band):
-# mean well below an LSB; sox -h's own transition band starts lower (-3 dB at 7.6 kHz, where
-# soxr's and ours are flat), so speech with energy at 7.6-8 kHz differs from it by more.
+# mean well below an LSB; sox -h's own transition band starts lower (its bandwidth, 95 %, is its
+# -3 dB point: 7.6 kHz, where soxr's and ours are flat), so speech with energy at 7.6-8 kHz
+# differs from it by more; with its -3 dB point moved to ours (rate -h -b 97.1) sox agrees
+# with us as soxr does (mean well below an LSB).
 if command -v espeak-ng >/dev/null; then
   espeak-ng -v en-us -w speech.wav "Rick grew up in a troubled household. He never found good support in family, and turned to gangs."
   mk speech.tar "s,ctx.wav=speech.wav"
@@ -194,20 +196,23 @@ if command -v espeak-ng >/dev/null; then
   get sp-o.tar s.ctx.wav sp-ours.wav
   get sp-s.tar s.ctx.wav sp-soxr.wav
   sox speech.wav -e floating-point -b 32 -r 16000 sp-sox.wav 2>/dev/null
-  python3 - "$SRC/tests/tools" <<'EOF' || fail "speech: s2s engine too far from soxr"
+  sox speech.wav -e floating-point -b 32 sp-sox97.wav rate -h -b 97.1 16000 2>/dev/null
+  python3 - "$SRC/tests/tools" <<'EOF' || fail "speech: s2s engine too far from soxr or sox -b 97.1"
 import sys
 sys.path.insert(0, sys.argv[1])
 from audio_metrics import read_wav
-o, s, x = (read_wav(f)[2] for f in ("sp-ours.wav", "sp-soxr.wav", "sp-sox.wav"))
-assert len(o) == len(s) == len(x), (len(o), len(s), len(x))
+o, s, x, x97 = (read_wav(f)[2] for f in ("sp-ours.wav", "sp-soxr.wav", "sp-sox.wav", "sp-sox97.wav"))
+assert len(o) == len(s) == len(x) == len(x97), (len(o), len(s), len(x), len(x97))
 def diff(a, b):
     d = [abs(p - q) * 32768 for p, q in zip(a, b)]
     return sum(d) / len(d), max(d)
 ms, xs = diff(o, s)
 mx, xx = diff(o, x)
-print("resample.sh: speech, s2s engine vs soxr: mean %.3f LSB, max %.2f; vs sox: mean %.3f, max %.1f"
-      % (ms, xs, mx, xx))
+m9, x9 = diff(o, x97)
+print("resample.sh: speech, s2s engine vs soxr: mean %.3f LSB, max %.2f; vs sox: mean %.3f, max %.1f;"
+      " vs sox rate -h -b 97.1: mean %.3f, max %.2f" % (ms, xs, mx, xx, m9, x9))
 assert ms < 0.5 and xs < 32, (ms, xs)
+assert m9 < 0.5 and x9 < 32, (m9, x9)
 EOF
 fi
 
