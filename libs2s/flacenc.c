@@ -383,6 +383,18 @@ KINLINE uint64_t sum_u(const uint32_t *restrict u, unsigned a, unsigned b, uint3
     return t;
 }
 
+/* The same for 16-bit samples (values below 2^18, sums below 2^30): 32-bit lanes, twice as many
+ * a vector. */
+KINLINE uint64_t sum_u16(const uint32_t *restrict u, unsigned a, unsigned b, uint32_t *umax) {
+    uint32_t t = 0, o = 0;
+    for (unsigned i = a; i < b; i++) {
+        t += u[i];
+        o = u[i] > o ? u[i] : o;
+    }
+    *umax = o;
+    return t;
+}
+
 /* One channel's subframe of a block of bs samples. */
 KINLINE void subframe(bw *w, work *wk, const int32_t *x, unsigned bs, unsigned bps, int avx2) {
     uint32_t mask = (1u << bps) - 1;
@@ -409,7 +421,9 @@ KINLINE void subframe(bw *w, work *wk, const int32_t *x, unsigned bs, unsigned b
             pmax++;
         unsigned np = 1u << pmax, ps = bs >> pmax;
         for (unsigned p = 0; p < np; p++) {
-            wk->sums[pmax][p] = sum_u(u, p ? p * ps : order, (p + 1) * ps, &wk->maxs[pmax][p]);
+            wk->sums[pmax][p] =
+                bps <= 16 ? sum_u16(u, p ? p * ps : order, (p + 1) * ps, &wk->maxs[pmax][p])
+                          : sum_u(u, p ? p * ps : order, (p + 1) * ps, &wk->maxs[pmax][p]);
             wk->sums32[pmax][p] = (uint32_t)wk->sums[pmax][p];
         }
         for (unsigned po = pmax; po > 0; po--)
