@@ -234,6 +234,14 @@ static s2s_resampler *get_resampler(const opts *o, int in_rate, s2s_err *err) {
         }
     s2s_resampler *r = s2s_resampler_new(o->engine, o->quality, in_rate, o->rate, err);
     if (!r) return NULL;
+    /* S2S_RESAMPLE_KERNEL=0|1|2 forces the s2s engine's portable / AVX2 / AVX-512 kernel (tests
+     * check that all give the same bytes); the default is the best the CPU runs. */
+    const char *kern = getenv("S2S_RESAMPLE_KERNEL");
+    if (kern && *kern && s2s_resampler_set_impl(r, atoi(kern)) < 0) {
+        s2s_resampler_free(r);
+        s2s_err_set(err, S2S_EUNSUP, "S2S_RESAMPLE_KERNEL=%s: no such kernel on this CPU", kern);
+        return NULL;
+    }
     const char *note = s2s_resampler_note(r);
     if (note) fprintf(stderr, "%s: note: %s\n", prog, note); /* once per rate pair */
     if (rs_cache_n == RS_CACHE) {                            /* full: drop the oldest */

@@ -181,6 +181,16 @@ h16=$(tar -xOf golden-o.tar g.ctx.wav | sha256sum | cut -c1-64)
 h32=$(tar -xOf golden-f.tar g.ctx.wav | sha256sum | cut -c1-64)
 [ "$h16" = 7a8e4b89145f70e7960e6ea0fb5cf257ede9d80893e4eda42169760fa81148f3 ] || fail "s16 output bytes changed: sha256 $h16 (see the comment above)"
 [ "$h32" = ce9e4ee95b476d724c34fd6bb6c652676a5e19436ed0e62d0294ace62d2fcdcf ] || fail "f32 output bytes changed: sha256 $h32 (see the comment above)"
+# the same bytes from every kernel this CPU has (0 portable SSE2, 1 AVX2, 2 AVX-512)
+for k in 0 1 2; do
+  if S2S_RESAMPLE_KERNEL=$k "$R" -q --rate 16000 --format f32 golden.tar > golden-k.tar 2> k.err; then
+    cmp -s golden-k.tar golden-f.tar || fail "kernel $k gives other bytes than the default"
+  else
+    grep -q 'no such kernel on this CPU' k.err || fail "S2S_RESAMPLE_KERNEL=$k: $(cat k.err)"
+    echo "resample.sh: kernel $k not on this CPU: not compared"
+  fi
+done
+if S2S_RESAMPLE_KERNEL=7 "$R" -q --rate 16000 golden.tar > /dev/null 2> k.err; then fail "kernel 7 accepted"; fi
 
 # ---- real speech (espeak-ng, 22050 Hz): the s2s engine against soxr (0.2.0's bytes) and sox ---
 # Float output, differences in 16-bit LSB. Against soxr (same passband and transition band):
