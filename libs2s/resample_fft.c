@@ -248,6 +248,52 @@ static int smooth(int64_t n) {
     return n == 1;
 }
 
+/* ---- constants without libm ----------------------------------------------------------------
+ * glibc picks its sin/cos/log code by CPU (FMA or not), and the two can differ in a double's
+ * last bit (measured: ~0.1 % of arguments): rounded to float that almost never shows, but "the
+ * same bytes on every x86-64 CPU" should not rest on "almost". So every angle the engine uses
+ * is 2 pi num / den with integers, reduced exactly in integers to |psi| <= pi/4 and evaluated
+ * with Taylor polynomials in plain double arithmetic (no FMA in ISO C mode): the same doubles
+ * on every CPU. Error below 2 ulp of a double: far below the float the constants end up in. */
+static void sincos_2pi(int64_t num, int64_t den, double *s, double *c) {
+    num %= den;
+    if (num < 0) num += den;
+    /* nearest quarter turn q, remainder psi = 2 pi (4 num - q den) / (4 den) */
+    int64_t q = (4 * num + den / 2) / den, rem = 4 * num - q * den;
+    double psi = (double)rem / (double)(4 * den) * (2 * M_PI), x2 = psi * psi;
+    double ps = 1, pc = 1;
+    for (int k = 21; k >= 3; k -= 2) /* sin: psi (1 - x2/(2*3) (1 - x2/(4*5) (...))) */
+        ps = 1 - x2 / ((double)(k - 1) * k) * ps;
+    for (int k = 20; k >= 2; k -= 2) /* cos: 1 - x2/(1*2) (1 - x2/(3*4) (...)) */
+        pc = 1 - x2 / ((double)(k - 1) * k) * pc;
+    double sv = psi * ps, cv = pc;
+    switch (q & 3) {
+    case 0:
+        *s = sv, *c = cv;
+        break;
+    case 1:
+        *s = cv, *c = -sv;
+        break;
+    case 2:
+        *s = -sv, *c = -cv;
+        break;
+    default:
+        *s = -cv, *c = sv;
+        break;
+    }
+}
+
+/* log2(x) for x >= 1 without libm (frexp is exact): for the cost model only. */
+static double log2_det(double x) {
+    int e;
+    double m = frexp(x, &e), z = (m - 1) / (m + 1), z2 = z * z, t = z, sum = 0;
+    for (int k = 1; k < 60; k += 2) { /* ln m = 2 atanh z */
+        sum += t / k;
+        t *= z2;
+    }
+    return e + 2 * sum / M_LN2;
+}
+
 static int plan_init(rs_plan *pl, size_t n) {
     memset(pl, 0, sizeof *pl);
     pl->n = n;
@@ -275,9 +321,10 @@ static int plan_init(rs_plan *pl, size_t n) {
         int P = pl->radix[s], p = P == 16 ? 4 : P == 9 ? 3 : P == 25 ? 5 : P == 49 ? 7 : 0;
         for (int n2 = 0; p && n2 < p; n2++)
             for (int k1 = 0; k1 < p; k1++) {
-                double ang = -2 * M_PI * (double)(n2 * k1 % P) / P;
-                pl->itr[pl->it_off[s] + (size_t)(n2 * p + k1)] = (float)cos(ang);
-                pl->iti[pl->it_off[s] + (size_t)(n2 * p + k1)] = (float)sin(ang);
+                double sv, cv; /* e^{-2 pi i n2 k1 / P} */
+                sincos_2pi(-(int64_t)(n2 * k1 % P), P, &sv, &cv);
+                pl->itr[pl->it_off[s] + (size_t)(n2 * p + k1)] = (float)cv;
+                pl->iti[pl->it_off[s] + (size_t)(n2 * p + k1)] = (float)sv;
             }
     }
     size_t total = 0, L = 1;
@@ -294,9 +341,10 @@ static int plan_init(rs_plan *pl, size_t n) {
         size_t p = (size_t)pl->radix[s], Lp = L * p;
         for (size_t j = 0; j < L; j++)
             for (size_t q = 1; q < p; q++) {
-                double ang = -2 * M_PI * (double)(j * q % Lp) / (double)Lp;
-                pl->twr[pl->tw_off[s] + j * (p - 1) + q - 1] = (float)cos(ang);
-                pl->twi[pl->tw_off[s] + j * (p - 1) + q - 1] = (float)sin(ang);
+                double sv, cv; /* e^{-2 pi i j q / (L p)} */
+                sincos_2pi(-(int64_t)(j * q % Lp), (int64_t)Lp, &sv, &cv);
+                pl->twr[pl->tw_off[s] + j * (p - 1) + q - 1] = (float)cv;
+                pl->twi[pl->tw_off[s] + j * (p - 1) + q - 1] = (float)sv;
             }
         L = Lp;
     }
@@ -318,9 +366,10 @@ static void consts_init(rs_consts *k) {
         int p = ps[i], h = (p - 1) / 2;
         for (int kk = 1; kk <= h; kk++)
             for (int q = 1; q <= h; q++) {
-                double ang = 2 * M_PI * (double)(kk * q % p) / p;
-                c[i][(kk - 1) * h + q - 1] = (float)cos(ang);
-                s[i][(kk - 1) * h + q - 1] = (float)sin(ang);
+                double sv, cv;
+                sincos_2pi(kk * q % p, p, &sv, &cv);
+                c[i][(kk - 1) * h + q - 1] = (float)cv;
+                s[i][(kk - 1) * h + q - 1] = (float)sv;
             }
     }
 }
@@ -340,7 +389,7 @@ static double bessel_i0(double x) {
  * for transforms that leave the caches). */
 static double cost(int64_t a, int64_t b, int64_t m, int64_t o) {
     double ni = (double)(a * m), no = (double)(b * m), hop = (double)(b * (m - o));
-    return (ni * log2(ni) + no * log2(no)) / hop * (1 + (ni + no) / 8192);
+    return (ni * log2_det(ni) + no * log2_det(no)) / hop * (1 + (ni + no) / 8192);
 }
 
 void s2s_rsfft_free(s2s_rsfft *f) {
@@ -481,14 +530,17 @@ s2s_rsfft *s2s_rsfft_new(int in_rate, int out_rate, s2s_err *err) {
     for (size_t i = 0; i < taps; i++) {
         double t = (double)i - D, r = D > 0 ? t / D : 0;
         double w = bessel_i0(beta * sqrt(fmax(0, 1 - r * r))) / i0b;
-        double s = t == 0 ? 2 * fc : sin(2 * M_PI * fc * t) / (M_PI * t);
+        /* sin(2 pi fc t) with fc t = 39 fmin t / (80 in_rate) exactly (fc = 0.975 fmin / 2 / in) */
+        double sv, cv;
+        sincos_2pi((int64_t)39 * (int64_t)fmin * ((int64_t)i - (int64_t)f->delay),
+                   (int64_t)80 * in_rate, &sv, &cv);
+        double s = t == 0 ? 2 * fc : sv / (M_PI * t);
         h[i] = s * w;
         sum += h[i];
     }
     /* H = DFT_{N_in}(h) / sum / N_in: unity gain at DC, the inverse DFT's scale folded in */
     for (size_t i = 0; i < nin; i++) {
-        cs[i] = cos(2 * M_PI * (double)i / (double)nin);
-        sn[i] = sin(2 * M_PI * (double)i / (double)nin);
+        sincos_2pi((int64_t)i, (int64_t)nin, &sn[i], &cs[i]);
     }
     for (size_t kb = 0; kb < nin; kb++) {
         double re = 0, im = 0;
