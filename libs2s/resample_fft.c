@@ -19,7 +19,8 @@
  *
  * Time alignment: output sample n is the filtered input at time n*a/b input samples (the filter
  * delay (L-1)/2 is taken out by where the blocks start); zeros before the start and after the
- * end. Twiddles and constants are computed in double with libm and rounded to float once. */
+ * end. Twiddles and constants are computed in double without libm (see sincos_2pi) and rounded
+ * to float once. */
 #include "resample_fft.h"
 
 #include <math.h>
