@@ -173,7 +173,8 @@ int main(int argc, char **argv) {
      * writer and this reader once per MiB instead of once per 64 KiB (fewer context switches;
      * the bytes read do not change). Best effort: the system's pipe-max-size may refuse. */
     struct stat ist;
-    if (np == 0 && fstat(STDIN_FILENO, &ist) == 0 && S_ISFIFO(ist.st_mode))
+    if (np == 0 && fstat(STDIN_FILENO, &ist) == 0 && S_ISFIFO(ist.st_mode) &&
+        fcntl(STDIN_FILENO, F_GETPIPE_SZ) < (1 << 20)) /* (never shrinks a bigger one) */
         (void)fcntl(STDIN_FILENO, F_SETPIPE_SZ, 1 << 20);
     s2s_reader *r = s2s_reader_open(paths, np, 0, &err);
     if (!r) {
