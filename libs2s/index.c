@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -355,16 +356,45 @@ out:
 typedef struct shard_facts {
     uint64_t samples, members;
     char *first_key; /* malloc'd; NULL for a shard without samples */
+    /* parallel verify (s2s_dataset_verify_threads): with want_keys set, shard_verify copies the
+     * index's keys here when it reaches the key checks (keys_reached), so the caller can run
+     * the across-shard key check afterwards, in shard order */
+    int want_keys, keys_reached;
+    char **keys;
+    size_t n_keys;
 } shard_facts;
+
+static void facts_free(shard_facts *fa) {
+    free(fa->first_key);
+    for (size_t i = 0; i < fa->n_keys; i++)
+        free(fa->keys[i]);
+    free(fa->keys);
+    fa->first_key = NULL, fa->keys = NULL, fa->n_keys = 0;
+}
+
+/* The key check of shard_verify: key k of a shard against the shard's own keys (local) and
+ * every earlier shard's (keys, may be NULL). 0, or the fault. */
+static int key_check(const char *shard_path, const char *key, s2s_idset *local, s2s_idset *keys,
+                     s2s_err *err) {
+    int a = s2s_idset_add(local, key);
+    int b = a > 0 && keys ? s2s_idset_add(keys, key) : 1;
+    if (a < 0 || b < 0) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    if (a == 0 || b == 0)
+        return s2s_err_set(err, S2S_EDATA, "%s: sample %s: key appears %s", shard_path, key,
+                           a == 0 ? "twice in this shard (sample split?)"
+                                  : "in another shard too (sample split across shards or "
+                                    "shards of two datasets mixed)");
+    return 0;
+}
 
 static int shard_verify(const char *shard_path, const char *expect_sha, s2s_idset *keys,
                         shard_facts *facts, s2s_err *err);
 
 int s2s_shard_verify(const char *shard_path, const char *expect_sha, s2s_idset *keys,
                      uint64_t *n_samples, s2s_err *err) {
-    shard_facts fa = {0, 0, NULL};
+    shard_facts fa = {0};
     int rc = shard_verify(shard_path, expect_sha, keys, &fa, err);
-    free(fa.first_key);
+    facts_free(&fa);
     if (rc == 0 && n_samples) *n_samples = fa.samples;
     return rc;
 }
@@ -400,24 +430,24 @@ static int shard_verify(const char *shard_path, const char *expect_sha, s2s_idse
         rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < ix->n_samples; i++) {
-        int a = s2s_idset_add(local, ix->samples[i].key);
-        int b = a > 0 && keys ? s2s_idset_add(keys, ix->samples[i].key) : 1;
-        if (a < 0 || b < 0) {
+    if (facts->want_keys) {
+        facts->keys_reached = 1;
+        facts->keys = calloc(ix->n_samples ? ix->n_samples : 1, sizeof *facts->keys);
+        for (size_t i = 0; facts->keys && i < ix->n_samples; i++) {
+            if (!(facts->keys[i] = strdup(ix->samples[i].key))) break;
+            facts->n_keys++;
+        }
+        if (facts->n_keys != ix->n_samples) {
             s2s_idset_free(local);
             rc = s2s_err_set(err, S2S_ENOMEM, "out of memory");
             goto out;
         }
-        if (a == 0 || b == 0) {
+    }
+    for (size_t i = 0; i < ix->n_samples; i++)
+        if ((rc = key_check(shard_path, ix->samples[i].key, local, keys, err)) < 0) {
             s2s_idset_free(local);
-            rc = s2s_err_set(err, S2S_EDATA, "%s: sample %s: key appears %s", shard_path,
-                             ix->samples[i].key,
-                             a == 0 ? "twice in this shard (sample split?)"
-                                    : "in another shard too (sample split across shards or "
-                                      "shards of two datasets mixed)");
             goto out;
         }
-    }
     s2s_idset_free(local);
     /* layout: members back to back from byte 0, then the 1024-byte end marker */
     uint64_t pos = 0;
@@ -948,7 +978,106 @@ static int ds_seal_check(const json_t *ds, const unsigned char *raw, size_t len,
     return 0;
 }
 
+/* ---- parallel shard checks (s2s_dataset_verify_threads) ----------------------------------
+ * The expensive part of a dataset's verification, shard_verify (reading and hashing every
+ * byte), runs for several shards at once without the across-shard key set; the main loop then
+ * takes the results in shard order, first running the key check shard_verify would have run
+ * against the keys of the earlier shards, so the fault reported is the one a sequential run
+ * reports. */
+typedef struct vjob {
+    char *path;      /* NULL: not precomputed (an entry the main loop refuses anyway) */
+    const char *sha; /* borrowed from dataset.json */
+    int rc;
+    s2s_err err;
+    shard_facts fa;
+} vjob;
+
+typedef struct vpool {
+    vjob *jobs;
+    size_t n, next;
+    pthread_mutex_t mu;
+} vpool;
+
+static void *vpool_worker(void *arg) {
+    vpool *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        size_t i = p->next < p->n ? p->next++ : p->n;
+        pthread_mutex_unlock(&p->mu);
+        if (i >= p->n) return NULL;
+        vjob *j = &p->jobs[i];
+        if (!j->path) continue;
+        s2s_err_clear(&j->err);
+        j->fa.want_keys = 1;
+        j->rc = shard_verify(j->path, j->sha, NULL, &j->fa, &j->err);
+    }
+}
+
+/* Runs shard_verify for the valid entries of shards[] on up to `threads` threads. Returns the
+ * jobs (caller frees with vjobs_free) or NULL when there is nothing to win (one thread or one
+ * shard) or no memory (then the main loop verifies sequentially, the same result). */
+static vjob *vjobs_run(const char *dir, json_t *sh, int threads) {
+    size_t n = json_array_size(sh);
+    if (threads < 2 || n < 2) return NULL;
+    vjob *jobs = calloc(n, sizeof *jobs);
+    if (!jobs) return NULL;
+    size_t i;
+    json_t *e;
+    json_array_foreach(sh, i, e) {
+        const char *name = json_string_value(json_object_get(e, "name"));
+        const char *iname = json_string_value(json_object_get(e, "index"));
+        jobs[i].sha = json_string_value(json_object_get(e, "sha256"));
+        if (name && iname && *name && !strchr(name, '/') && !strchr(iname, '/'))
+            jobs[i].path = join(dir, name);
+    }
+    vpool p = {jobs, n, 0, PTHREAD_MUTEX_INITIALIZER};
+    size_t nt = (size_t)threads < n ? (size_t)threads : n;
+    pthread_t tid[64];
+    if (nt > 64) nt = 64;
+    size_t started = 0;
+    for (; started + 1 < nt; started++)
+        if (pthread_create(&tid[started], NULL, vpool_worker, &p) != 0) break;
+    vpool_worker(&p); /* this thread works too; with no other thread it does everything */
+    for (size_t t = 0; t < started; t++)
+        pthread_join(tid[t], NULL);
+    return jobs;
+}
+
+static void vjobs_free(vjob *jobs, size_t n) {
+    for (size_t i = 0; jobs && i < n; i++) {
+        free(jobs[i].path);
+        facts_free(&jobs[i].fa);
+    }
+    free(jobs);
+}
+
+/* shard_verify's result for shard j, taken in order: the key check against the earlier
+ * shards' keys first (where shard_verify ran it), then the precomputed result. */
+static int vjob_take(vjob *j, const char *spath, s2s_idset *keys, shard_facts *fa, s2s_err *err) {
+    if (j->fa.keys_reached) {
+        s2s_idset *local = s2s_idset_new();
+        if (!local) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+        int rc = 0;
+        for (size_t k = 0; k < j->fa.n_keys && rc == 0; k++)
+            rc = key_check(spath, j->fa.keys[k], local, keys, err);
+        s2s_idset_free(local);
+        if (rc < 0) return rc;
+    }
+    fa->samples = j->fa.samples, fa->members = j->fa.members;
+    fa->first_key = j->fa.first_key;
+    j->fa.first_key = NULL;
+    if (j->rc < 0) {
+        if (err) *err = j->err;
+        return j->rc;
+    }
+    return 0;
+}
+
 int s2s_dataset_verify(const char *dir, s2s_err *err) {
+    return s2s_dataset_verify_threads(dir, 1, err);
+}
+
+int s2s_dataset_verify_threads(const char *dir, int threads, s2s_err *err) {
     char *dpath = join(dir, "dataset.json");
     if (!dpath) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
     unsigned char *raw = NULL;
@@ -956,6 +1085,8 @@ int s2s_dataset_verify(const char *dir, s2s_err *err) {
     json_t *ds = NULL;
     s2s_idset *keys = NULL;
     int rc = 0;
+    vjob *jobs = NULL;
+    size_t n_jobs = 0;
     struct stat dst;
     if (stat(dpath, &dst) != 0) {
         rc =
@@ -979,6 +1110,8 @@ int s2s_dataset_verify(const char *dir, s2s_err *err) {
     uint64_t total = 0, pairs = 0, members = 0;
     size_t i;
     json_t *e;
+    jobs = vjobs_run(dir, sh, threads);
+    n_jobs = json_array_size(sh);
     if ((uint64_t)json_integer_value(json_object_get(ds, "shard_count")) != json_array_size(sh)) {
         rc = s2s_err_set(err, S2S_EDATA, "%s: \"shard_count\" is %lld, \"shards\" lists %zu", dpath,
                          (long long)json_integer_value(json_object_get(ds, "shard_count")),
@@ -1029,9 +1162,12 @@ int s2s_dataset_verify(const char *dir, s2s_err *err) {
                                  "%s: index damaged or stale: SHA-256 %s, dataset.json says %s",
                                  ipath, got, isha);
         }
-        shard_facts fa = {0, 0, NULL};
+        shard_facts fa = {0};
         /* a truncated shard is reported by shard_verify (naming the member the cut falls in) */
-        if (rc == 0) rc = shard_verify(spath, sha, keys, &fa, err);
+        if (rc == 0 && jobs && jobs[i].path && strcmp(jobs[i].path, spath) == 0)
+            rc = vjob_take(&jobs[i], spath, keys, &fa, err);
+        else if (rc == 0)
+            rc = shard_verify(spath, sha, keys, &fa, err);
         if (rc == 0 && fa.samples != (uint64_t)json_integer_value(js))
             rc = s2s_err_set(err, S2S_EDATA, "%s: %llu samples, dataset.json says %lld", spath,
                              (unsigned long long)fa.samples, (long long)json_integer_value(js));
@@ -1045,7 +1181,7 @@ int s2s_dataset_verify(const char *dir, s2s_err *err) {
         if (rc == 0 && fk && (!fa.first_key || strcmp(fk, fa.first_key) != 0))
             rc = s2s_err_set(err, S2S_EDATA, "%s: first sample is %s, dataset.json says %.80s",
                              spath, fa.first_key ? fa.first_key : "(none)", fk);
-        free(fa.first_key);
+        facts_free(&fa);
         free(spath);
         free(ipath);
         free(want_ipath);
@@ -1125,6 +1261,7 @@ int s2s_dataset_verify(const char *dir, s2s_err *err) {
     if ((rc = ds_recipe(ds, dpath, err)) < 0) goto out;
     rc = ds_seal_check(ds, raw, rawlen, dpath, err);
 out:
+    vjobs_free(jobs, n_jobs);
     s2s_idset_free(keys);
     json_decref(ds);
     free(raw);

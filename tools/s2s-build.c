@@ -875,7 +875,7 @@ int main(int argc, char **argv) {
         b.pg.phase = "verifying";
         b.pg.cur = 0;
         s2s_pipeline *p = s2s_pipeline_new(&err);
-        rc = !p ? err.code : ADD(p, &err, "s2s-shard", "verify", out);
+        rc = !p ? err.code : ADD(p, &err, "s2s-shard", "verify", "-j", b.jobs, out);
         if (!rc) rc = run(p, NULL, NULL, "verify", &b.pg, &err);
         s2s_pipeline_free(p);
         if (rc && building && !stop_signal) {

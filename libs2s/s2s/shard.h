@@ -140,6 +140,11 @@ int s2s_shard_verify(const char *shard_path, const char *expect_sha, s2s_idset *
  * dataset.json is a fault. Returns 0 or the first fault (S2S_EDATA/EFORMAT/EUNSUP/EIO). */
 int s2s_dataset_verify(const char *dir, s2s_err *err);
 
+/* s2s_dataset_verify with up to `threads` shards checked at once (threads <= 1: one at a time,
+ * the same as s2s_dataset_verify). The shards are still judged in dataset.json order: the
+ * result, and the fault reported when there are several, are the same for any threads. */
+int s2s_dataset_verify_threads(const char *dir, int threads, s2s_err *err);
+
 /* Seals a dataset.json object: sets "self_sha256" to the SHA-256 of its canonical text (as
  * s2s_dataset_write writes it) without the "self_sha256" and "recipe" keys. Call it after the
  * last change of any other key. Returns 0 or S2S_ENOMEM/S2S_EINVAL. */

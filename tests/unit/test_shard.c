@@ -16,6 +16,19 @@
 #include "s2s/shard.h"
 #include "s2s/util.h"
 
+/* Every dataset check below runs twice: one shard at a time and three at once
+ * (s2s_dataset_verify_threads); the verdict and the message must be the same. */
+static int verify_both(const char *dir, s2s_err *err) {
+    s2s_err e3;
+    s2s_err_clear(&e3);
+    int r3 = s2s_dataset_verify_threads(dir, 3, &e3);
+    int r1 = s2s_dataset_verify(dir, err);
+    assert_int_equal(r1, r3);
+    if (r1 < 0) assert_string_equal(err->msg, e3.msg);
+    return r1;
+}
+#define s2s_dataset_verify verify_both
+
 static char tmpdir[256];
 
 static int setup(void **state) {
