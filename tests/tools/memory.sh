@@ -40,7 +40,8 @@ sys.exit(rc)
 PY
 peak() { python3 peak.py "$@"; }
 sanitized=0
-if ldd "$R" 2>/dev/null | grep -Eq 'lib(a|ub|t)san'; then sanitized=1; fi
+# (ldd read whole: grep -q would stop early and, under pipefail, ldd's SIGPIPE failed the test)
+if grep -Eq 'lib(a|ub|t)san' <<<"$(ldd "$R" 2>/dev/null || true)"; then sanitized=1; fi
 
 kb=$(peak long.tar out.tar "$R" -q --rate 16000)
 n_in=$(soxi -s long.wav)
