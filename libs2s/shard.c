@@ -84,10 +84,17 @@ int s2s_gzip(const void *in, size_t n, int level, unsigned char **out, size_t *o
 static int gunzip_fast(const unsigned char *in, size_t n, unsigned char **out, size_t *out_n) {
     struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
     if (!d) return 0;
-    size_t cap = (size_t)(in[n - 4] | (uint32_t)in[n - 3] << 8 | (uint32_t)in[n - 2] << 16 |
-                          (uint32_t)in[n - 1] << 24) +
-                 1,
-           len = 0, pos = 0;
+    /* The last member's ISIZE sizes the output, but only as far as the input can justify it:
+     * deflate expands at most 1032:1, so a damaged or hostile trailer claiming 4 GB must not be
+     * allocated up front (fuzz: regress/codec/gunzip-isize-4gb). Start at most at 8x the input
+     * (+64 KiB), double while short, never past the bound (beyond it the data is not valid
+     * deflate: zlib below reports it). */
+    size_t isize = (size_t)(in[n - 4] | (uint32_t)in[n - 3] << 8 | (uint32_t)in[n - 2] << 16 |
+                            (uint32_t)in[n - 1] << 24);
+    size_t bound = n > ((size_t)1 << 40) ? ((size_t)1 << 50) : n * 1032 + 64;
+    size_t cap = isize + 1, len = 0, pos = 0;
+    if (cap > n * 8 + 65536) cap = n * 8 + 65536;
+    if (cap > bound) cap = bound;
     if (cap < 64) cap = 64;
     unsigned char *b = malloc(cap);
     int ok = 0;
@@ -95,10 +102,11 @@ static int gunzip_fast(const unsigned char *in, size_t n, unsigned char **out, s
         size_t inu = 0, outu = 0;
         enum libdeflate_result r = libdeflate_gzip_decompress_ex(d, in + pos, n - pos, b + len,
                                                                  cap - len - 1, &inu, &outu);
-        if (r == LIBDEFLATE_INSUFFICIENT_SPACE && cap < ((size_t)1 << 40)) {
-            unsigned char *nb = realloc(b, cap * 2);
+        if (r == LIBDEFLATE_INSUFFICIENT_SPACE && cap < bound) {
+            size_t nc = cap * 2 < bound ? cap * 2 : bound;
+            unsigned char *nb = realloc(b, nc);
             if (!nb) break;
-            b = nb, cap *= 2;
+            b = nb, cap = nc;
             continue;
         }
         if (r != LIBDEFLATE_SUCCESS) break;
