@@ -544,6 +544,10 @@ s2s_rsfft *s2s_rsfft_new(int in_rate, int out_rate, s2s_err *err) {
         sincos_2pi((int64_t)i, (int64_t)nin, &sn[i], &cs[i]);
     }
     for (size_t kb = 0; kb < nin; kb++) {
+        if (kb > f->kmax && kb < nin - f->kmax) { /* never read: only |k| <= kmax is kept */
+            f->hr[kb] = f->hi[kb] = 0;
+            continue;
+        }
         double re = 0, im = 0;
         size_t idx = 0;
         for (size_t i = 0; i < taps; i++) {
