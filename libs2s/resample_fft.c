@@ -80,7 +80,7 @@ typedef float rs_vf4 __attribute__((vector_size(16)));
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define RS_HAVE_X86 1
-#include <immintrin.h>
+#include "transpose_avx.h"
 typedef float rs_vf8 __attribute__((vector_size(32)));
 typedef float rs_vf16 __attribute__((vector_size(64)));
 #define KS _avx2
@@ -163,25 +163,6 @@ static void take_sse(float *restrict y, size_t vw, size_t cnt, const float *zr, 
     take_scalar(y, vw, cnt, zr, zi, first, hop, h4);
 }
 
-__attribute__((target("avx2"), always_inline)) static inline void tr8(__m256 *r) {
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
-
 __attribute__((target("avx2"))) static void fill_avx2(float *restrict dst, size_t vw,
                                                       const float *const *src, size_t n) {
     size_t n8 = n / 8 * 8;
@@ -190,7 +171,7 @@ __attribute__((target("avx2"))) static void fill_avx2(float *restrict dst, size_
             __m256 v[8];
             for (size_t l = 0; l < 8; l++)
                 v[l] = _mm256_loadu_ps(src[g + l] + j);
-            tr8(v);
+            s2s_transpose8_avx(v);
             for (size_t r = 0; r < 8; r++)
                 _mm256_store_ps(dst + (j + r) * vw + g, v[r]);
         }
@@ -209,7 +190,7 @@ __attribute__((target("avx2"))) static void take_avx2(float *restrict y, size_t 
                 __m256 v[8];
                 for (size_t i = 0; i < 8; i++)
                     v[i] = _mm256_load_ps(z + (first + r + i) * vw + g);
-                tr8(v);
+                s2s_transpose8_avx(v);
                 for (size_t l = 0; l < 8 && g + l < cnt; l++)
                     _mm256_storeu_ps(y + (g + l) * 2 * hop + (part ? hop : 0) + r,
                                      part ? _mm256_xor_ps(v[l], neg) : v[l]);
