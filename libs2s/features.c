@@ -2,10 +2,8 @@
  * dispatch in the results). */
 #include "s2s/features.h"
 
+#include "simd_x86.h"
 #include <float.h>
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#include "transpose_avx.h"
-#endif
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -426,25 +424,12 @@ typedef int32_t vi16 __attribute__((vector_size(64)));
 #define FB_HAVE_AVX2 0
 #endif
 
-/* 1 if the CPU runs kernel impl (0 portable, 1 AVX2, 2 AVX-512). */
-static int fb_cpu_has(int impl) {
-    if (impl == 0) return 1;
-#if FB_HAVE_AVX2
-    __builtin_cpu_init();
-    if (impl == 1) return __builtin_cpu_supports("avx2") != 0;
-    if (impl == 2)
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
-#endif
-    return 0;
-}
-
 int s2s_fbank_set_impl(s2s_fbank *fb, int impl) {
     if (impl < 0) {
-        impl = fb_cpu_has(2) ? 2 : fb_cpu_has(1) ? 1 : 0;
+        impl = s2s_cpu_has_kernel(2) ? 2 : s2s_cpu_has_kernel(1) ? 1 : 0;
     } else if (impl > 2) {
         return S2S_EINVAL;
-    } else if (!fb_cpu_has(impl)) {
+    } else if (!s2s_cpu_has_kernel(impl)) {
         return S2S_EUNSUP;
     }
     fb->impl = impl;

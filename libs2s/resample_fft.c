@@ -22,6 +22,7 @@
  * end. Twiddles and constants are computed in double without libm (see sincos_2pi) and rounded
  * to float once. */
 #include "resample_fft.h"
+#include "simd_x86.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -80,7 +81,6 @@ typedef float rs_vf4 __attribute__((vector_size(16)));
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define RS_HAVE_X86 1
-#include "transpose_avx.h"
 typedef float rs_vf8 __attribute__((vector_size(32)));
 typedef float rs_vf16 __attribute__((vector_size(64)));
 #define KS _avx2
@@ -387,24 +387,12 @@ void s2s_rsfft_free(s2s_rsfft *f) {
     free(f);
 }
 
-static int cpu_has(int impl) {
-    if (impl == 0) return 1;
-#if RS_HAVE_X86
-    __builtin_cpu_init();
-    if (impl == 1) return __builtin_cpu_supports("avx2") != 0;
-    if (impl == 2)
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
-#endif
-    return 0;
-}
-
 int s2s_rsfft_set_impl(s2s_rsfft *f, int impl) {
     if (impl < 0)
-        impl = cpu_has(2) ? 2 : cpu_has(1) ? 1 : 0;
+        impl = s2s_cpu_has_kernel(2) ? 2 : s2s_cpu_has_kernel(1) ? 1 : 0;
     else if (impl > 2)
         return S2S_EINVAL;
-    else if (!cpu_has(impl))
+    else if (!s2s_cpu_has_kernel(impl))
         return S2S_EUNSUP;
     f->impl = impl;
     f->lanes = impl == 2 ? 16 : impl == 1 ? 8 : 4;
