@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,8 +204,14 @@ int s2s_pipeline_run(s2s_pipeline *p, const char *in_path, const char *out_path,
     size_t left = started;
     int sent = 0;
     struct timespec last = {0, 0};
-    /* Poll (WNOHANG, 50 ms naps) rather than block: the stop flag and the progress tick are
-     * served while the stages run; a signal cuts the nap short. */
+    /* Poll (WNOHANG, naps of up to 50 ms) rather than block: the stop flag and the progress
+     * tick are served while the stages run. A nap ends when a child exits (SIGCHLD, blocked in
+     * this thread while it waits so that sigtimedwait takes it; the stages were forked before,
+     * with the caller's mask) or another signal arrives. */
+    sigset_t chld, oldmask;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    int masked = pthread_sigmask(SIG_BLOCK, &chld, &oldmask) == 0;
     while (left > 0) {
         for (size_t i = 0; i < started; i++) {
             if (done && done[i]) continue;
@@ -230,8 +237,12 @@ int s2s_pipeline_run(s2s_pipeline *p, const char *in_path, const char *out_path,
             p->tick(p->tick_ctx, pos >= 0 ? (double)pos / (double)in_size : -1.0);
         }
         struct timespec nap = {0, 50000000L};
-        nanosleep(&nap, NULL);
+        if (masked)
+            (void)sigtimedwait(&chld, NULL, &nap);
+        else
+            nanosleep(&nap, NULL);
     }
+    if (masked) pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
     free(done);
     if (rc == 0 && p->stop && *p->stop) {
         rc = s2s_err_set(err, S2S_EINTR, "interrupted");

@@ -829,6 +829,7 @@ static ssize_t hash_write(void *c, const char *buf, size_t n) {
     s2s_packer *p = c;
     FILE *real = s2s_ofile_fp(p->shard_of);
     if (n && fwrite(buf, 1, n, real) != n) return -1;
+    s2s_ofile_wrote(p->shard_of, n);
     s2s_sha256_update(&p->sha, buf, n);
     p->shard_bytes += n;
     return (ssize_t)n;

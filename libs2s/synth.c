@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <link.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,8 @@ struct s2s_synth {
     /* RESET_SNAPSHOT: long-lived workers, o.jobs per voice (see "workers" below). */
     struct worker **workers; /* every worker started (stopped ones included) */
     size_t n_workers;
+    struct pollfd *pfd; /* n_workers entries: worker_collect's poll set */
+    struct worker **pw; /* the worker of each pfd entry */
     struct vpool {
         char voice[128];
         int broken;        /* a worker of this voice failed its start-up check: use the zygote */
@@ -1217,13 +1220,27 @@ struct s2s_synth_job {
  * same samples, else the worker answers 0 and exits and this voice goes to the zygote.
  * Protocol: jobs as for the zygote on the job pipe; on the result pipe first one status byte,
  * then per job the frames of child_speak. */
+/* Where the parent is in a worker's result stream (see "reading results" below). */
+enum { RX_LEN, RX_DATA, RX_ERRHDR, RX_ERRMSG };
+struct rx {
+    int state;
+    unsigned char hdr[8]; /* the frame's u32 length, or FRAME_ERR's code and length */
+    size_t hn;            /* bytes of hdr read */
+    uint32_t left;        /* RX_DATA: payload bytes still to read */
+    size_t part;          /* the head job's part being read */
+    s2s_buf b;            /* that part's WAV: 44 bytes for the header, then the samples */
+    char msg[300];        /* RX_ERRMSG: FRAME_ERR's message */
+    uint32_t mlen, mn;    /* its length, bytes read */
+};
+
 struct worker {
     pid_t pid;
-    int jfd, rfd;   /* job pipe (write end), result pipe (read end) */
+    int jfd, rfd;   /* job pipe (write end), result pipe (read end, non-blocking) */
     size_t cap;     /* job pipe capacity */
     size_t pending; /* bytes of jobs sent and not yet read back */
     size_t nq;      /* jobs sent and not yet read back */
     s2s_synth_job *head, *tail;
+    struct rx rx;
     int dead;
 };
 
@@ -1355,6 +1372,8 @@ static void worker_fail_queue(struct worker *w, const char *why) {
     w->head = w->tail = NULL;
     w->pending = 0;
     w->nq = 0;
+    s2s_buf_free(&w->rx.b);
+    memset(&w->rx, 0, sizeof w->rx);
 }
 
 /* Stops w (kills it if needed) and reaps it. */
@@ -1375,8 +1394,8 @@ static void workers_free(s2s_synth *s) {
         worker_stop(w, 0); /* EOF on its job pipe: it exits */
         free(w);
     }
-    free(s->workers);
-    s->workers = NULL, s->n_workers = 0;
+    free(s->workers), free(s->pfd), free(s->pw);
+    s->workers = NULL, s->pfd = NULL, s->pw = NULL, s->n_workers = 0;
     for (size_t i = 0; i < s->n_pools; i++)
         free(s->pools[i].w);
     free(s->pools);
@@ -1389,6 +1408,12 @@ static int worker_spawn(s2s_synth *s, const char *voice, struct worker **out, s2
     struct worker **pw = realloc(s->workers, (s->n_workers + 1) * sizeof *pw);
     if (!pw) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
     s->workers = pw;
+    if (!(pw = realloc(s->pw, (s->n_workers + 1) * sizeof *pw)))
+        return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    s->pw = pw;
+    struct pollfd *pf = realloc(s->pfd, (s->n_workers + 1) * sizeof *pf);
+    if (!pf) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    s->pfd = pf;
     struct worker *w = calloc(1, sizeof *w);
     if (!w) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
     int jp[2], rp[2];
@@ -1430,6 +1455,11 @@ static int worker_spawn(s2s_synth *s, const char *voice, struct worker **out, s2
     if (read_all(w->rfd, &ok, 1) != 0 || ok != 1) {
         worker_stop(w, 1);
         return 0;
+    }
+    int fl = fcntl(w->rfd, F_GETFL);
+    if (fl < 0 || fcntl(w->rfd, F_SETFL, fl | O_NONBLOCK) != 0) {
+        worker_stop(w, 1);
+        return s2s_err_errno(err, "fcntl");
     }
     *out = w;
     return 0;
@@ -1517,31 +1547,170 @@ static int worker_send(s2s_synth *s, s2s_synth_job *job, s2s_err *err) {
     return 0;
 }
 
-/* Reads the audio of w's oldest job into it. */
-static void worker_read_head(struct worker *w) {
+/* ---- reading results ---------------------------------------------------------------------
+ * The parent reads every worker's result pipe as soon as bytes arrive, into the parts of that
+ * worker's oldest job, not only the pipe of the item it is ending: a worker that is ahead of
+ * the others (a short item after a long one elsewhere) goes on speaking instead of waiting for
+ * its pipe (~1.5 items of audio) to be read. Items are still ended in input order. The stream
+ * is parsed incrementally (struct rx); samples are read straight into the part's buffer. */
+
+/* Ends w's oldest job: rc 0 (every part read) or its error e. */
+static void rx_job_done(struct worker *w, int rc, const s2s_err *e) {
     s2s_synth_job *j = w->head;
-    int lost = 0;
+    struct rx *x = &w->rx;
     s2s_err_clear(&j->derr);
-    j->drc = collect_stream(j->parts, j->np, w->rfd, &lost, &j->derr);
-    if (j->drc == 1)
-        j->drc = s2s_err_set(&j->derr, S2S_EIO, "synthesis worker died before it finished");
+    j->drc = rc;
+    if (rc) {
+        j->derr = *e;
+        for (size_t i = 0; i < j->np; i++)
+            free(j->parts[i].wav), j->parts[i].wav = NULL;
+    }
     j->done = 1;
     w->head = j->next;
     if (!w->head) w->tail = NULL;
     w->pending -= j->size;
     w->nq--;
     j->w = NULL, j->next = NULL;
-    if (lost) {
-        worker_fail_queue(w, "synthesis worker stopped after an earlier error");
-        worker_stop(w, 1);
+    s2s_buf_free(&x->b);
+    memset(x, 0, sizeof *x);
+}
+
+/* w's stream is out of step or gone: its oldest job fails with e, the others as stopped after
+ * an earlier error, and w is stopped. */
+static void rx_lost(struct worker *w, const s2s_err *e) {
+    if (w->head) rx_job_done(w, e->code, e);
+    worker_fail_queue(w, "synthesis worker stopped after an earlier error");
+    worker_stop(w, 1);
+}
+
+/* Reads what w's pipe holds now (it never blocks) and acts on every whole frame. */
+static void rx_pump(struct worker *w) {
+    struct rx *x = &w->rx;
+    s2s_err e;
+    s2s_err_clear(&e);
+    for (;;) {
+        s2s_synth_job *j = w->head;
+        if (!j) return;
+        if (x->state == RX_LEN && x->hn == 0 && x->part == j->np) {
+            rx_job_done(w, 0, NULL);
+            continue;
+        }
+        if (x->state == RX_LEN && x->hn == 4) {
+            uint32_t len;
+            memcpy(&len, x->hdr, 4);
+            x->hn = 0;
+            if (len == FRAME_END) {
+                if (!x->b.data && s2s_buf_reserve(&x->b, 44, &e) != 0) {
+                    rx_lost(w, &e);
+                    return;
+                }
+                size_t blen;
+                struct part *pt = &j->parts[x->part++];
+                if (x->b.len < 44) x->b.len = 44;
+                pt->n = (x->b.len - 44) / 2;
+                pt->wav = s2s_buf_steal(&x->b, &blen);
+                unsigned char *fit = realloc(pt->wav, blen ? blen : 1); /* shrinks in place */
+                if (fit) pt->wav = fit;
+            } else if (len == FRAME_ERR) {
+                x->state = RX_ERRHDR;
+            } else if (len & 1) {
+                s2s_err_set(&e, S2S_EIO, "synthesis child sent a bad frame");
+                {
+                    rx_lost(w, &e);
+                    return;
+                }
+            } else {
+                if (!x->b.data) { /* a part's first frame: room for ~47 s at 22 kHz */
+                    if (s2s_buf_reserve(&x->b, 44 + (1 << 21), &e) != 0) {
+                        rx_lost(w, &e);
+                        return;
+                    }
+                    x->b.len = 44;
+                }
+                if (s2s_buf_reserve(&x->b, len, &e) != 0) {
+                    rx_lost(w, &e);
+                    return;
+                }
+                x->left = len;
+                x->state = RX_DATA;
+            }
+            continue;
+        }
+        if (x->state == RX_DATA && x->left == 0) {
+            x->state = RX_LEN;
+            continue;
+        }
+        if (x->state == RX_ERRHDR && x->hn == 8) {
+            memcpy(&x->mlen, x->hdr + 4, 4);
+            x->hn = 0, x->mn = 0;
+            if (x->mlen >= sizeof x->msg) {
+                s2s_err_set(&e, S2S_EIO, "synthesis worker died before it finished");
+                {
+                    rx_lost(w, &e);
+                    return;
+                }
+            }
+            x->state = RX_ERRMSG;
+            continue;
+        }
+        if (x->state == RX_ERRMSG && x->mn == x->mlen) {
+            /* the worker's error for this job; the stream is at the next job's start */
+            uint32_t code;
+            memcpy(&code, x->hdr, 4);
+            x->msg[x->mlen] = 0;
+            s2s_err_set(&e, code ? (int)code : S2S_EIO, "%s", x->msg);
+            rx_job_done(w, e.code, &e);
+            continue;
+        }
+        void *dst;
+        size_t want;
+        switch (x->state) {
+        case RX_DATA:
+            dst = x->b.data + x->b.len, want = x->left;
+            break;
+        case RX_ERRMSG:
+            dst = x->msg + x->mn, want = x->mlen - x->mn;
+            break;
+        default: /* RX_LEN, RX_ERRHDR */
+            dst = x->hdr + x->hn, want = (x->state == RX_LEN ? 4 : 8) - x->hn;
+        }
+        ssize_t r = read(w->rfd, dst, want);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (r <= 0) {
+            s2s_err_set(&e, S2S_EIO, "synthesis worker died before it finished");
+            {
+                rx_lost(w, &e);
+                return;
+            }
+        }
+        if (x->state == RX_DATA)
+            x->b.len += (size_t)r, x->left -= (uint32_t)r;
+        else if (x->state == RX_ERRMSG)
+            x->mn += (uint32_t)r;
+        else
+            x->hn += (size_t)r;
     }
 }
 
-/* The audio of job (queued to a worker): read, with the worker's earlier jobs before it. */
-static int worker_collect(s2s_synth_job *job, s2s_err *err) {
+/* The audio of job (queued to a worker): waits for it, reading every worker's results as they
+ * come. */
+static int worker_collect(s2s_synth *s, s2s_synth_job *job, s2s_err *err) {
     while (!job->done && job->w) {
-        struct worker *w = job->w;
-        worker_read_head(w); /* job is in w's queue: its head comes first */
+        size_t k = 0;
+        for (size_t i = 0; i < s->n_workers; i++) {
+            struct worker *w = s->workers[i];
+            if (!w->dead && w->head) {
+                s->pfd[k].fd = w->rfd, s->pfd[k].events = POLLIN, s->pfd[k].revents = 0;
+                s->pw[k++] = w;
+            }
+        }
+        if (poll(s->pfd, (nfds_t)k, -1) < 0) {
+            if (errno == EINTR) continue;
+            return s2s_err_errno(err, "poll");
+        }
+        for (size_t i = 0; i < k; i++)
+            if (s->pfd[i].revents) rx_pump(s->pw[i]);
     }
     if (job->drc) {
         *err = job->derr;
@@ -1761,7 +1930,7 @@ static int is_speech_member(const char *suffix) {
 int s2s_synth_end(s2s_synth *s, s2s_synth_job *job, s2s_sample *sample, s2s_err *err) {
     int rc = 0;
     if (job->w || job->done) {
-        rc = worker_collect(job, err);
+        rc = worker_collect(s, job, err);
         if (rc) s2s_err_prefix(err, "item %s: ", job->id);
     } else if (job->fd >= 0) {
         rc = isolated_collect(job->parts, job->np, job->fd, job->pid, err);

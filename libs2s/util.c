@@ -1,4 +1,5 @@
 /* util.c — atomic output files, buffers, hashing, --shard parts, ids, progress. */
+#define _GNU_SOURCE /* sync_file_range */
 #include "s2s/util.h"
 
 #include <errno.h>
@@ -13,11 +14,11 @@
 /* ---- atomic output -------------------------------------------------------------------------- */
 struct s2s_ofile {
     FILE *fp;
-    char *path, *tmp; /* tmp NULL for stdout */
+    char *path, *tmp;   /* tmp NULL for stdout */
+    uint64_t sent, off; /* bytes written out through s2s_ofile_wrote; bytes handed to writeback */
 };
 
-s2s_ofile *s2s_ofile_open(const char *path, s2s_err *err)
-{
+s2s_ofile *s2s_ofile_open(const char *path, s2s_err *err) {
     s2s_ofile *of = calloc(1, sizeof *of);
     if (!of) goto nomem;
     if (!path || strcmp(path, "-") == 0) {
@@ -61,20 +62,30 @@ fail:
     return NULL;
 }
 
-FILE *s2s_ofile_fp(s2s_ofile *of)
-{
+FILE *s2s_ofile_fp(s2s_ofile *of) {
     return of->fp;
 }
 
-const char *s2s_ofile_path(const s2s_ofile *of)
-{
+const char *s2s_ofile_path(const s2s_ofile *of) {
     return of->path;
 }
 
-int s2s_ofile_commit(s2s_ofile *of, s2s_err *err)
-{
+#define OFILE_KICK (8u << 20)
+void s2s_ofile_wrote(s2s_ofile *of, size_t n) {
+    of->sent += n;
+    if (!of->tmp || of->sent - of->off < OFILE_KICK) return;
+#if defined(__linux__) && defined(SYNC_FILE_RANGE_WRITE)
+    if (fflush(of->fp) != 0) return; /* the error stays in the FILE for commit */
+    (void)sync_file_range(fileno(of->fp), (off64_t)of->off, (off64_t)(of->sent - of->off),
+                          SYNC_FILE_RANGE_WRITE);
+#endif
+    of->off = of->sent;
+}
+
+int s2s_ofile_commit(s2s_ofile *of, s2s_err *err) {
     int rc = 0;
-    if (fflush(of->fp) != 0 || ferror(of->fp)) rc = s2s_err_errno(err, "%s: write failed", of->path);
+    if (fflush(of->fp) != 0 || ferror(of->fp))
+        rc = s2s_err_errno(err, "%s: write failed", of->path);
     if (of->tmp) {
         if (rc == 0 && fsync(fileno(of->fp)) != 0 && errno != EINVAL)
             rc = s2s_err_errno(err, "%s: fsync failed", of->path);
@@ -89,8 +100,7 @@ int s2s_ofile_commit(s2s_ofile *of, s2s_err *err)
     return rc;
 }
 
-void s2s_ofile_abort(s2s_ofile *of)
-{
+void s2s_ofile_abort(s2s_ofile *of) {
     if (!of) return;
     if (of->tmp) {
         fclose(of->fp);
@@ -104,8 +114,7 @@ void s2s_ofile_abort(s2s_ofile *of)
 }
 
 /* ---- buffers -------------------------------------------------------------------------------- */
-int s2s_buf_reserve(s2s_buf *b, size_t extra, s2s_err *err)
-{
+int s2s_buf_reserve(s2s_buf *b, size_t extra, s2s_err *err) {
     if (extra > SIZE_MAX - 1 - b->len) return s2s_err_set(err, S2S_ENOMEM, "buffer too large");
     if (b->len + extra + 1 <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 256;
@@ -120,8 +129,7 @@ int s2s_buf_reserve(s2s_buf *b, size_t extra, s2s_err *err)
     return 0;
 }
 
-int s2s_buf_append(s2s_buf *b, const void *p, size_t n, s2s_err *err)
-{
+int s2s_buf_append(s2s_buf *b, const void *p, size_t n, s2s_err *err) {
     int rc = s2s_buf_reserve(b, n, err);
     if (rc) return rc;
     if (n) memcpy(b->data + b->len, p, n);
@@ -130,8 +138,7 @@ int s2s_buf_append(s2s_buf *b, const void *p, size_t n, s2s_err *err)
     return 0;
 }
 
-unsigned char *s2s_buf_steal(s2s_buf *b, size_t *len)
-{
+unsigned char *s2s_buf_steal(s2s_buf *b, size_t *len) {
     unsigned char *p = b->data;
     if (len) *len = b->len;
     if (!p) p = calloc(1, 1);
@@ -140,15 +147,13 @@ unsigned char *s2s_buf_steal(s2s_buf *b, size_t *len)
     return p;
 }
 
-void s2s_buf_free(s2s_buf *b)
-{
+void s2s_buf_free(s2s_buf *b) {
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
 }
 
-int s2s_read_file(const char *path, unsigned char **data, size_t *len, s2s_err *err)
-{
+int s2s_read_file(const char *path, unsigned char **data, size_t *len, s2s_err *err) {
     int use_stdin = !path || strcmp(path, "-") == 0;
     FILE *fp = use_stdin ? stdin : fopen(path, "rb");
     if (!fp) return s2s_err_errno(err, "%s: cannot open", path);
@@ -158,7 +163,8 @@ int s2s_read_file(const char *path, unsigned char **data, size_t *len, s2s_err *
     int rc = 0;
     while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0)
         if ((rc = s2s_buf_append(&b, chunk, n, err)) != 0) break;
-    if (rc == 0 && ferror(fp)) rc = s2s_err_errno(err, "%s: read failed", use_stdin ? "<stdin>" : path);
+    if (rc == 0 && ferror(fp))
+        rc = s2s_err_errno(err, "%s: read failed", use_stdin ? "<stdin>" : path);
     if (!use_stdin) fclose(fp);
     if (rc == 0 && (rc = s2s_buf_reserve(&b, 0, err)) == 0) {
         b.data[b.len] = 0;
@@ -170,8 +176,7 @@ int s2s_read_file(const char *path, unsigned char **data, size_t *len, s2s_err *
 }
 
 /* ---- hashing -------------------------------------------------------------------------------- */
-uint64_t s2s_fnv1a64(const char *s)
-{
+uint64_t s2s_fnv1a64(const char *s) {
     uint64_t h = 14695981039346656037ULL; /* the published FNV-1a 64 offset basis */
     for (; *s; s++) {
         h ^= (unsigned char)*s;
@@ -192,12 +197,11 @@ static const uint32_t K256[64] = {
 
 #define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
 
-static void sha256_block(s2s_sha256 *c, const unsigned char *p)
-{
+static void sha256_block(s2s_sha256 *c, const unsigned char *p) {
     uint32_t w[64], a, b, cc, d, e, f, g, h;
     for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 |
-               p[4 * i + 3];
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
     for (int i = 16; i < 64; i++) {
         uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
         uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
@@ -206,7 +210,8 @@ static void sha256_block(s2s_sha256 *c, const unsigned char *p)
     a = c->h[0], b = c->h[1], cc = c->h[2], d = c->h[3];
     e = c->h[4], f = c->h[5], g = c->h[6], h = c->h[7];
     for (int i = 0; i < 64; i++) {
-        uint32_t t1 = h + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] + w[i];
+        uint32_t t1 =
+            h + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] + w[i];
         uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & cc) ^ (b & cc));
         h = g, g = f, f = e, e = d + t1, d = cc, cc = b, b = a, a = t1 + t2;
     }
@@ -214,8 +219,7 @@ static void sha256_block(s2s_sha256 *c, const unsigned char *p)
     c->h[4] += e, c->h[5] += f, c->h[6] += g, c->h[7] += h;
 }
 
-void s2s_sha256_init(s2s_sha256 *c)
-{
+void s2s_sha256_init(s2s_sha256 *c) {
     static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
     memcpy(c->h, iv, sizeof iv);
@@ -225,8 +229,7 @@ void s2s_sha256_init(s2s_sha256 *c)
 
 int s2s_sha256_blocks_hw(uint32_t h[8], const unsigned char *p, size_t nblocks); /* sha256_x86.c */
 
-void s2s_sha256_update(s2s_sha256 *c, const void *data, size_t n)
-{
+void s2s_sha256_update(s2s_sha256 *c, const void *data, size_t n) {
     const unsigned char *p = data;
     c->nbytes += n;
     if (c->fill) {
@@ -239,33 +242,34 @@ void s2s_sha256_update(s2s_sha256 *c, const void *data, size_t n)
     }
     /* SHA-NI when the CPU has it (sha256_x86.c): ~5x faster on shards */
     if (n >= 64 && s2s_sha256_blocks_hw(c->h, p, n / 64)) p += n / 64 * 64, n %= 64;
-    for (; n >= 64; p += 64, n -= 64) sha256_block(c, p);
+    for (; n >= 64; p += 64, n -= 64)
+        sha256_block(c, p);
     memcpy(c->block, p, n);
     c->fill = n;
 }
 
-void s2s_sha256_final(s2s_sha256 *c, unsigned char out[32])
-{
+void s2s_sha256_final(s2s_sha256 *c, unsigned char out[32]) {
     uint64_t bits = c->nbytes * 8;
     unsigned char pad[72] = {0x80};
     size_t padlen = (c->fill < 56 ? 56 : 120) - c->fill;
     unsigned char len[8];
-    for (int i = 0; i < 8; i++) len[i] = (unsigned char)(bits >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        len[i] = (unsigned char)(bits >> (56 - 8 * i));
     s2s_sha256_update(c, pad, padlen);
     s2s_sha256_update(c, len, 8);
     for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 4; j++) out[4 * i + j] = (unsigned char)(c->h[i] >> (24 - 8 * j));
+        for (int j = 0; j < 4; j++)
+            out[4 * i + j] = (unsigned char)(c->h[i] >> (24 - 8 * j));
 }
 
-static void hex32(const unsigned char d[32], char out[65])
-{
+static void hex32(const unsigned char d[32], char out[65]) {
     static const char hx[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) out[2 * i] = hx[d[i] >> 4], out[2 * i + 1] = hx[d[i] & 15];
+    for (int i = 0; i < 32; i++)
+        out[2 * i] = hx[d[i] >> 4], out[2 * i + 1] = hx[d[i] & 15];
     out[64] = 0;
 }
 
-void s2s_sha256_hex(const void *p, size_t n, char out[65])
-{
+void s2s_sha256_hex(const void *p, size_t n, char out[65]) {
     s2s_sha256 c;
     unsigned char d[32];
     s2s_sha256_init(&c);
@@ -274,15 +278,15 @@ void s2s_sha256_hex(const void *p, size_t n, char out[65])
     hex32(d, out);
 }
 
-int s2s_sha256_file(const char *path, char out[65], s2s_err *err)
-{
+int s2s_sha256_file(const char *path, char out[65], s2s_err *err) {
     FILE *fp = fopen(path, "rb");
     if (!fp) return s2s_err_errno(err, "%s: cannot open", path);
     s2s_sha256 c;
     unsigned char buf[1 << 16], d[32];
     size_t n;
     s2s_sha256_init(&c);
-    while ((n = fread(buf, 1, sizeof buf, fp)) > 0) s2s_sha256_update(&c, buf, n);
+    while ((n = fread(buf, 1, sizeof buf, fp)) > 0)
+        s2s_sha256_update(&c, buf, n);
     int bad = ferror(fp);
     fclose(fp);
     if (bad) return s2s_err_errno(err, "%s: read failed", path);
@@ -292,8 +296,7 @@ int s2s_sha256_file(const char *path, char out[65], s2s_err *err)
 }
 
 /* ---- parts ---------------------------------------------------------------------------------- */
-int s2s_part_parse(const char *spec, s2s_part *part, s2s_err *err)
-{
+int s2s_part_parse(const char *spec, s2s_part *part, s2s_err *err) {
     char *end;
     errno = 0;
     unsigned long i = strtoul(spec, &end, 10);
@@ -308,14 +311,12 @@ int s2s_part_parse(const char *spec, s2s_part *part, s2s_err *err)
     return 0;
 }
 
-int s2s_part_keep(const s2s_part *part, const char *id)
-{
+int s2s_part_keep(const s2s_part *part, const char *id) {
     if (!part || part->count <= 1) return 1;
     return s2s_fnv1a64(id) % part->count == part->index;
 }
 
-int s2s_id_valid(const char *id)
-{
+int s2s_id_valid(const char *id) {
     if (!id || !*id) return 0;
     size_t n = 0;
     for (const char *p = id; *p; p++, n++) {
@@ -335,15 +336,13 @@ struct s2s_progress {
     int tty;
 };
 
-static double now_s(void)
-{
+static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-s2s_progress *s2s_progress_new(const char *label, const char *what, uint64_t total)
-{
+s2s_progress *s2s_progress_new(const char *label, const char *what, uint64_t total) {
     s2s_progress *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     snprintf(p->label, sizeof p->label, "%s", label);
@@ -354,8 +353,7 @@ s2s_progress *s2s_progress_new(const char *label, const char *what, uint64_t tot
     return p;
 }
 
-static void progress_draw(s2s_progress *p, uint64_t done, double t)
-{
+static void progress_draw(s2s_progress *p, uint64_t done, double t) {
     double el = t - p->start, rate = el > 0 ? done / el : 0;
     if (p->total && rate > 0) {
         double eta = (p->total > done ? p->total - done : 0) / rate;
@@ -369,8 +367,7 @@ static void progress_draw(s2s_progress *p, uint64_t done, double t)
     fflush(stderr);
 }
 
-void s2s_progress_update(s2s_progress *p, uint64_t done)
-{
+void s2s_progress_update(s2s_progress *p, uint64_t done) {
     if (!p || !p->tty) return;
     double t = now_s();
     if (t - p->last < 0.2) return;
@@ -378,8 +375,7 @@ void s2s_progress_update(s2s_progress *p, uint64_t done)
     progress_draw(p, done, t);
 }
 
-void s2s_progress_end(s2s_progress *p, uint64_t done)
-{
+void s2s_progress_end(s2s_progress *p, uint64_t done) {
     if (!p) return;
     if (p->tty) {
         progress_draw(p, done, now_s());

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -147,6 +148,14 @@ int main(int argc, char **argv) {
      * (measured, bench/synth.sh); a flag on our own executable (-z now) does not reach the
      * libraries, the environment variable does, hence one re-exec. */
     if (!getenv("LD_BIND_NOW") && setenv("LD_BIND_NOW", "1", 1) == 0) {
+        /* by its own path, not /proc/self/exe: the process keeps its name ("exe" otherwise)
+         * for ps, top and pkill */
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n > 0) {
+            self[n] = 0;
+            execv(self, argv);
+        }
         execv("/proc/self/exe", argv);
         unsetenv("LD_BIND_NOW"); /* no /proc: go on, lazily bound */
     }
@@ -329,9 +338,10 @@ int main(int argc, char **argv) {
         return s2s_exit_status(err.code);
     }
     if (o.isolate == S2S_SYNTH_ISOLATE_NONE) jobs = 1; /* one engine, spoken in order */
-    /* Per-item isolation: two items per process in flight, so each has its next item queued
-     * while this process reads and writes out the oldest. */
-    if (o.isolate == S2S_SYNTH_ISOLATE_ITEM) jobs *= 2;
+    /* Per-item isolation: four items per process in flight, so a process that is ahead of the
+     * others (short items after a long one elsewhere) has work queued while this process waits
+     * to end the oldest item in order (the library reads every process's audio as it comes). */
+    if (o.isolate == S2S_SYNTH_ISOLATE_ITEM) jobs *= 4;
     slot *ring = calloc((size_t)jobs, sizeof *ring);
     int rc = ring ? 0 : s2s_err_set(&err, S2S_ENOMEM, "out of memory");
     r.prog = s2s_progress_new(prog, "items", 0);

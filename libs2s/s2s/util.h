@@ -17,6 +17,10 @@ typedef struct s2s_ofile s2s_ofile;
 s2s_ofile *s2s_ofile_open(const char *path, s2s_err *err);
 FILE *s2s_ofile_fp(s2s_ofile *of);
 const char *s2s_ofile_path(const s2s_ofile *of); /* final path ("<stdout>" for stdout) */
+/* Tells of that n more bytes went to its FILE. Every 8 MiB it flushes them and asks the kernel
+ * to start writing them out (Linux sync_file_range, a hint: errors are left to commit's fsync),
+ * so that commit's fsync of a large file does not wait for all of it. */
+void s2s_ofile_wrote(s2s_ofile *of, size_t n);
 /* Flushes, fsyncs (files only), closes and renames. Frees of. */
 int s2s_ofile_commit(s2s_ofile *of, s2s_err *err);
 /* Closes and removes the temporary file. Frees of. Safe with NULL. */

@@ -293,6 +293,39 @@ EOF
   ok "40 real items (StoryCloze val, CMMLU): snapshot workers (-j2) = a fresh fork per item, byte for byte (also +whisper/+klatt4/+f3/cmn)"
 fi
 
+# ---- a synthesis worker killed in the middle of a run ------------------------------------------
+# The parent reads every worker's pipe as audio arrives (libs2s/synth.c, "reading results"): a
+# worker that dies (here SIGKILL) must fail the item it owed with a clear message, the run must
+# exit non-zero, and -o must not appear. Workers keep the tool's name (pgrep -x finds them).
+python3 - > many.jsonl <<'EOF'
+import json
+t = ("Karen was assigned a roommate. They did not know each other at all before the first day "
+     "of college. Their first meeting went really well, and they talked late into the night.")
+for i in range(600):
+    print(json.dumps({"id": "k%04d" % i, "task": "cloze", "lang": "en", "context": {"text": t},
+                      "candidates": [{"text": "She was glad.", "label": 1},
+                                     {"text": "She was a cloud %d." % i, "label": 0}]}))
+EOF
+"$SYNTH" -q -j2 many.jsonl -o killed.tar 2> killed.err &
+spid=$!
+w=
+for _ in $(seq 100); do
+  w=$(pgrep -x -P "$spid" s2s-synth | head -n 1 || true)
+  [ -n "$w" ] && break
+  sleep 0.05
+done
+[ -n "$w" ] || fail "no worker process named s2s-synth under $spid"
+sleep 0.3
+kill -9 "$w"
+st=0
+wait "$spid" || st=$?
+[ "$st" -ne 0 ] || fail "s2s-synth exited 0 after its worker was killed"
+grep -q 'item k[0-9]*: synthesis worker died before it finished' killed.err ||
+  fail "worker death: unclear message: $(cat killed.err)"
+[ ! -e killed.tar ] || fail "worker death: partial output killed.tar left"
+if ls killed.tar.tmp-* >/dev/null 2>&1; then fail "worker death: temporary file left"; fi
+ok "a worker killed mid-run: exit $st, \"$(head -c 120 killed.err)\", no output left"
+
 # ---- the project's sample data, when the importer is built -----------------------------------
 if [ -x "$S2S_BIN/s2s-import" ]; then
   "$S2S_BIN/s2s-import" storycloze -q "$S2S_SRC/data/samples-en.csv" -o en_all.jsonl
