@@ -8,6 +8,7 @@
 
 #include "s2s/stats.h"
 #include "s2s/util.h"
+#include "simd_x86.h"
 
 #define CB_MAGIC "s2s-codebook 1\n"
 #define CB_MAX_K 65536
@@ -23,52 +24,80 @@ void s2s_kmeans_opts_default(s2s_kmeans_opts *o) {
 }
 
 /* ---- the search kernel --------------------------------------------------------------------
- * kmeans_kernel.inc scores 4 frames against all centres: acc_f[k] = ||c_k||^2 - 2 x_f . c_k,
- * summed over d in order 0..dim-1 for each (frame, centre) (no sum is reordered, so every
- * vector width gives the same floats; GCC in ISO C mode does not contract into FMA). It is
- * built for SSE2 (the x86-64 baseline) and AVX2, picked at run time; tests/unit/test_kmeans.c
- * checks that both give the same bits. */
+ * kmeans_kernel.inc scores 4 frames against a block of centres: acc_f[k] = ||c_k||^2 -
+ * 2 x_f . c_k, summed over d in order 0..dim-1 for each (frame, centre) (lanes are centres: no
+ * sum is reordered, so every vector width gives the same floats; GCC in ISO C mode does not
+ * contract into FMA). It is built for SSE2 (the x86-64 baseline) and AVX2, picked at run time;
+ * tests/unit/test_kmeans.c checks that both give the same bits. An AVX-512 copy (blocks of 32
+ * centres, half the instructions) measured no faster on a Zen 4, which splits 512-bit
+ * multiplies and adds in two: the kernel is bound by its multiplies and adds. */
 typedef float kvf4 __attribute__((vector_size(16)));
 typedef float kvf8 __attribute__((vector_size(32)));
+typedef int32_t kvi4 __attribute__((vector_size(16)));
+typedef int32_t kvi8 __attribute__((vector_size(32)));
+
+/* AMASK of kmeans_kernel.inc: bit l set where lane l of a comparison result is true. */
+#if S2S_SIMD_X86
+static inline __attribute__((always_inline)) unsigned kmask4(kvi4 e) {
+    return (unsigned)_mm_movemask_ps((__m128)e);
+}
+__attribute__((target("avx2"), always_inline)) static inline unsigned kmask8(kvi8 e) {
+    return (unsigned)_mm256_movemask_ps((__m256)e);
+}
+#else
+static inline unsigned kmask4(kvi4 e) {
+    unsigned mask = 0;
+    for (size_t l = 0; l < 4; l++)
+        mask |= (unsigned)(e[l] & 1) << l;
+    return mask;
+}
+#endif
 
 #define KFN score4_generic
+#define KPREP prep_generic
+#define KARG argmin_generic
+#define AF kvf4
+#define AI kvi4
+#define AMASK kmask4
 #define KATTR __attribute__((optimize("O3")))
 #define VW 4
 #define VF kvf4
 #include "kmeans_kernel.inc"
 #undef KFN
+#undef KPREP
+#undef KARG
+#undef AF
+#undef AI
+#undef AMASK
 #undef KATTR
 #undef VW
 #undef VF
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define KM_HAVE_AVX2 1
+#if S2S_SIMD_X86
 #define KFN score4_avx2
+#define KPREP prep_avx2
+#define KARG argmin_avx2
+#define AF kvf8
+#define AI kvi8
+#define AMASK kmask8
 #define KATTR __attribute__((target("avx2"), optimize("O3")))
 #define VW 8
 #define VF kvf8
 #include "kmeans_kernel.inc"
 #undef KFN
+#undef KPREP
+#undef KARG
 #undef KATTR
 #undef VW
 #undef VF
-#else
-#define KM_HAVE_AVX2 0
+#undef AF
+#undef AI
+#undef AMASK
 #endif
-
-/* 1 if the AVX2 kernel can run here. */
-static int have_avx2(void) {
-#if KM_HAVE_AVX2
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") ? 1 : 0;
-#else
-    return 0;
-#endif
-}
 
 static void score4(int impl, const float *ct, const float *norm, size_t kp, size_t dim,
                    const float *const *xs, float *const *as, size_t kb, size_t w) {
-#if KM_HAVE_AVX2
+#if S2S_SIMD_X86
     if (impl == 1) {
         score4_avx2(ct, norm, kp, dim, xs, as, kb, w);
         return;
@@ -78,50 +107,30 @@ static void score4(int impl, const float *ct, const float *norm, size_t kp, size
     score4_generic(ct, norm, kp, dim, xs, as, kb, w);
 }
 
-/* Index of the smallest score among the real centres a[0..k-1] (first on ties); *best its
- * value. a holds kp >= k scores (kp a multiple of 8; the padding scores 3e38). The minimum is
- * found over 8 lanes (min is exact, so the order does not matter), then its first index; when
- * that is not a real centre (scores that are NaN or all above 3e38, i.e. absurd centres) the
- * plain scan over the real centres decides, as it always did. */
-__attribute__((optimize("O3"))) static int32_t argmin(const float *a, size_t k, size_t kp,
-                                                      float *best) {
-    float m[8];
-    memcpy(m, a, sizeof m);
-    for (size_t i = 8; i < kp; i += 8)
-        for (size_t l = 0; l < 8; l++)
-            /* the kernel wrote all kp scores (by memcpy, which the analyzer does not follow) */
-            /* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
-            m[l] = a[i + l] < m[l] ? a[i + l] : m[l];
-    float bv = m[0];
-    int nan = 0;
-    for (size_t l = 1; l < 8; l++)
-        bv = m[l] < bv ? m[l] : bv;
-    for (size_t l = 0; l < 8; l++) /* a NaN first in a lane hides that lane's later scores */
-        nan |= m[l] != m[l];
-    size_t bi = kp;
-    for (size_t i = 0; !nan && i < kp; i += 8) { /* the first block holding bv, its first index */
-        int hit = 0;
-        for (size_t l = 0; l < 8; l++)
-            hit |= a[i + l] == bv;
-        if (hit) {
-            bi = i;
-            while (!(a[bi] == bv))
-                bi++;
-            break;
-        }
+static void prep(int impl, float *v, const float *x, size_t n) {
+#if S2S_SIMD_X86
+    if (impl == 1) {
+        prep_avx2(v, x, n);
+        return;
     }
-    if (bi >= k) {
-        bi = 0;
-        bv = a[0];
-        for (size_t i = 1; i < k; i++)
-            if (a[i] < bv) {
-                bv = a[i];
-                bi = i;
-            }
-    }
-    if (best) *best = bv;
-    return (int32_t)bi;
+#endif
+    (void)impl;
+    prep_generic(v, x, n);
 }
+
+static int32_t argmin(int impl, const float *a, size_t k, size_t kp, float *best) {
+#if S2S_SIMD_X86
+    if (impl == 1) return argmin_avx2(a, k, kp, best);
+#endif
+    (void)impl;
+    return argmin_generic(a, k, kp, best);
+}
+
+/* argmin (KARG of kmeans_kernel.inc): index of the smallest score among the real centres
+ * a[0..k-1] (first on ties); *best its value. a holds kp >= k scores (kp a multiple of 8; the
+ * padding scores 3e38). The minimum is found over 8 lanes (min is exact, so the order does not
+ * matter), then its first index; when that is not a real centre (scores that are NaN or all
+ * above 3e38, i.e. absurd centres) the plain scan over the real centres decides. */
 
 /* Transposed, padded centres and their squared norms (padding: +huge, never chosen). */
 typedef struct search {
@@ -146,7 +155,7 @@ static int search_init(search *s, size_t k, size_t dim) {
     s->k = k;
     s->dim = dim;
     s->kp = (k + KPAD - 1) / KPAD * KPAD;
-    s->impl = have_avx2();
+    s->impl = s2s_cpu_has_kernel(1);
     s->ct = malloc(s->kp * dim * sizeof *s->ct);
     s->norm = malloc(s->kp * sizeof *s->norm);
     return s->ct && s->norm ? 0 : -1;
@@ -169,11 +178,9 @@ static void search_run(const search *s, const float *x, size_t n, int32_t *units
     float *v = acc + TILE * kp;
     for (size_t i = 0; i < n; i += TILE) {
         size_t m = n - i < TILE ? n - i : TILE, groups = (m + 3) / 4;
-        for (size_t j = 0; j < groups * 4; j++) {
-            const float *xj = x + (i + (j < m ? j : 0)) * dim;
-            for (size_t d = 0; d < dim; d++)
-                v[j * dim + d] = -2.0f * xj[d];
-        }
+        prep(s->impl, v, x + i * dim, m * dim);
+        for (size_t j = m; j < groups * 4; j++) /* a short tile's spare rows: frame i again */
+            memcpy(v + j * dim, v, dim * sizeof *v);
         for (size_t kb = 0; kb < kp;) {
             size_t w = kp - kb >= 16 ? 16 : 8;
             for (size_t g = 0; g < groups; g++) {
@@ -186,7 +193,7 @@ static void search_run(const search *s, const float *x, size_t n, int32_t *units
             kb += w;
         }
         for (size_t j = 0; j < m; j++)
-            units[i + j] = argmin(acc + j * kp, s->k, kp, best ? &best[i + j] : NULL);
+            units[i + j] = argmin(s->impl, acc + j * kp, s->k, kp, best ? &best[i + j] : NULL);
     }
 }
 
@@ -665,9 +672,9 @@ const json_t *s2s_codebook_info(const s2s_codebook *cb) {
 int s2s_codebook_assign_impl(const s2s_codebook *cb, const float *x, size_t n, int32_t *units,
                              float *best, int impl, s2s_err *err) {
     search s = cb->s;
-    if (impl == 1 && !have_avx2())
-        return s2s_err_set(err, S2S_EUNSUP, "the AVX2 kernel cannot run on this CPU");
     if (impl < -1 || impl > 1) return s2s_err_set(err, S2S_EINVAL, "unknown kernel %d", impl);
+    if (impl == 1 && !s2s_cpu_has_kernel(1))
+        return s2s_err_set(err, S2S_EUNSUP, "the AVX2 kernel cannot run on this CPU");
     if (impl >= 0) s.impl = impl;
     float stack[4096]; /* enough for k + dim <= 256 */
     size_t need = SEARCH_SCRATCH(cb->s.kp, cb->s.dim);
