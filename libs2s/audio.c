@@ -4,6 +4,7 @@
 #include "wav_pcm.h"
 
 #include <ctype.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -19,6 +20,83 @@
 #include <libavformat/avformat.h>
 #include <libavutil/channel_layout.h>
 #include <libavutil/error.h>
+#include <libavutil/log.h>
+
+/* ---- FFmpeg, loaded when first needed -------------------------------------------------------
+ * WAV and FLAC are read without FFmpeg (our PCM parser, libsndfile); only other formats (MP3,
+ * Ogg/Opus, M4A, ...) need libavformat/libavcodec, which pull in ~130 shared libraries: linking
+ * them made every start of s2s-resample and s2s-tokenize cost ~20 ms of CPU and ~40 ms of wall
+ * for nothing. So they are dlopen()ed by the first reader that needs them (RTLD_NODELETE: they
+ * stay loaded for the process, whatever later readers do), each reader keeping its own table of
+ * the functions it calls (no global state here). The sonames are those of the headers we were
+ * built with. Their log is silenced: our messages say what went wrong. */
+#define AV_STR2(x) #x
+#define AV_STR(x) AV_STR2(x)
+enum { AVL_UTIL, AVL_CODEC, AVL_FORMAT };
+#define AV_FUNCS(X)                                                                                \
+    X(AVL_UTIL, av_log_set_level)                                                                  \
+    X(AVL_UTIL, av_strerror)                                                                       \
+    X(AVL_UTIL, av_sample_fmt_is_planar)                                                           \
+    X(AVL_UTIL, av_get_packed_sample_fmt)                                                          \
+    X(AVL_UTIL, av_rescale_q)                                                                      \
+    X(AVL_UTIL, av_malloc)                                                                         \
+    X(AVL_UTIL, av_free)                                                                           \
+    X(AVL_UTIL, av_freep)                                                                          \
+    X(AVL_UTIL, av_frame_alloc)                                                                    \
+    X(AVL_UTIL, av_frame_free)                                                                     \
+    X(AVL_UTIL, av_frame_unref)                                                                    \
+    X(AVL_CODEC, av_packet_alloc)                                                                  \
+    X(AVL_CODEC, av_packet_free)                                                                   \
+    X(AVL_CODEC, av_packet_unref)                                                                  \
+    X(AVL_CODEC, avcodec_find_decoder)                                                             \
+    X(AVL_CODEC, avcodec_get_name)                                                                 \
+    X(AVL_CODEC, avcodec_alloc_context3)                                                           \
+    X(AVL_CODEC, avcodec_free_context)                                                             \
+    X(AVL_CODEC, avcodec_parameters_to_context)                                                    \
+    X(AVL_CODEC, avcodec_open2)                                                                    \
+    X(AVL_CODEC, avcodec_send_packet)                                                              \
+    X(AVL_CODEC, avcodec_receive_frame)                                                            \
+    X(AVL_FORMAT, avio_alloc_context)                                                              \
+    X(AVL_FORMAT, avio_context_free)                                                               \
+    X(AVL_FORMAT, avformat_alloc_context)                                                          \
+    X(AVL_FORMAT, avformat_open_input)                                                             \
+    X(AVL_FORMAT, avformat_find_stream_info)                                                       \
+    X(AVL_FORMAT, avformat_close_input)                                                            \
+    X(AVL_FORMAT, av_find_best_stream)                                                             \
+    X(AVL_FORMAT, av_read_frame)
+
+typedef struct avlib {
+#define AV_MEMBER(lib, f) __typeof__(&f) f;
+    AV_FUNCS(AV_MEMBER)
+#undef AV_MEMBER
+} avlib;
+
+/* Fills L from the FFmpeg libraries (loading them if this process has not yet). */
+static int avlib_load(avlib *L, s2s_err *err) {
+    static const char *const so[] = {"libavutil.so." AV_STR(LIBAVUTIL_VERSION_MAJOR),
+                                     "libavcodec.so." AV_STR(LIBAVCODEC_VERSION_MAJOR),
+                                     "libavformat.so." AV_STR(LIBAVFORMAT_VERSION_MAJOR)};
+    void *h[3] = {NULL, NULL, NULL};
+    int rc = 0;
+    for (int i = 0; i < 3 && rc == 0; i++)
+        if (!(h[i] = dlopen(so[i], RTLD_LAZY | RTLD_LOCAL | RTLD_NODELETE))) {
+            const char *why = dlerror();
+            rc = s2s_err_set(err, S2S_EUNSUP,
+                             "this audio format needs FFmpeg's %s, which cannot be loaded (%s); "
+                             "WAV and FLAC do not need it",
+                             so[i], why ? why : "dlopen failed");
+        }
+#define AV_LOAD(lib, f)                                                                            \
+    if (rc == 0 && !(*(void **)(&L->f) = dlsym(h[lib], #f)))                                       \
+        rc = s2s_err_set(err, S2S_EUNSUP,                                                          \
+                         "%s has no %s (not the FFmpeg version we were built for)", so[lib], #f);
+    AV_FUNCS(AV_LOAD)
+#undef AV_LOAD
+    for (int i = 0; i < 3; i++) /* RTLD_NODELETE: the libraries and L's pointers stay valid */
+        if (h[i]) dlclose(h[i]);
+    if (rc == 0) L->av_log_set_level(AV_LOG_QUIET);
+    return rc;
+}
 
 void s2s_audio_free(s2s_audio *a) {
     if (!a) return;
@@ -319,11 +397,11 @@ static int64_t av_seek(void *u, int64_t off, int whence) {
     return p;
 }
 
-static double get_sample(const AVFrame *f, int fmt, int c, int i, int ch) {
-    int planar = av_sample_fmt_is_planar(fmt);
+static double get_sample(const avlib *L, const AVFrame *f, int fmt, int c, int i, int ch) {
+    int planar = L->av_sample_fmt_is_planar(fmt);
     const uint8_t *base = planar ? f->extended_data[c] : f->extended_data[0];
     int idx = planar ? i : i * ch + c;
-    switch (av_get_packed_sample_fmt(fmt)) {
+    switch (L->av_get_packed_sample_fmt(fmt)) {
     case AV_SAMPLE_FMT_U8:
         return (((const uint8_t *)base)[idx] - 128) / 128.0;
     case AV_SAMPLE_FMT_S16:
@@ -341,9 +419,9 @@ static double get_sample(const AVFrame *f, int fmt, int c, int i, int ch) {
     }
 }
 
-static int av_fail(s2s_err *err, int code, const char *what, int averr) {
+static int av_fail(const avlib *L, s2s_err *err, int code, const char *what, int averr) {
     char b[AV_ERROR_MAX_STRING_SIZE] = "";
-    av_strerror(averr, b, sizeof b);
+    L->av_strerror(averr, b, sizeof b);
     return s2s_err_set(err, code, "%s: %s", what, b);
 }
 
@@ -358,6 +436,7 @@ struct s2s_audio_reader {
     sf_count_t frames; /* FLAC: declared total (0/unknown: <= 0) */
     float blk[8192];
     /* libav */
+    avlib av; /* loaded by open_libav (kind 2 only) */
     avmem am;
     AVIOContext *io;
     AVFormatContext *fc;
@@ -377,13 +456,15 @@ void s2s_audio_reader_close(s2s_audio_reader *r) {
     if (!r) return;
     free(r->raw);
     if (r->sf) sf_close(r->sf);
-    av_frame_free(&r->fr);
-    av_packet_free(&r->pkt);
-    avcodec_free_context(&r->cc);
-    avformat_close_input(&r->fc);
-    if (r->io) {
-        av_freep(&r->io->buffer);
-        avio_context_free(&r->io);
+    if (r->kind == 2 && r->av.av_frame_free) { /* libav's objects exist only once it is loaded */
+        r->av.av_frame_free(&r->fr);
+        r->av.av_packet_free(&r->pkt);
+        r->av.avcodec_free_context(&r->cc);
+        r->av.avformat_close_input(&r->fc);
+        if (r->io) {
+            r->av.av_freep(&r->io->buffer);
+            r->av.avio_context_free(&r->io);
+        }
     }
     free(r);
 }
@@ -465,43 +546,48 @@ static int open_libav(s2s_audio_reader *r, const bsrc *b, const char *name, s2s_
     r->kind = 2;
     r->am = (avmem){b->data, b->size, 0, b->fd1};
     r->want = -1;
+    if (avlib_load(&r->av, err) != 0) {
+        memset(&r->av, 0, sizeof r->av);
+        return err->code;
+    }
+    const avlib *L = &r->av;
     int e;
-    unsigned char *iobuf = av_malloc(32768);
+    unsigned char *iobuf = L->av_malloc(32768);
     if (!iobuf) goto nomem;
-    r->io = avio_alloc_context(iobuf, 32768, 0, &r->am, av_read, NULL, av_seek);
+    r->io = L->avio_alloc_context(iobuf, 32768, 0, &r->am, av_read, NULL, av_seek);
     if (!r->io) {
-        av_free(iobuf);
+        L->av_free(iobuf);
         goto nomem;
     }
-    if (!(r->fc = avformat_alloc_context())) goto nomem;
+    if (!(r->fc = L->avformat_alloc_context())) goto nomem;
     r->fc->pb = r->io;
     r->fc->flags |= AVFMT_FLAG_CUSTOM_IO;
-    if ((e = avformat_open_input(&r->fc, name ? name : "", NULL, NULL)) < 0) {
+    if ((e = L->avformat_open_input(&r->fc, name ? name : "", NULL, NULL)) < 0) {
         r->fc = NULL; /* freed by avformat_open_input on failure */
-        return av_fail(err, S2S_EFORMAT,
+        return av_fail(L, err, S2S_EFORMAT,
                        "not readable as audio (truncated, corrupt or unknown format)", e);
     }
-    if ((e = avformat_find_stream_info(r->fc, NULL)) < 0)
-        return av_fail(err, S2S_EFORMAT, "cannot read stream info (truncated or corrupt)", e);
-    r->si = av_find_best_stream(r->fc, AVMEDIA_TYPE_AUDIO, -1, -1, NULL, 0);
+    if ((e = L->avformat_find_stream_info(r->fc, NULL)) < 0)
+        return av_fail(L, err, S2S_EFORMAT, "cannot read stream info (truncated or corrupt)", e);
+    r->si = L->av_find_best_stream(r->fc, AVMEDIA_TYPE_AUDIO, -1, -1, NULL, 0);
     if (r->si < 0)
         return s2s_err_set(err, S2S_EFORMAT, "no audio stream (format %s)", r->fc->iformat->name);
     AVStream *st = r->fc->streams[r->si];
-    const AVCodec *codec = avcodec_find_decoder(st->codecpar->codec_id);
+    const AVCodec *codec = L->avcodec_find_decoder(st->codecpar->codec_id);
     if (!codec)
         return s2s_err_set(err, S2S_EUNSUP, "unsupported codec %s",
-                           avcodec_get_name(st->codecpar->codec_id));
-    if (!(r->cc = avcodec_alloc_context3(codec))) goto nomem;
-    if ((e = avcodec_parameters_to_context(r->cc, st->codecpar)) < 0 ||
-        (e = avcodec_open2(r->cc, codec, NULL)) < 0)
-        return av_fail(err, S2S_EUNSUP, "cannot open the decoder", e);
+                           L->avcodec_get_name(st->codecpar->codec_id));
+    if (!(r->cc = L->avcodec_alloc_context3(codec))) goto nomem;
+    if ((e = L->avcodec_parameters_to_context(r->cc, st->codecpar)) < 0 ||
+        (e = L->avcodec_open2(r->cc, codec, NULL)) < 0)
+        return av_fail(L, err, S2S_EUNSUP, "cannot open the decoder", e);
     r->rate = r->cc->sample_rate;
     if (r->rate < 1) return s2s_err_set(err, S2S_EFORMAT, "no sample rate");
-    if (!(r->pkt = av_packet_alloc()) || !(r->fr = av_frame_alloc())) goto nomem;
+    if (!(r->pkt = L->av_packet_alloc()) || !(r->fr = L->av_frame_alloc())) goto nomem;
     /* A container that states its length (not estimated from the bit rate) lets us notice a cut. */
     if (st->duration > 0 && st->duration != AV_NOPTS_VALUE &&
         r->fc->duration_estimation_method != AVFMT_DURATION_FROM_BITRATE)
-        r->want = av_rescale_q(st->duration, st->time_base, (AVRational){1, r->rate});
+        r->want = L->av_rescale_q(st->duration, st->time_base, (AVRational){1, r->rate});
     out->rate = r->rate;
     out->src_channels = r->cc->ch_layout.nb_channels;
     out->src_container = S2S_AUDIO_OTHER;
@@ -585,6 +671,7 @@ s2s_audio_reader *s2s_audio_reader_open_fd(int fd, size_t size, const char *name
 
 /* Fills buf from libav frames; returns count (0 = end). */
 static long read_libav(s2s_audio_reader *r, float *buf, size_t max, s2s_err *err) {
+    const avlib *L = &r->av;
     size_t n = 0;
     int e;
     while (n < max && !r->done) {
@@ -595,20 +682,20 @@ static long read_libav(s2s_audio_reader *r, float *buf, size_t max, s2s_err *err
             while (r->frame_pos < f->nb_samples && n < max) {
                 double s = 0;
                 for (int c = 0; c < ch; c++)
-                    s += get_sample(f, f->format, c, r->frame_pos, ch);
+                    s += get_sample(L, f, f->format, c, r->frame_pos, ch);
                 buf[n++] = (float)(s / ch);
                 r->frame_pos++;
             }
             if (r->frame_pos >= f->nb_samples) {
-                av_frame_unref(f);
+                L->av_frame_unref(f);
                 r->have_frame = 0;
             }
             continue;
         }
-        e = avcodec_receive_frame(r->cc, r->fr);
+        e = L->avcodec_receive_frame(r->cc, r->fr);
         if (e == 0) {
             if (r->fr->sample_rate != r->rate) {
-                av_frame_unref(r->fr);
+                L->av_frame_unref(r->fr);
                 return s2s_err_set(err, S2S_EUNSUP, "sample rate changes inside the stream");
             }
             r->have_frame = 1;
@@ -619,30 +706,30 @@ static long read_libav(s2s_audio_reader *r, float *buf, size_t max, s2s_err *err
             r->done = 1;
             break;
         }
-        if (e != AVERROR(EAGAIN)) return av_fail(err, S2S_EFORMAT, "corrupt audio data", e);
+        if (e != AVERROR(EAGAIN)) return av_fail(L, err, S2S_EFORMAT, "corrupt audio data", e);
         if (r->sent_eof) { /* decoder wants more after the end: treat as done */
             r->done = 1;
             break;
         }
-        e = av_read_frame(r->fc, r->pkt);
+        e = L->av_read_frame(r->fc, r->pkt);
         if (e == AVERROR_EOF) {
-            avcodec_send_packet(r->cc, NULL);
+            L->avcodec_send_packet(r->cc, NULL);
             r->sent_eof = 1;
             continue;
         }
-        if (e < 0) return av_fail(err, S2S_EFORMAT, "truncated or corrupt file", e);
+        if (e < 0) return av_fail(L, err, S2S_EFORMAT, "truncated or corrupt file", e);
         if (r->pkt->stream_index != r->si) {
-            av_packet_unref(r->pkt);
+            L->av_packet_unref(r->pkt);
             continue;
         }
         if (r->pkt->flags & AV_PKT_FLAG_CORRUPT) {
-            av_packet_unref(r->pkt);
+            L->av_packet_unref(r->pkt);
             return s2s_err_set(err, S2S_EFORMAT, "truncated or corrupt file: damaged packet");
         }
-        e = avcodec_send_packet(r->cc, r->pkt);
-        av_packet_unref(r->pkt);
+        e = L->avcodec_send_packet(r->cc, r->pkt);
+        L->av_packet_unref(r->pkt);
         if (e < 0 && e != AVERROR(EAGAIN))
-            return av_fail(err, S2S_EFORMAT, "corrupt audio data", e);
+            return av_fail(L, err, S2S_EFORMAT, "corrupt audio data", e);
     }
     return (long)n;
 }

@@ -13,7 +13,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include <libavutil/log.h>
 
 #include "s2s/audio.h"
 #include "s2s/err.h"
@@ -950,8 +949,6 @@ int main(int argc, char **argv) {
     if (!o.rate) return usage_error("%s", "--rate R is required");
     if (o.container == S2S_AUDIO_FLAC && o.format == S2S_AUDIO_F32)
         return usage_error("%s", "FLAC holds 16-bit samples: use --format s16 or --container wav");
-    /* Our messages say what went wrong; libav's own warnings would only repeat it. */
-    av_log_set_level(AV_LOG_QUIET);
     /* libsoxr reads these (SIMD or not, DFT sizes, coefficient interpolation, threads) and they
      * change its output: unset, so the same input gives the same bytes whatever the caller's
      * environment. */

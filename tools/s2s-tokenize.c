@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <libavutil/log.h>
 
 #include "s2s/audio.h"
 #include "s2s/err.h"
@@ -906,7 +905,6 @@ static int main_import(int argc, char **argv) {
 
 /* ================================ main ======================================================= */
 int main(int argc, char **argv) {
-    av_log_set_level(AV_LOG_QUIET);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGPIPE, SIG_IGN);

@@ -227,6 +227,14 @@ EOF
 fi
 
 # ---- any input: mp3 / opus / m4a / stereo 48 kHz WAV / 24-bit FLAC, made with ffmpeg ----------
+# FFmpeg's libraries are loaded only when a member needs them (libs2s/audio.c): the tools do not
+# link them (a start would cost ~130 shared libraries), yet decode mp3/opus/m4a below.
+for t in s2s-resample s2s-tokenize; do
+  needed=$(readelf -d "$S2S_BIN/$t" | grep NEEDED || true)
+  case $needed in *libavformat* | *libavcodec* | *libavutil*)
+    fail "$t links FFmpeg at start: $needed" ;;
+  esac
+done
 ff() { ffmpeg -nostdin -loglevel error -y "$@"; }
 ff -f lavfi -i "sine=frequency=440:sample_rate=44100:duration=2" -ac 2 -c:a libmp3lame -b:a 128k in.mp3
 ff -f lavfi -i "sine=frequency=440:sample_rate=48000:duration=2" -c:a libopus -b:a 64k in.opus
