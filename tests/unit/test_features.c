@@ -397,6 +397,90 @@ static void test_paths_bit_identical(void **state) {
     }
 }
 
+/* The features of session 4's kernel, pinned: FNV-1a 64 of the output float bits for option
+ * sets that take every path of the kernel (even and odd FFT stage counts, the 1- and 2-point
+ * complex FFT, frame = FFT size, no DC removal, float and 16-bit input), from every kernel this
+ * CPU has. A faster kernel must give these bits (items record units made from them). */
+static uint64_t fnv64(const void *p, size_t n) {
+    const unsigned char *b = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static void test_pinned_bits(void **state) {
+    (void)state;
+    static const uint64_t want[7] = {
+        0xb67c9c2d9eb34639ull, 0xd898bfcdf5b18f55ull, 0xd72ef8f6cc9fbbe1ull, 0x1ec0254f6e8b349eull,
+        0xeebb7159ffdab30full, 0x89d070d15da73caeull, 0x58f55e5a3170af3bull};
+    for (int variant = 0; variant < 7; variant++) {
+        s2s_fbank_opts o;
+        s2s_fbank_opts_default(&o);
+        if (variant == 1) {
+            o.n_mels = 23;
+            o.window = S2S_WIN_HAMMING;
+            o.frame_ms = 32;
+        } else if (variant == 2) { /* 200 samples: 128-point complex FFT, 7 stages */
+            o.rate = 8000;
+            o.scale = 1000;
+            o.remove_dc = 0;
+            o.preemph = 0;
+        } else if (variant == 3) {
+            o.rate = 1000;
+            o.frame_ms = 4;
+            o.hop_ms = 2;
+            o.n_mels = 1;
+            o.low_hz = 0;
+        } else if (variant == 4) {
+            o.rate = 1000;
+            o.frame_ms = 2;
+            o.hop_ms = 1;
+            o.n_mels = 2;
+            o.low_hz = 0;
+        } else if (variant == 5) { /* 8 samples: the 4-point complex FFT */
+            o.rate = 1000;
+            o.frame_ms = 8;
+            o.hop_ms = 3;
+            o.n_mels = 3;
+            o.low_hz = 0;
+            o.remove_dc = 0;
+            o.preemph = 0.5;
+        } else if (variant == 6) {
+            o.remove_dc = 0;
+            o.window = S2S_WIN_HANN;
+            o.n_mels = 40;
+            o.low_hz = 100;
+            o.high_hz = -400;
+        }
+        s2s_fbank *fb = make(&o);
+        size_t n = 40000 + (size_t)variant * 77, D = (size_t)o.n_mels;
+        size_t nf = s2s_fbank_n_frames(fb, n);
+        int16_t *xs = rand_s16(n, 7 + (uint64_t)variant);
+        float *xf = malloc(n * sizeof *xf), *a = malloc(nf * D * sizeof *a);
+        assert_true(xf && a);
+        for (size_t i = 0; i < n; i++)
+            xf[i] = (float)xs[i] / 32768.0f;
+        for (int impl = 0; impl <= 2; impl++) {
+            if (s2s_fbank_set_impl(fb, impl) != impl) continue;
+            s2s_err err;
+            s2s_err_clear(&err);
+            assert_int_equal(s2s_fbank_compute(fb, xf, n, a, &err), (long)nf);
+            if (fnv64(a, nf * D * sizeof *a) != want[variant])
+                fail_msg("variant %d kernel %d: float input, bits changed", variant, impl);
+            assert_int_equal(s2s_fbank_compute_s16(fb, xs, n, a), (long)nf);
+            if (fnv64(a, nf * D * sizeof *a) != want[variant])
+                fail_msg("variant %d kernel %d: 16-bit input, bits changed", variant, impl);
+        }
+        s2s_fbank_free(fb);
+        free(xs);
+        free(xf);
+        free(a);
+    }
+}
+
 /* The deterministic log against log() in double: every result is within 1 ulp of the
  * correctly rounded value, and in practice equal to it (counted). */
 static void test_log_accuracy(void **state) {
@@ -440,6 +524,6 @@ int main(void) {
         cmocka_unit_test(test_frame_counts),    cmocka_unit_test(test_pure_tones),
         cmocka_unit_test(test_reference_dft),   cmocka_unit_test(test_cmvn),
         cmocka_unit_test(test_json_and_errors), cmocka_unit_test(test_paths_bit_identical),
-        cmocka_unit_test(test_log_accuracy)};
+        cmocka_unit_test(test_log_accuracy),    cmocka_unit_test(test_pinned_bits)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -435,6 +435,58 @@ static void test_nan_lane(void **state) {
     s2s_codebook_free(cb);
 }
 
+/* Units and scores of session 4's search, pinned: FNV-1a 64 of units[] and best[] for random
+ * data (k 100 x 80 dimensions; grid data with ties at k 37 and 8), from every kernel this CPU
+ * has. A faster search must give these bits. */
+static uint64_t fnv64(const void *p, size_t n) {
+    const unsigned char *b = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static void test_pinned_bits(void **state) {
+    (void)state;
+    static const uint64_t want[3][2] = {{0x993293821289135full, 0xe150aa20752b5cd2ull},
+                                        {0x65d08ec1bf690a11ull, 0x49eb83394be33939ull},
+                                        {0x9771dcea0c82e3b4ull, 0xcc8583b975a929d3ull}};
+    const size_t ks[3] = {100, 37, 8}, dims[3] = {80, 8, 3};
+    for (int v = 0; v < 3; v++) {
+        size_t k = ks[v], D = dims[v], N = 1003;
+        s2s_rng r;
+        s2s_rng_seed(&r, 5 + (uint64_t)v);
+        float *c = malloc(k * D * sizeof *c), *x = malloc(N * D * sizeof *x);
+        float *b = malloc(N * sizeof *b);
+        int32_t *u = malloc(N * sizeof *u);
+        assert_true(c && x && b && u);
+        for (size_t i = 0; i < k * D; i++)
+            c[i] = (float)(s2s_rng_below(&r, 9)) * 0.5f - 2.0f;
+        for (size_t i = 0; i < N * D; i++)
+            x[i] = v == 0 ? (float)((double)(s2s_rng_next(&r) >> 40) / 16777216.0 * 8 - 4)
+                          : (float)(s2s_rng_below(&r, 9)) * 0.5f - 2.0f;
+        s2s_fbank_opts fo;
+        s2s_fbank_opts_default(&fo);
+        fo.n_mels = (int)D;
+        s2s_err err;
+        s2s_err_clear(&err);
+        s2s_codebook *cb = s2s_codebook_new(c, k, D, &fo, NULL, &err);
+        assert_non_null(cb);
+        for (int impl = 0; impl <= 1; impl++) {
+            if (s2s_codebook_assign_impl(cb, x, N, u, b, impl, &err) != 0) continue;
+            if (fnv64(u, N * sizeof *u) != want[v][0] || fnv64(b, N * sizeof *b) != want[v][1])
+                fail_msg("k %zu kernel %d: units or scores changed", k, impl);
+        }
+        s2s_codebook_free(cb);
+        free(c);
+        free(x);
+        free(b);
+        free(u);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_nan_lane),
                                        cmocka_unit_test(test_recovers_clusters),
@@ -443,6 +495,7 @@ int main(void) {
                                        cmocka_unit_test(test_file_round_trip_and_errors),
                                        cmocka_unit_test(test_train_errors_and_units_text),
                                        cmocka_unit_test(test_threads_same_result),
-                                       cmocka_unit_test(test_kernels_bit_identical)};
+                                       cmocka_unit_test(test_kernels_bit_identical),
+                                       cmocka_unit_test(test_pinned_bits)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
