@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -34,12 +35,31 @@
 /* Where the synth callback appends samples. espeak-ng's callback has no user pointer that is
  * reliably set on every call, and the engine is one per process anyway (s2s/synth.h), so this
  * one static is the process's sink; `g_alive` refuses a second handle. */
+/* A snapshot worker's audio goes to the parent through a ring in shared memory (mapped before
+ * the fork, so at the same address in both) when there is room, the pipe carrying only a
+ * 16-byte frame header: the samples are copied once (ring -> the parent's buffer) instead of
+ * twice through the kernel. When the ring is full, a frame goes through the pipe as before; the
+ * worker never waits for the ring. The parent publishes how far it has read (`consumed`, the
+ * ring's first page); frames are read in pipe order, so that position only grows. */
+#define RING_HDR 4096u
+#define RING_SIZE (4u << 20) /* ~95 s of 22 kHz audio */
+struct ring {
+    unsigned char *map; /* RING_HDR bytes (consumed), then RING_SIZE bytes of frames; NULL: none */
+    uint64_t produced;  /* worker: ring position after its last frame */
+};
+static uint64_t *ring_consumed(const struct ring *r) {
+    return (uint64_t *)(void *)r->map;
+}
+
 static struct pcm_sink {
-    int16_t *data;
+    int16_t *data; /* private buffer (cap samples) */
     size_t n, cap;
     int nomem;
-    int fd;     /* >= 0: stream frames to this fd instead (isolated child) */
-    int fd_err; /* writing to fd failed */
+    int fd;            /* >= 0: stream frames to this fd instead (isolated child) */
+    int fd_err;        /* writing to fd failed */
+    struct ring *ring; /* streaming from a snapshot worker: its ring, else NULL */
+    int16_t *dst;      /* streaming: where the current frame's samples go (data or the ring) */
+    uint64_t fpos;     /* ring position of the current frame when dst is in the ring */
 } * g_sink;
 static int g_alive;
 static int g_engine; /* espeak-ng initialised in this process */
@@ -109,13 +129,38 @@ static int writev_all(int fd, struct iovec *iov, int cnt) {
     return 0;
 }
 
+#define FRAME_RING 0xFFFFFFFDu /* u32 byte count, u64 ring position (the samples are there) */
+
+/* A new frame: in the ring if it has room for a whole one (cap samples), else in data. */
+static void sink_frame_start(struct pcm_sink *k) {
+    k->dst = k->data;
+    struct ring *r = k->ring;
+    if (!r || !r->map) return;
+    size_t need = k->cap * sizeof *k->dst;
+    uint64_t pos = r->produced;
+    size_t o = (size_t)(pos % RING_SIZE);
+    if (o + need > RING_SIZE) /* frames do not wrap: skip the ring's tail */
+        pos += RING_SIZE - o, o = 0;
+    if (pos + need - __atomic_load_n(ring_consumed(r), __ATOMIC_ACQUIRE) > RING_SIZE) return;
+    k->dst = (int16_t *)(void *)(r->map + RING_HDR + o);
+    k->fpos = pos;
+}
+
 /* Writes the gathered samples as one frame: u32 byte count, then the samples (host byte
- * order: parent and child are the same program on the same machine). */
+ * order: parent and child are the same program on the same machine); or, when they are in
+ * the ring, FRAME_RING, the byte count and their ring position. */
 static int sink_flush(struct pcm_sink *k) {
     if (k->n == 0) return 0;
     uint32_t len = (uint32_t)k->n * 2;
-    struct iovec iov[2] = {{&len, 4}, {k->data, len}};
     k->n = 0;
+    if (k->dst != k->data && k->ring) {
+        uint32_t h[4] = {FRAME_RING, len, (uint32_t)k->fpos, (uint32_t)(k->fpos >> 32)};
+        k->ring->produced = k->fpos + len;
+        struct iovec iov[1] = {{h, sizeof h}};
+        if (writev_all(k->fd, iov, 1) != 0) return k->fd_err = 1;
+        return 0;
+    }
+    struct iovec iov[2] = {{&len, 4}, {k->data, len}};
     if (writev_all(k->fd, iov, 2) != 0) return k->fd_err = 1;
     return 0;
 }
@@ -134,7 +179,8 @@ static int synth_cb(short *wav, int n, espeak_EVENT *ev) {
             if (writev_all(k->fd, iov, 2) != 0) return k->fd_err = 1;
             return 0;
         }
-        memcpy(k->data + k->n, wav, (size_t)n * sizeof *wav);
+        if (k->n == 0) sink_frame_start(k);
+        memcpy(k->dst + k->n, wav, (size_t)n * sizeof *wav);
         k->n += (size_t)n;
         return 0;
     }
@@ -795,6 +841,7 @@ static int sink_to_fd(s2s_synth *s, int fd) {
     s->sink.fd = fd;
     s->sink.n = 0;
     s->sink.fd_err = 0;
+    s->sink.ring = NULL;
     g_sink = &s->sink;
     if (s->sink.cap < STREAM_CHUNK) {
         int16_t *p = realloc(s->sink.data, STREAM_CHUNK * sizeof *p);
@@ -1221,16 +1268,17 @@ struct s2s_synth_job {
  * Protocol: jobs as for the zygote on the job pipe; on the result pipe first one status byte,
  * then per job the frames of child_speak. */
 /* Where the parent is in a worker's result stream (see "reading results" below). */
-enum { RX_LEN, RX_DATA, RX_ERRHDR, RX_ERRMSG };
+enum { RX_LEN, RX_DATA, RX_ERRHDR, RX_ERRMSG, RX_RINGHDR };
 struct rx {
     int state;
-    unsigned char hdr[8]; /* the frame's u32 length, or FRAME_ERR's code and length */
-    size_t hn;            /* bytes of hdr read */
-    uint32_t left;        /* RX_DATA: payload bytes still to read */
-    size_t part;          /* the head job's part being read */
-    s2s_buf b;            /* that part's WAV: 44 bytes for the header, then the samples */
-    char msg[300];        /* RX_ERRMSG: FRAME_ERR's message */
-    uint32_t mlen, mn;    /* its length, bytes read */
+    unsigned char hdr[12]; /* the frame's u32 length; FRAME_ERR's code and length; FRAME_RING's
+                            * length and position */
+    size_t hn;             /* bytes of hdr read */
+    uint32_t left;         /* RX_DATA: payload bytes still to read */
+    size_t part;           /* the head job's part being read */
+    s2s_buf b;             /* that part's WAV: 44 bytes for the header, then the samples */
+    char msg[300];         /* RX_ERRMSG: FRAME_ERR's message */
+    uint32_t mlen, mn;     /* its length, bytes read */
 };
 
 struct worker {
@@ -1241,6 +1289,7 @@ struct worker {
     size_t nq;      /* jobs sent and not yet read back */
     s2s_synth_job *head, *tail;
     struct rx rx;
+    struct ring ring;
     int dead;
 };
 
@@ -1316,7 +1365,7 @@ static uint64_t probe_forked(s2s_synth *s) {
     return h;
 }
 
-static void worker_main(s2s_synth *s, const char *voice, int jfd, int rfd) {
+static void worker_main(s2s_synth *s, const char *voice, int jfd, int rfd, struct ring *ring) {
     signal(SIGINT, SIG_DFL), signal(SIGTERM, SIG_DFL), signal(SIGPIPE, SIG_DFL);
     unsigned char ok = 0;
     struct seg g = {0, 0};
@@ -1335,6 +1384,7 @@ static void worker_main(s2s_synth *s, const char *voice, int jfd, int rfd) {
     uint64_t h2 = probe_hash(s);
     if (ref == 0 || h1 != ref || h2 != ref) goto refuse;
     if (sink_to_fd(s, rfd) != 0) goto refuse;
+    s->sink.ring = ring;
     ok = 1;
     if (write(rfd, &ok, 1) != 1) _exit(3);
     for (;;) {
@@ -1392,6 +1442,7 @@ static void workers_free(s2s_synth *s) {
         struct worker *w = s->workers[i];
         worker_fail_queue(w, "synthesizer freed");
         worker_stop(w, 0); /* EOF on its job pipe: it exits */
+        if (w->ring.map) munmap(w->ring.map, RING_HDR + RING_SIZE);
         free(w);
     }
     free(s->workers), free(s->pfd), free(s->pw);
@@ -1435,17 +1486,22 @@ static int worker_spawn(s2s_synth *s, const char *voice, struct worker **out, s2
     if (c > 0) cap = c;
 #endif
     w->cap = (size_t)cap;
+    void *rm =
+        mmap(NULL, RING_HDR + RING_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    w->ring.map = rm == MAP_FAILED ? NULL : rm; /* none: every frame through the pipe */
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
-        close(jp[0]), close(jp[1]), close(rp[0]), close(rp[1]), free(w);
+        close(jp[0]), close(jp[1]), close(rp[0]), close(rp[1]);
+        if (w->ring.map) munmap(w->ring.map, RING_HDR + RING_SIZE);
+        free(w);
         return s2s_err_errno(err, "fork");
     }
     if (pid == 0) {
         close(jp[1]), close(rp[0]);
         close_worker_fds(s); /* the other workers' pipes */
         if (s->zfd >= 0) close(s->zfd);
-        worker_main(s, voice, jp[0], rp[1]);
+        worker_main(s, voice, jp[0], rp[1], &w->ring);
         _exit(0);
     }
     close(jp[0]), close(rp[1]);
@@ -1613,6 +1669,8 @@ static void rx_pump(struct worker *w) {
                 if (fit) pt->wav = fit;
             } else if (len == FRAME_ERR) {
                 x->state = RX_ERRHDR;
+            } else if (len == FRAME_RING) {
+                x->state = RX_RINGHDR;
             } else if (len & 1) {
                 s2s_err_set(&e, S2S_EIO, "synthesis child sent a bad frame");
                 {
@@ -1637,6 +1695,35 @@ static void rx_pump(struct worker *w) {
             continue;
         }
         if (x->state == RX_DATA && x->left == 0) {
+            x->state = RX_LEN;
+            continue;
+        }
+        if (x->state == RX_RINGHDR && x->hn == 12) {
+            /* samples in the shared ring: check the claim, copy them, free their room */
+            uint32_t len, plo, phi;
+            memcpy(&len, x->hdr, 4), memcpy(&plo, x->hdr + 4, 4), memcpy(&phi, x->hdr + 8, 4);
+            uint64_t pos = (uint64_t)phi << 32 | plo;
+            size_t o = (size_t)(pos % RING_SIZE);
+            x->hn = 0;
+            if (!w->ring.map || (len & 1) || len > RING_SIZE - o) {
+                s2s_err_set(&e, S2S_EIO, "synthesis child sent a bad frame");
+                rx_lost(w, &e);
+                return;
+            }
+            if (!x->b.data) {
+                if (s2s_buf_reserve(&x->b, 44 + (1 << 21), &e) != 0) {
+                    rx_lost(w, &e);
+                    return;
+                }
+                x->b.len = 44;
+            }
+            if (s2s_buf_reserve(&x->b, len, &e) != 0) {
+                rx_lost(w, &e);
+                return;
+            }
+            memcpy(x->b.data + x->b.len, w->ring.map + RING_HDR + o, len);
+            x->b.len += len;
+            __atomic_store_n(ring_consumed(&w->ring), pos + len, __ATOMIC_RELEASE);
             x->state = RX_LEN;
             continue;
         }
@@ -1671,8 +1758,11 @@ static void rx_pump(struct worker *w) {
         case RX_ERRMSG:
             dst = x->msg + x->mn, want = x->mlen - x->mn;
             break;
-        default: /* RX_LEN, RX_ERRHDR */
-            dst = x->hdr + x->hn, want = (x->state == RX_LEN ? 4 : 8) - x->hn;
+        default: /* RX_LEN, RX_ERRHDR, RX_RINGHDR */
+            dst = x->hdr + x->hn, want = (x->state == RX_LEN      ? 4
+                                          : x->state == RX_ERRHDR ? 8
+                                                                  : 12) -
+                                         x->hn;
         }
         ssize_t r = read(w->rfd, dst, want);
         if (r < 0 && errno == EINTR) continue;

@@ -341,7 +341,8 @@ int main(int argc, char **argv) {
     /* Per-item isolation: four items per process in flight, so a process that is ahead of the
      * others (short items after a long one elsewhere) has work queued while this process waits
      * to end the oldest item in order (the library reads every process's audio as it comes). */
-    if (o.isolate == S2S_SYNTH_ISOLATE_ITEM) jobs *= 4;
+    if (o.isolate == S2S_SYNTH_ISOLATE_ITEM) /* (--reset fork: each in flight is a process) */
+        jobs *= o.reset == S2S_SYNTH_RESET_SNAPSHOT ? 4 : 2;
     slot *ring = calloc((size_t)jobs, sizeof *ring);
     int rc = ring ? 0 : s2s_err_set(&err, S2S_ENOMEM, "out of memory");
     r.prog = s2s_progress_new(prog, "items", 0);
