@@ -751,7 +751,8 @@ struct s2s_packer {
     pctx cx[2];             /* codec state, by turns (pctx) */
     unsigned cx_turn;
     char *part;
-    FILE *hfp; /* the shard as the tar writer sees it: hashes, then writes */
+    FILE *hfp;           /* the shard as the tar writer sees it: hashes, then writes */
+    unsigned char *hbuf; /* hfp's buffer (HBUF bytes; glibc ignores a size without one) */
     s2s_sha256 sha;
     uint64_t shard_bytes;
 };
@@ -824,11 +825,19 @@ static const char *base_name(const char *path) {
     return s ? s + 1 : path;
 }
 
-/* The SHA-256 of a shard is computed on the bytes as they are written (no second read). */
+/* The SHA-256 of a shard is computed on the bytes as they are written (no second read). The
+ * bytes go straight to the file's descriptor, in hfp's whole buffers (1 MiB): nothing else
+ * writes to that FILE, whose own 4 KiB buffer split every write in two system calls. */
+#define HBUF (1u << 20)
 static ssize_t hash_write(void *c, const char *buf, size_t n) {
     s2s_packer *p = c;
-    FILE *real = s2s_ofile_fp(p->shard_of);
-    if (n && fwrite(buf, 1, n, real) != n) return -1;
+    int fd = fileno(s2s_ofile_fp(p->shard_of));
+    for (size_t done = 0; done < n;) {
+        ssize_t w = write(fd, buf + done, n - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1; /* errno says why (ENOSPC, EIO...) */
+        done += (size_t)w;
+    }
     s2s_ofile_wrote(p->shard_of, n);
     s2s_sha256_update(&p->sha, buf, n);
     p->shard_bytes += n;
@@ -856,7 +865,8 @@ static int shard_start(s2s_packer *p, s2s_err *err) {
     s2s_sha256_init(&p->sha);
     p->shard_bytes = 0;
     if (!(p->hfp = fopencookie(p, "w", io))) return s2s_err_errno(err, "%s", p->shard_path);
-    setvbuf(p->hfp, NULL, _IOFBF, 1 << 16);
+    if (!p->hbuf && !(p->hbuf = malloc(HBUF))) return s2s_err_set(err, S2S_ENOMEM, "out of memory");
+    setvbuf(p->hfp, (char *)p->hbuf, _IOFBF, HBUF);
     p->tw = s2s_tar_writer_new(p->hfp, p->shard_path, err);
     if (!p->tw) return err ? err->code : S2S_ENOMEM;
     p->idx_body = open_memstream(&p->idx_body_buf, &p->idx_body_len);
@@ -1428,6 +1438,7 @@ void s2s_packer_abort(s2s_packer *p) {
     free(p->pattern);
     free(p->part);
     free(p->dir);
+    free(p->hbuf); /* after hfp's fclose above */
     for (int k = 0; k < 2; k++) {
         gz_ctx_free(&p->cx[k].gz);
         flac_enc_free(&p->cx[k].fe);
