@@ -487,6 +487,45 @@ static void test_pinned_bits(void **state) {
     }
 }
 
+/* Runs of bit-identical frames (digital silence) take the unit and score of the frame before
+ * them without being scored: the result must be the one of scoring every frame alone, in every
+ * kernel, for runs inside a tile, across tiles and at the start; a frame equal to the one before
+ * but for the sign of a zero is not a repeat. */
+static void test_repeated_frames(void **state) {
+    (void)state;
+    enum { K = 37, D = 8, N = 200 };
+    s2s_rng r;
+    s2s_rng_seed(&r, 21);
+    float c[K * D], x[N * D], b1[N], b2[N];
+    int32_t u1[N], u2[N];
+    for (size_t i = 0; i < K * D; i++)
+        c[i] = (float)(s2s_rng_below(&r, 9)) * 0.5f - 2.0f;
+    for (size_t i = 0; i < N; i++) {
+        int repeat = i > 0 && (i < 40 || (i % 7) != 0);
+        for (size_t d = 0; d < D; d++)
+            x[i * D + d] = repeat ? x[(i - 1) * D + d] : (float)(gauss(&r) * 2);
+    }
+    x[100 * D + 3] = 0.0f; /* frames 100, 101: +0 and -0 in one place */
+    memcpy(x + 101 * D, x + 100 * D, D * sizeof *x);
+    x[101 * D + 3] = -0.0f;
+    s2s_fbank_opts fo;
+    s2s_fbank_opts_default(&fo);
+    fo.n_mels = D;
+    s2s_err err;
+    s2s_err_clear(&err);
+    s2s_codebook *cb = s2s_codebook_new(c, K, D, &fo, NULL, &err);
+    assert_non_null(cb);
+    for (int impl = 0; impl <= 1; impl++) {
+        if (s2s_codebook_assign_impl(cb, x, N, u1, b1, impl, &err) != 0) continue;
+        for (size_t i = 0; i < N; i++)
+            assert_int_equal(s2s_codebook_assign_impl(cb, x + i * D, 1, &u2[i], &b2[i], impl, &err),
+                             0);
+        assert_memory_equal(u1, u2, sizeof u1);
+        assert_memory_equal(b1, b2, sizeof b1);
+    }
+    s2s_codebook_free(cb);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_nan_lane),
                                        cmocka_unit_test(test_recovers_clusters),
@@ -496,6 +535,7 @@ int main(void) {
                                        cmocka_unit_test(test_train_errors_and_units_text),
                                        cmocka_unit_test(test_threads_same_result),
                                        cmocka_unit_test(test_kernels_bit_identical),
-                                       cmocka_unit_test(test_pinned_bits)};
+                                       cmocka_unit_test(test_pinned_bits),
+                                       cmocka_unit_test(test_repeated_frames)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
