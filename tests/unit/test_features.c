@@ -519,11 +519,61 @@ static void test_log_accuracy(void **state) {
     assert_true(s2s_fbank_log(FLT_MAX) == (float)log((double)FLT_MAX));
 }
 
+/* Digital silence: 16-bit frames of zeros take a precomputed row instead of the kernel. Runs
+ * of zeros of many lengths (shorter than a frame, a few frames, many groups; at the start, in
+ * the middle, at the end) must give the bits of the float path (which computes every frame),
+ * whole and in chunks of 37 frames, from every kernel. */
+static void test_silence(void **state) {
+    (void)state;
+    s2s_fbank_opts o;
+    s2s_fbank_opts_default(&o);
+    s2s_fbank *fb = make(&o);
+    size_t n = 160000, D = (size_t)o.n_mels, nf = s2s_fbank_n_frames(fb, n);
+    int16_t *xs = rand_s16(n, 99);
+    const size_t runs[][2] = {{0, 5000},      {9000, 9399},   {12000, 12400}, {20000, 20900},
+                              {30000, 36000}, {50000, 50561}, {70001, 90000}, {150000, 160000}};
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++)
+        for (size_t i = runs[r][0]; i < runs[r][1]; i++)
+            xs[i] = 0;
+    float *xf = malloc(n * sizeof *xf), *a = malloc(nf * D * sizeof *a);
+    float *b = malloc(nf * D * sizeof *b);
+    assert_true(xf && a && b);
+    for (size_t i = 0; i < n; i++)
+        xf[i] = (float)xs[i] / 32768.0f;
+    size_t silent = 0;
+    for (size_t t = 0; t < nf; t++) {
+        size_t z = 0;
+        for (size_t i = 0; i < s2s_fbank_frame_len(fb); i++)
+            z += xs[t * s2s_fbank_hop_len(fb) + i] == 0;
+        silent += z == s2s_fbank_frame_len(fb);
+    }
+    assert_true(silent > nf / 5); /* the runs do make silent frames */
+    for (int impl = 0; impl <= 2; impl++) {
+        if (s2s_fbank_set_impl(fb, impl) != impl) continue;
+        s2s_err err;
+        s2s_err_clear(&err);
+        assert_int_equal(s2s_fbank_compute(fb, xf, n, a, &err), (long)nf);
+        assert_int_equal(s2s_fbank_compute_s16(fb, xs, n, b), (long)nf);
+        if (memcmp(a, b, nf * D * sizeof *a) != 0)
+            fail_msg("kernel %d: 16-bit input with silence differs from float input", impl);
+        for (size_t t0 = 0; t0 < nf; t0 += 37)
+            assert_true(s2s_fbank_frames_s16(fb, xs, n, t0, 37, b + t0 * D) > 0);
+        if (memcmp(a, b, nf * D * sizeof *a) != 0)
+            fail_msg("kernel %d: chunks of 37 frames with silence differ", impl);
+    }
+    s2s_fbank_free(fb);
+    free(xs);
+    free(xf);
+    free(a);
+    free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frame_counts),    cmocka_unit_test(test_pure_tones),
         cmocka_unit_test(test_reference_dft),   cmocka_unit_test(test_cmvn),
         cmocka_unit_test(test_json_and_errors), cmocka_unit_test(test_paths_bit_identical),
-        cmocka_unit_test(test_log_accuracy),    cmocka_unit_test(test_pinned_bits)};
+        cmocka_unit_test(test_log_accuracy),    cmocka_unit_test(test_pinned_bits),
+        cmocka_unit_test(test_silence)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
