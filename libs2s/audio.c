@@ -66,6 +66,8 @@ enum { AVL_UTIL, AVL_CODEC, AVL_FORMAT };
     X(AVL_FORMAT, av_read_frame)
 
 typedef struct avlib {
+/* f names a function and a member: it cannot take parentheses */
+// NOLINTNEXTLINE(bugprone-macro-parentheses)
 #define AV_MEMBER(lib, f) __typeof__(&f) f;
     AV_FUNCS(AV_MEMBER)
 #undef AV_MEMBER

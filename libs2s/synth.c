@@ -47,6 +47,15 @@ struct ring {
     unsigned char *map; /* RING_HDR bytes (consumed), then RING_SIZE bytes of frames; NULL: none */
     uint64_t produced;  /* worker: ring position after its last frame */
 };
+/* A new ring (shared, so a fork()ed worker writes where this process reads), or NULL. */
+static unsigned char *ring_map(void) {
+    const size_t len = RING_HDR + RING_SIZE;
+    /* MAP_ANONYMOUS: no file, fd -1 as POSIX systems want */
+    // cppcheck-suppress invalidFunctionArg
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return NULL;
+    return m;
+}
 static uint64_t *ring_consumed(const struct ring *r) {
     return (uint64_t *)(void *)r->map;
 }
@@ -1486,9 +1495,7 @@ static int worker_spawn(s2s_synth *s, const char *voice, struct worker **out, s2
     if (c > 0) cap = c;
 #endif
     w->cap = (size_t)cap;
-    void *rm =
-        mmap(NULL, RING_HDR + RING_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    w->ring.map = rm == MAP_FAILED ? NULL : rm; /* none: every frame through the pipe */
+    w->ring.map = ring_map(); /* NULL: every frame through the pipe */
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
