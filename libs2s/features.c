@@ -193,7 +193,7 @@ static float *alloc64(size_t n) {
     return p;
 }
 
-static void group_run(s2s_fbank *fb, const float *xf, const int16_t *xs, size_t t, size_t g,
+static void group_run(s2s_fbank *fb, const float *xf, const int16_t *xs, const size_t *fi, size_t g,
                       float *out);
 
 s2s_fbank *s2s_fbank_new(const s2s_fbank_opts *o, s2s_err *err) {
@@ -299,7 +299,8 @@ s2s_fbank *s2s_fbank_new(const s2s_fbank_opts *o, s2s_err *err) {
         free(zeros);
         goto nomem;
     }
-    group_run(fb, NULL, zeros, 0, 1, fb->zrow);
+    const size_t fi0 = 0;
+    group_run(fb, NULL, zeros, &fi0, 1, fb->zrow);
     free(zeros);
     return fb;
 nomem:
@@ -449,20 +450,21 @@ int s2s_fbank_set_impl(s2s_fbank *fb, int impl) {
     return impl;
 }
 
-/* Frames t .. t+g-1 (g <= FB_B) by the kernel of fb->impl. */
-static void group_run(s2s_fbank *fb, const float *xf, const int16_t *xs, size_t t, size_t g,
+/* Frames fi[0..g) (g <= FB_B, increasing) by the kernel of fb->impl; frame fi[f] to
+ * out + (fi[f] - fi[0]) * n_mels. */
+static void group_run(s2s_fbank *fb, const float *xf, const int16_t *xs, const size_t *fi, size_t g,
                       float *out) {
 #if FB_HAVE_AVX2
     if (fb->impl == 2) {
-        group_avx512(fb, xf, xs, t, g, out);
+        group_avx512(fb, xf, xs, fi, g, out);
         return;
     }
     if (fb->impl == 1) {
-        group_avx2(fb, xf, xs, t, g, out);
+        group_avx2(fb, xf, xs, fi, g, out);
         return;
     }
 #endif
-    group_generic(fb, xf, xs, t, g, out);
+    group_generic(fb, xf, xs, fi, g, out);
 }
 
 /* Index of the first non-zero sample of x[i..n), or n. */
@@ -477,42 +479,45 @@ static size_t first_nonzero(const int16_t *x, size_t i, size_t n) {
     return i;
 }
 
-/* Frames [t0, t0+count) of x (16-bit or float), in groups of FB_B. A 16-bit frame whose
- * samples are all 0 (digital silence: 14 % of the frames of espeak-ng speech) where a group
- * would start gets fb->zrow, the kernel's result for such a frame computed once (lanes are
- * independent: a frame's features do not depend on the frames computed beside it), and the
- * next group starts after the silence; groups stay full (a silent frame inside a group is
- * computed). */
+/* Frames [t0, t0+count) of x (16-bit or float), FB_B at a time. A 16-bit frame whose samples
+ * are all 0 (digital silence: 14 % of the frames of espeak-ng speech) gets fb->zrow, the
+ * kernel's result for such a frame computed once, and the kernel takes the next frames that are
+ * not silent in its lanes instead (lanes are independent: a frame's features do not depend on
+ * the frames computed beside it). */
 static long frames_run(s2s_fbank *fb, const float *xf, const int16_t *xs, size_t n, size_t t0,
                        size_t count, float *out) {
     size_t nf = s2s_fbank_n_frames(fb, n), D = (size_t)fb->o.n_mels;
     if (t0 >= nf) return 0;
     if (count > nf - t0) count = nf - t0;
+    size_t fi[FB_B], g = 0;
     if (!xs) {
-        for (size_t t = 0; t < count; t += FB_B)
-            group_run(fb, xf, xs, t0 + t, count - t < FB_B ? count - t : FB_B, out + t * D);
+        for (size_t t = 0; t < count; t += FB_B) {
+            g = count - t < FB_B ? count - t : FB_B;
+            for (size_t f = 0; f < g; f++)
+                fi[f] = t0 + t + f;
+            group_run(fb, xf, xs, fi, g, out + t * D);
+        }
         return (long)count;
     }
     size_t L = fb->frame, hop = fb->hop;
     size_t scan = SIZE_MAX, nz = SIZE_MAX; /* xs[scan .. nz) are 0, xs[nz] is not (or nz = n) */
-    for (size_t t = 0; t < count;) {
+    for (size_t t = 0; t < count; t++) {
         size_t s0 = (t0 + t) * hop;
         if (s0 < scan || s0 > nz) {
             scan = s0;
             nz = first_nonzero(xs, s0, n);
         }
-        if (nz >= s0 + L) { /* frame t is silent, and so are the next up to nz */
-            size_t S = (nz - L) / hop - (t0 + t) + 1;
-            if (S > count - t) S = count - t;
-            for (size_t u = t; u < t + S; u++)
-                memcpy(out + u * D, fb->zrow, D * sizeof *out);
-            t += S;
+        if (nz >= s0 + L) { /* silent */
+            memcpy(out + t * D, fb->zrow, D * sizeof *out);
             continue;
         }
-        size_t g = count - t < FB_B ? count - t : FB_B;
-        group_run(fb, xf, xs, t0 + t, g, out + t * D);
-        t += g;
+        fi[g++] = t0 + t;
+        if (g == FB_B) {
+            group_run(fb, xf, xs, fi, g, out + (fi[0] - t0) * D);
+            g = 0;
+        }
     }
+    if (g) group_run(fb, xf, xs, fi, g, out + (fi[0] - t0) * D);
     return (long)count;
 }
 
