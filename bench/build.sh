@@ -22,6 +22,11 @@
 # after the build; their mean is the anchor (both printed). The machine is shared: `uptime`
 # load is printed.
 #
+# Repetitions (env REPS, default 3): floor, build, floor, build, ..., floor. Each build's ratio
+# is its wall over the mean of the two floors around it (so a change of load between runs hits
+# both); the table gives the median build, the median floor and the median ratio, and each
+# stage's median CPU (peak RSS: the largest of all runs).
+#
 # Usage: bench/build.sh [--items N] [BUILD_DIR]   (default: all 1871 items; BUILD_DIR default
 # $S2S_BUILD or ./build). Output: a markdown table (figure | ours | anchor | ratio | goal | met)
 # on stdout, progress on stderr.
@@ -107,11 +112,9 @@ EOF
 W=$T/wrap
 mkdir -p "$W"
 cp "$BIN/s2s-build" "$W/"
-RSSLOG=$T/stages.log
-: > "$RSSLOG"
 for t in s2s-import s2s-synth s2s-resample s2s-tokenize s2s-pack s2s-shard; do
-  printf '#!/bin/sh\nexec %s -a -o %s -f "%s %%M %%U %%S %%e" %s "$@"\n' \
-    "$GTIME" "$RSSLOG" "$t" "$BIN/$t" > "$W/$t"
+  printf '#!/bin/sh\nexec %s -a -o "$S2S_BENCH_LOG" -f "%s %%M %%U %%S %%e" %s "$@"\n' \
+    "$GTIME" "$t" "$BIN/$t" > "$W/$t"
   chmod +x "$W/$t"
 done
 
@@ -129,60 +132,81 @@ floor() { # -> "wall cpu" seconds of the two espeak-ng processes in parallel
   echo "$(echo "$t1 - $t0" | bc -l) $(cat "$T/fa.cpu" "$T/fb.cpu" | awk '{s += $1 + $2} END {print s}')"
 }
 
+REPS=${REPS:-3}
 load0=$(uptime | sed 's/.*load average: //')
 log "floor 1: two espeak-ng processes, $UTT utterances"
-read -r f1 c1 < <(floor)
-log "build: $N items, s2s-build -j2"
-# s2s-build's own peak (VmHWM), sampled every 0.2 s
-"$W/s2s-build" "$T/bench.recipe" -o "$T/out" -j 2 > "$T/build.out" 2> "$T/build.err" &
-BPID=$!
-(
-  hwm=0
-  while kill -0 $BPID 2>/dev/null; do
-    v=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\).*/\1/p' /proc/$BPID/status 2>/dev/null || true)
-    [ -n "$v" ] && [ "$v" -gt "$hwm" ] && hwm=$v && echo "$hwm" > "$T/build.hwm"
-    sleep 0.2
-  done
-) &
-SAMPLER=$!
-t0=$(date +%s.%N)
-st=0
-wait $BPID || st=$?
-t_build=$(echo "$(date +%s.%N) - $t0" | bc -l)
-wait $SAMPLER 2>/dev/null || true
-SAMPLER=
-[ $st = 0 ] || { cat "$T/build.err" >&2; echo "bench/build.sh: s2s-build failed ($st)" >&2; exit 1; }
-log "floor 2"
-read -r f2 c2 < <(floor)
+read -r f c < <(floor)
+FLOORS="$f" FCPUS="$c" BUILDS=""
+for r in $(seq "$REPS"); do
+  log "build $r/$REPS: $N items, s2s-build -j2"
+  rm -rf "$T/out"
+  export S2S_BENCH_LOG=$T/stages-$r.log
+  : > "$S2S_BENCH_LOG"
+  # s2s-build's own peak (VmHWM), sampled every 0.2 s
+  "$W/s2s-build" "$T/bench.recipe" -o "$T/out" -j 2 > "$T/build.out" 2> "$T/build.err" &
+  BPID=$!
+  (
+    hwm=$(cat "$T/build.hwm" 2>/dev/null || echo 0)
+    while kill -0 $BPID 2>/dev/null; do
+      v=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\).*/\1/p' /proc/$BPID/status 2>/dev/null || true)
+      [ -n "$v" ] && [ "$v" -gt "$hwm" ] && hwm=$v && echo "$hwm" > "$T/build.hwm"
+      sleep 0.2
+    done
+  ) &
+  SAMPLER=$!
+  t0=$(date +%s.%N)
+  st=0
+  wait $BPID || st=$?
+  BUILDS="$BUILDS $(echo "$(date +%s.%N) - $t0" | bc -l)"
+  wait $SAMPLER 2>/dev/null || true
+  SAMPLER=
+  [ $st = 0 ] || { cat "$T/build.err" >&2; echo "bench/build.sh: s2s-build failed ($st)" >&2; exit 1; }
+  log "floor $((r + 1))"
+  read -r f c < <(floor)
+  FLOORS="$FLOORS $f" FCPUS="$FCPUS $c"
+done
 load1=$(uptime | sed 's/.*load average: //')
 samples=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["samples"])' "$T/out/dataset.json" 2>/dev/null || echo "?")
 
 # ---- the table --------------------------------------------------------------------------------
-python3 - "$RSSLOG" "$f1" "$f2" "$c1" "$c2" "$t_build" "$t_train" "$N" "$UTT" "$samples" \
+python3 - "$T" "$REPS" "$FLOORS" "$FCPUS" "$BUILDS" "$t_train" "$N" "$UTT" "$samples" \
   "$(cat "$T/build.hwm" 2>/dev/null || echo 0)" "$load0" "$load1" <<'EOF'
-import sys
-log, f1, f2, c1, c2, tb, ttrain, n, utt, samples, bhwm, load0, load1 = sys.argv[1:]
-f1, f2, c1, c2, tb, ttrain = float(f1), float(f2), float(c1), float(c2), float(tb), float(ttrain)
-fcpu = (c1 + c2) / 2
-floor = (f1 + f2) / 2
+import statistics, sys
+tdir, reps, floors, fcpus, builds, ttrain, n, utt, samples, bhwm, load0, load1 = sys.argv[1:]
+reps = int(reps)
+floors = [float(x) for x in floors.split()]
+fcpus = [float(x) for x in fcpus.split()]
+builds = [float(x) for x in builds.split()]
+ttrain = float(ttrain)
+med = statistics.median
+ratios = [b / ((floors[i] + floors[i + 1]) / 2) for i, b in enumerate(builds)]
+fcpu, floor, tb, ratio = med(fcpus), med(floors), med(builds), med(ratios)
 stages = {}
-for line in open(log):
-    p = line.split()
-    if len(p) != 5 or not p[0].startswith("s2s-"):
-        continue
-    name, rss, u, s, e = p[0], int(p[1]), float(p[2]), float(p[3]), float(p[4])
-    d = stages.setdefault(name, {"rss": 0, "cpu": 0.0, "runs": 0})
-    d["rss"] = max(d["rss"], rss)
-    d["cpu"] += u + s
-    d["runs"] += 1
-stages["s2s-build"] = {"rss": int(bhwm), "cpu": 0.0, "runs": 1}
+for r in range(1, reps + 1):
+    per = {}
+    for line in open(f"{tdir}/stages-{r}.log"):
+        p = line.split()
+        if len(p) != 5 or not p[0].startswith("s2s-"):
+            continue
+        name, rss, u, s, e = p[0], int(p[1]), float(p[2]), float(p[3]), float(p[4])
+        d = per.setdefault(name, {"rss": 0, "cpu": 0.0})
+        d["rss"] = max(d["rss"], rss)
+        d["cpu"] += u + s
+    for name, d in per.items():
+        a = stages.setdefault(name, {"rss": 0, "cpus": []})
+        a["rss"] = max(a["rss"], d["rss"])
+        a["cpus"].append(d["cpu"])
+for a in stages.values():
+    a["cpu"] = med(a["cpus"])
+stages["s2s-build"] = {"rss": int(bhwm), "cpu": 0.0}
 synth_cpu = stages.get("s2s-synth", {}).get("cpu", 0.0)
 after = sum(d["cpu"] for k, d in stages.items() if k not in ("s2s-synth", "s2s-build"))
-ratio = tb / floor
 yes = lambda ok: "yes" if ok else "**no**"
+fmt = lambda v: ", ".join(f"{x:.1f}" for x in v)
 print(f"StoryCloze val build: {n} items ({utt} utterances, {samples} samples in the shards); "
-      f"floor = mean of two runs ({f1:.1f} s before, {f2:.1f} s after the build); load average "
-      f"{load0} before, {load1} after.")
+      f"{reps} builds ({fmt(builds)} s) between {reps + 1} floors ({fmt(floors)} s); medians; "
+      f"ratio = median of each build over the mean of its two floors ({', '.join(f'{x:.2f}' for x in ratios)}); "
+      f"load average {load0} before, {load1} after.")
 print()
 print("| figure | ours | anchor | ratio | goal | met |")
 print("| --- | ---: | ---: | ---: | --- | --- |")
