@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-
 #include "s2s/audio.h"
 #include "s2s/err.h"
 #include "s2s/features.h"
