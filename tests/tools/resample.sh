@@ -231,9 +231,10 @@ fi
 # link them (a start would cost ~130 shared libraries), yet decode mp3/opus/m4a below.
 # (Not checked in a sanitizer build: GCC links libasan with --no-as-needed, which then keeps
 # every library named on the command line.)
+sanitized=0
 for t in s2s-resample s2s-tokenize; do
   needed=$(readelf -d "$S2S_BIN/$t" | grep NEEDED || true)
-  case $needed in *libasan*) continue ;; esac
+  case $needed in *libasan*) sanitized=1; continue ;; esac
   case $needed in *libavformat* | *libavcodec* | *libavutil*)
     fail "$t links FFmpeg at start: $(echo "$needed" | grep -o 'libav[a-z]*' | tr '\n' ' ')" ;;
   esac
@@ -260,6 +261,26 @@ for m in a.ctx a.c0 a.c1 b.ctx b.c0; do
   f=$($M freq $m.wav)
   near "$f" 440 1 || fail "$m: 440 Hz came out at $f Hz"
 done
+# FFmpeg that cannot be used: a libavutil of the right soname without its functions, found
+# first through LD_LIBRARY_PATH (then libavcodec does not load: its libswresample misses
+# libavutil's symbols). The mp3 member fails with a message naming the member and the library;
+# the WAV/FLAC sample alone still converts (FFmpeg is never loaded for it).
+# (Not in a sanitizer build, which links FFmpeg at start: see above.)
+if [ "$sanitized" = 0 ]; then
+  mkdir -p fakeav
+  echo 'int s2s_not_ffmpeg;' > fakeav/empty.c
+  so=$(ldd "$(command -v ffmpeg)" | grep -o 'libavutil\.so\.[0-9]*' | head -n 1)
+  cc -shared -fPIC -o "fakeav/$so" fakeav/empty.c -Wl,-soname,"$so"
+  st=0
+  LD_LIBRARY_PATH=$PWD/fakeav "$R" -q --rate 16000 any.tar > /dev/null 2> fakeav.err || st=$?
+  [ "$st" = 1 ] || fail "unusable FFmpeg: exit $st, want 1 ($(cat fakeav.err))"
+  grep -Eq "sample a ctx\.mp3: .*(FFmpeg's libav[a-z]+\.so\.[0-9]+, which cannot be loaded|$so has no )" fakeav.err ||
+    fail "unusable FFmpeg: unclear message: $(cat fakeav.err)"
+  mk wavonly.tar "b,ctx.wav=in48.wav,c0.flac=in.flac"
+  LD_LIBRARY_PATH=$PWD/fakeav "$R" -q --rate 16000 wavonly.tar > wavonly-o.tar ||
+    fail "WAV/FLAC failed with an unusable FFmpeg around"
+  echo "resample.sh: FFmpeg loaded only for mp3/opus/m4a; unusable FFmpeg: exit 1, $(head -c 150 fakeav.err)"
+fi
 python3 - any-o.tar <<'EOF' || fail "ID.json audio/provenance"
 import json, sys, tarfile
 t = tarfile.open(sys.argv[1])
