@@ -326,6 +326,16 @@ grep -q 'item k[0-9]*: synthesis worker died before it finished' killed.err ||
 if ls killed.tar.tmp-* >/dev/null 2>&1; then fail "worker death: temporary file left"; fi
 ok "a worker killed mid-run: exit $st, \"$(head -c 120 killed.err)\", no output left"
 
+# ---- a reader that stalls: the workers' shared rings fill up -----------------------------------
+# While the reader of s2s-synth's output sleeps, the main process blocks on its stdout, stops
+# reading the workers, and each worker fills its 4 MiB ring (~6 items of audio) and then sends
+# frames through its pipe instead (libs2s/synth.c, "ring"): the output must not change.
+head -n 150 many.jsonl > stall.jsonl
+"$SYNTH" -q -j2 stall.jsonl -o stall-ref.tar
+"$SYNTH" -q -j2 stall.jsonl | { sleep 1.5; cat > stall.tar; }
+cmp -s stall.tar stall-ref.tar || fail "a stalled reader changed the output (ring full -> pipe)"
+ok "a reader stalled for 1.5 s (rings full, frames through the pipes): same bytes"
+
 # ---- the project's sample data, when the importer is built -----------------------------------
 if [ -x "$S2S_BIN/s2s-import" ]; then
   "$S2S_BIN/s2s-import" storycloze -q "$S2S_SRC/data/samples-en.csv" -o en_all.jsonl
