@@ -13,7 +13,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-
 #include "s2s/audio.h"
 #include "s2s/err.h"
 #include "s2s/item.h"
