@@ -1646,6 +1646,16 @@ static void rx_lost(struct worker *w, const s2s_err *e) {
     worker_stop(w, 1);
 }
 
+/* Room in the part being read for len more bytes of samples (a part's first frame also makes
+ * the WAV header's 44 bytes and room for ~47 s at 22 kHz). */
+static int rx_room(struct rx *x, uint32_t len, s2s_err *e) {
+    if (!x->b.data) {
+        if (s2s_buf_reserve(&x->b, 44 + (1 << 21), e) != 0) return e->code;
+        x->b.len = 44;
+    }
+    return s2s_buf_reserve(&x->b, len, e) != 0 ? e->code : 0;
+}
+
 /* Reads what w's pipe holds now (it never blocks) and acts on every whole frame. */
 static void rx_pump(struct worker *w) {
     struct rx *x = &w->rx;
@@ -1680,19 +1690,10 @@ static void rx_pump(struct worker *w) {
                 x->state = RX_RINGHDR;
             } else if (len & 1) {
                 s2s_err_set(&e, S2S_EIO, "synthesis child sent a bad frame");
-                {
-                    rx_lost(w, &e);
-                    return;
-                }
+                rx_lost(w, &e);
+                return;
             } else {
-                if (!x->b.data) { /* a part's first frame: room for ~47 s at 22 kHz */
-                    if (s2s_buf_reserve(&x->b, 44 + (1 << 21), &e) != 0) {
-                        rx_lost(w, &e);
-                        return;
-                    }
-                    x->b.len = 44;
-                }
-                if (s2s_buf_reserve(&x->b, len, &e) != 0) {
+                if (rx_room(x, len, &e) != 0) {
                     rx_lost(w, &e);
                     return;
                 }
@@ -1717,14 +1718,7 @@ static void rx_pump(struct worker *w) {
                 rx_lost(w, &e);
                 return;
             }
-            if (!x->b.data) {
-                if (s2s_buf_reserve(&x->b, 44 + (1 << 21), &e) != 0) {
-                    rx_lost(w, &e);
-                    return;
-                }
-                x->b.len = 44;
-            }
-            if (s2s_buf_reserve(&x->b, len, &e) != 0) {
+            if (rx_room(x, len, &e) != 0) {
                 rx_lost(w, &e);
                 return;
             }
@@ -1739,10 +1733,8 @@ static void rx_pump(struct worker *w) {
             x->hn = 0, x->mn = 0;
             if (x->mlen >= sizeof x->msg) {
                 s2s_err_set(&e, S2S_EIO, "synthesis worker died before it finished");
-                {
-                    rx_lost(w, &e);
-                    return;
-                }
+                rx_lost(w, &e);
+                return;
             }
             x->state = RX_ERRMSG;
             continue;
@@ -1776,10 +1768,8 @@ static void rx_pump(struct worker *w) {
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
         if (r <= 0) {
             s2s_err_set(&e, S2S_EIO, "synthesis worker died before it finished");
-            {
-                rx_lost(w, &e);
-                return;
-            }
+            rx_lost(w, &e);
+            return;
         }
         if (x->state == RX_DATA)
             x->b.len += (size_t)r, x->left -= (uint32_t)r;
