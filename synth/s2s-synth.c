@@ -126,7 +126,8 @@ static int finish(run *r, s2s_sample *s, int rc, s2s_err *err) {
     return 0;
 }
 
-/* In flight: up to `jobs` items (2 per synthesis process with --isolate item); ended in input
+/* In flight: up to `jobs` items (4 per synthesis process with --isolate item, 2 with --reset
+ * fork); ended in input
  * order. */
 typedef struct slot {
     s2s_sample *sample;
