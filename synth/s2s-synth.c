@@ -127,8 +127,7 @@ static int finish(run *r, s2s_sample *s, int rc, s2s_err *err) {
 }
 
 /* In flight: up to `jobs` items (4 per synthesis process with --isolate item, 2 with --reset
- * fork); ended in input
- * order. */
+ * fork); ended in input order. */
 typedef struct slot {
     s2s_sample *sample;
     s2s_synth_job *job;
